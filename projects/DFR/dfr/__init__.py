@@ -1,0 +1,12 @@
+"""DFR: Dynamic Feature Regularized loss for scribble-supervised semantic segmentation,
+as a Detectron2 project. Importing `dfr` registers its datasets, backbone, heads and
+meta-architecture in Detectron2's registries."""
+from .config import add_dfr_config
+
+# Imported for their registration side effects (DatasetCatalog, BACKBONE_REGISTRY,
+# SEM_SEG_HEADS_REGISTRY, META_ARCH_REGISTRY).
+from . import data  # noqa: F401  isort: skip
+from . import modeling  # noqa: F401  isort: skip
+
+__all__ = ["add_dfr_config"]
+__version__ = "0.1.0"

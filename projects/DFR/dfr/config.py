@@ -1,0 +1,104 @@
+"""Every config key DFR adds to Detectron2's defaults, in one place.
+
+Keys are namespaced (MODEL.SWIN, MODEL.UPERNET, MODEL.AUX_HEAD, MODEL.DFR, INPUT.DFR, ...);
+no Detectron2 default is overwritten here. Values are the paper's recipe
+(reference/dfr_paper.txt Sect. 4.2) unless a comment says otherwise.
+"""
+from detectron2.config import CfgNode as CN
+
+__all__ = ["add_dfr_config"]
+
+
+def add_dfr_config(cfg):
+    """Add DFR's keys to a Detectron2 config (call once, before merge_from_file)."""
+    # ---- Swin backbone (timm, features_only) ----
+    cfg.MODEL.SWIN = CN()
+    cfg.MODEL.SWIN.SIZE = "B"  # "T" | "S" | "B" | "L" | "custom" (custom: the 3 keys below)
+    cfg.MODEL.SWIN.EMBED_DIM = 128  # only read when SIZE == "custom"
+    cfg.MODEL.SWIN.DEPTHS = [2, 2, 18, 2]  # only read when SIZE == "custom"
+    cfg.MODEL.SWIN.NUM_HEADS = [4, 8, 16, 32]  # only read when SIZE == "custom"
+    cfg.MODEL.SWIN.PATCH_SIZE = 4
+    cfg.MODEL.SWIN.WINDOW_SIZE = 12  # paper: Swin-B, window 12, IN-22K at 384
+    cfg.MODEL.SWIN.PRETRAIN_IMG_SIZE = 384  # image size the backbone is created for
+    cfg.MODEL.SWIN.MLP_RATIO = 4.0
+    cfg.MODEL.SWIN.DROP_PATH_RATE = 0.3
+    cfg.MODEL.SWIN.FROZEN_STAGES = -1  # -1: train all; k: freeze patch embed + stages < k
+    cfg.MODEL.SWIN.OUT_NORM = True  # LayerNorm on each output (as the Swin UperNet recipe)
+    cfg.MODEL.SWIN.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    # Local file: official Microsoft Swin / mmseg / timm checkpoint (.pth/.pkl/.safetensors).
+    # Empty: random init. Never downloaded.
+    cfg.MODEL.SWIN.PRETRAINED = ""
+
+    # ---- UperNet fusion (PPM on res5 + FPN), Sect. 4.2 / Fig. 2 ----
+    cfg.MODEL.UPERNET = CN()
+    cfg.MODEL.UPERNET.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.UPERNET.CHANNELS = 512  # per level; fused map = CHANNELS x len(FUSION_LEVELS)
+    cfg.MODEL.UPERNET.POOL_SCALES = [1, 2, 3, 6]
+    # Which FPN outputs are concatenated into the shared fused map (Table 6 rows).
+    cfg.MODEL.UPERNET.FUSION_LEVELS = ["res2", "res3", "res4", "res5"]
+
+    # ---- Semantic head (UperNet scene head); NUM_CLASSES / IGNORE_VALUE / NORM are
+    # Detectron2's MODEL.SEM_SEG_HEAD keys ----
+    cfg.MODEL.SEM_SEG_HEAD.DROPOUT = 0.1
+
+    # ---- Auxiliary FCN head on res4 (Swin UperNet recipe) ----
+    cfg.MODEL.AUX_HEAD = CN()
+    cfg.MODEL.AUX_HEAD.ENABLED = True
+    cfg.MODEL.AUX_HEAD.IN_FEATURE = "res4"
+    cfg.MODEL.AUX_HEAD.CHANNELS = 256
+    cfg.MODEL.AUX_HEAD.LOSS_WEIGHT = 0.4
+
+    # ---- DFR losses and feature-consistency head (Eq. 1-13) ----
+    cfg.MODEL.DFR = CN()
+    cfg.MODEL.DFR.FEAT_DIM = 128  # d, channels of the feature-consistency head
+    cfg.MODEL.DFR.LAMBDA_DFR = 1e-2  # λ1
+    cfg.MODEL.DFR.LAMBDA_FEAT = 1e-3  # λ2 (Lfd + Lfr)
+    cfg.MODEL.DFR.RADIUS = 5  # r of the (2r+1)^2 window, Eq. 3 / 8
+    cfg.MODEL.DFR.SIGMA_XY = 6.0  # σ1
+    cfg.MODEL.DFR.SIGMA_RGB = 0.5  # σ2 (on the mean/std-normalised image)
+    cfg.MODEL.DFR.SIGMA_FEAT = 50.0  # σ3
+    cfg.MODEL.DFR.GAMMA = 0.98  # confidence threshold of M, Eq. 7
+    cfg.MODEL.DFR.POSITION_STRIDE = 1.0  # S = stride * (x, y) in loss-map pixels
+    # Pairwise losses run on the map at this stride of the input (4 = the heads' map).
+    cfg.MODEL.DFR.LOSS_STRIDE = 4
+    # Loss switches (Table 4) and kernel terms (Table 5).
+    cfg.MODEL.DFR.USE_PCE = True
+    cfg.MODEL.DFR.USE_DFR = True
+    cfg.MODEL.DFR.USE_FD = True
+    cfg.MODEL.DFR.USE_FR = True
+    cfg.MODEL.DFR.KERNEL_XY = True
+    cfg.MODEL.DFR.KERNEL_RGB = True
+    cfg.MODEL.DFR.KERNEL_FEAT = True
+    # Labels supervising the feature head (Table 7): "M" (Eq. 7) | "scribble" | "both".
+    cfg.MODEL.DFR.FEAT_SUPERVISION = "M"
+    cfg.MODEL.DFR.FR_PAIRS = "RA"  # Lfr pair set: "RA" (Eq. 12) | "R" (every window pair)
+    cfg.MODEL.DFR.BACKGROUND_ID = 0  # class id of background for A+bg / A+fg in Lfd
+
+    # ---- Training-time augmentation (mmseg's default pipeline) ----
+    cfg.INPUT.DFR = CN()
+    cfg.INPUT.DFR.RESIZE_SCALE = [2048, 512]  # (long, short) base scale of random resize
+    cfg.INPUT.DFR.RATIO_RANGE = [0.5, 2.0]
+    cfg.INPUT.DFR.PHOTOMETRIC = True  # brightness, contrast, saturation, hue (mmseg)
+    cfg.INPUT.DFR.FLIP_PROB = 0.5
+    # Crop: INPUT.CROP.{ENABLED,SIZE,SINGLE_CATEGORY_MAX_AREA} (Detectron2 keys), set in YAML.
+
+    # ---- Optimizer (AdamW, Swin recipe) ----
+    cfg.SOLVER.OPTIMIZER = "ADAMW"  # "ADAMW" | "SGD"
+    cfg.SOLVER.BETAS = [0.9, 0.999]
+    # No decay on absolute/relative position tables (norms: SOLVER.WEIGHT_DECAY_NORM,
+    # biases: SOLVER.WEIGHT_DECAY_BIAS).
+    cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
+    cfg.SOLVER.POLY_LR_POWER = 1.0
+    cfg.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
+
+    # ---- Inference ----
+    cfg.TEST.MODE = "whole"  # "whole" | "slide" (mmseg's sliding window)
+    cfg.TEST.SLIDE = CN()
+    cfg.TEST.SLIDE.CROP_SIZE = [512, 512]
+    cfg.TEST.SLIDE.STRIDE = [341, 341]
+    # Multi-scale "ms" inference: TEST.AUG.ENABLED / TEST.AUG.FLIP (Detectron2 keys) + ratios.
+    cfg.TEST.AUG.SCALES = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+
+    # ---- Training guard ----
+    cfg.DFR = CN()
+    cfg.DFR.NAN_GUARD = True  # stop on a non-finite loss with iteration, loss name, files

@@ -1,0 +1,26 @@
+"""Install the `dfr` package (projects/DFR/dfr). Heavy dependencies: see requirements.txt and
+tools/install.sh (detectron2 needs tools/install_detectron2.sh or the official git install)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="dfr",
+    version="0.1.0",
+    description="Dynamic Feature Regularized Loss for weakly supervised semantic segmentation "
+    "(Detectron2 project)",
+    package_dir={"": "projects/DFR"},
+    packages=find_packages(where="projects/DFR", include=["dfr", "dfr.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.1",
+        "torchvision",
+        "timm>=0.9",
+        "fvcore",
+        "pycocotools",
+        "numpy<2",
+        "opencv-python-headless",
+        "scikit-image",
+        "safetensors",
+        "tqdm",
+    ],
+    include_package_data=True,
+)

@@ -45,10 +45,14 @@ def test_base_config_merges_with_paper_values():
     assert cfg.SOLVER.IMS_PER_BATCH == 16 and cfg.SOLVER.MAX_ITER == 40000
 
 
-def test_unknown_config_key_is_a_clear_keyerror():
-    cfg = _cfg()
+def test_unknown_config_key_is_a_clear_keyerror(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(f"_BASE_: {CONFIGS / 'Base-DFR.yaml'}\nMODEL:\n  DFR:\n    LAMBDA_TYPO: 1.0\n")
     with pytest.raises(KeyError, match="Non-existent config key: MODEL.DFR.LAMBDA_TYPO"):
-        cfg.merge_from_list(["MODEL.DFR.LAMBDA_TYPO", "1.0"])
+        _cfg().merge_from_file(str(bad))
+    # the command-line form (train_net.py ... KEY VALUE) names the key too
+    with pytest.raises(AssertionError, match="Non-existent key: MODEL.DFR.LAMBDA_TYPO"):
+        _cfg().merge_from_list(["MODEL.DFR.LAMBDA_TYPO", "1.0"])
 
 
 def test_add_dfr_config_does_not_overwrite_detectron2_defaults():

@@ -80,7 +80,10 @@ def add_dfr_config(cfg):
     cfg.INPUT.DFR.RATIO_RANGE = [0.5, 2.0]
     cfg.INPUT.DFR.PHOTOMETRIC = True  # brightness, contrast, saturation, hue (mmseg)
     cfg.INPUT.DFR.FLIP_PROB = 0.5
-    # Crop: INPUT.CROP.{ENABLED,SIZE,SINGLE_CATEGORY_MAX_AREA} (Detectron2 keys), set in YAML.
+    # Crop: INPUT.CROP.{ENABLED,TYPE,SIZE} are Detectron2 keys. SINGLE_CATEGORY_MAX_AREA is one
+    # too in newer Detectron2 releases; add it (default 1.0 = off) only where it is missing.
+    if "SINGLE_CATEGORY_MAX_AREA" not in cfg.INPUT.CROP:
+        cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
 
     # ---- Optimizer (AdamW, Swin recipe) ----
     cfg.SOLVER.OPTIMIZER = "ADAMW"  # "ADAMW" | "SGD"

@@ -15,6 +15,7 @@ __all__ = [
     "voc_palette",
     "voc_colors",
     "context60_to_59",
+    "CONTEXT_TAG_SYNONYMS",
 ]
 
 IGNORE_LABEL = 255
@@ -44,6 +45,15 @@ CONTEXT59_CLASSES = [
     "tvmonitor", "wall", "water", "window", "wood",
 ]  # fmt: skip
 CONTEXT60_CLASSES = ["background"] + CONTEXT59_CLASSES
+
+# ScribbleSup tag / PASCAL-Context label-file spellings -> CONTEXT59_CLASSES name (used by
+# dfr.data.scribble_io). VOC short tags of the VOC release and VOC long names both occur.
+CONTEXT_TAG_SYNONYMS = {
+    "plane": "aeroplane", "airplane": "aeroplane", "bike": "bicycle", "diningtable": "table",
+    "dining table": "table", "monitor": "tvmonitor", "tv": "tvmonitor", "tv/monitor": "tvmonitor",
+    "plant": "pottedplant", "potted plant": "pottedplant", "motorcycle": "motorbike",
+    "shelf": "shelves",
+}  # fmt: skip
 
 
 def voc_palette(n: int = 256) -> np.ndarray:

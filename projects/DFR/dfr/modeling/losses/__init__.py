@@ -1,1 +1,17 @@
+"""DFR losses (Eq. 2-13 of the paper): pure functions of tensors.
 
+The pairwise losses loop over window offsets with shifted views (see `pairwise.py`), so their
+memory is O(B·(C + d)·h·w) whatever the radius; gradients are accumulated in the same pass.
+"""
+from .dfr import confident_labels, dfr_loss
+from .feature import LOG_EPS, feature_distance_loss, feature_regularized_loss
+from .pce import partial_cross_entropy
+
+__all__ = [
+    "partial_cross_entropy",
+    "dfr_loss",
+    "confident_labels",
+    "feature_distance_loss",
+    "feature_regularized_loss",
+    "LOG_EPS",
+]

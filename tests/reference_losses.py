@@ -1,0 +1,214 @@
+"""Two independent references for dfr.modeling.losses (used by tests/test_losses.py and
+tools/benchmark_losses.py).
+
+1. ``brute_*``: float64 Python loops written straight from Eq. 2-13 of the paper (with the pair
+   sets and normalisations fixed in DESIGN.md). Slow; for maps of a few pixels only.
+2. ``unfold_*``: the naive vectorised implementation that unfolds every tensor over the
+   (2r+1)^2 window positions (as GatedCRF does), differentiable by plain autograd. Memory grows
+   as (2r+1)^2 x the inputs; it is the baseline of the benchmark.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LOG_EPS = 1e-6  # must match dfr.modeling.losses.LOG_EPS
+
+
+# ------------------------------------------------------------------ brute force (float64 loops)
+def _np(x):
+    return None if x is None else x.detach().to(torch.float64).cpu().numpy()
+
+
+def _valid(valid, b, h, w):
+    return np.ones((b, h, w), bool) if valid is None else valid.cpu().numpy().astype(bool)
+
+
+def _window_pairs(b, h, w, r, valid):
+    """Every ordered pair (n, y, x, y2, x2), j != i, inside the map, both valid (Eq. 3)."""
+    for n in range(b):
+        for y in range(h):
+            for x in range(w):
+                if not valid[n, y, x]:
+                    continue
+                for y2 in range(max(0, y - r), min(h, y + r + 1)):
+                    for x2 in range(max(0, x - r), min(w, x + r + 1)):
+                        if (y2, x2) != (y, x) and valid[n, y2, x2]:
+                            yield n, y, x, y2, x2
+
+
+def brute_pce(logits, labels, ignore_index=255):
+    lg, lab = _np(logits), labels.cpu().numpy()
+    total, count = 0.0, 0
+    for n, y, x in np.ndindex(*lab.shape):
+        t = lab[n, y, x]
+        if t == ignore_index:
+            continue
+        z = lg[n, :, y, x]
+        m = z.max()
+        logp = z[t] - (m + math.log(np.exp(z - m).sum()))
+        total -= logp
+        count += 1
+    return total / count if count else 0.0
+
+
+def brute_dfr(probs, image, feats, valid=None, radius=5, sigma_xy=6.0, sigma_rgb=0.5,
+              sigma_feat=50.0, stride=1.0, use_xy=True, use_rgb=True, use_feat=True):
+    P, I, Fe = _np(probs), _np(image), _np(feats)
+    b, _, h, w = P.shape
+    V = _valid(valid, b, h, w)
+    total = 0.0
+    for n, y, x, y2, x2 in _window_pairs(b, h, w, radius, V):
+        e = 0.0
+        if use_xy:
+            e -= stride**2 * ((x - x2) ** 2 + (y - y2) ** 2) / (2 * sigma_xy**2)
+        if use_rgb:
+            e -= ((I[n, :, y, x] - I[n, :, y2, x2]) ** 2).sum() / (2 * sigma_rgb**2)
+        if use_feat:
+            e -= ((Fe[n, :, y, x] - Fe[n, :, y2, x2]) ** 2).sum() / (2 * sigma_feat**2)
+        # Eq. 5, first form: Σ_c Σ_c' [c != c'] K P_c(i) P_c'(j)
+        pi, pj = P[n, :, y, x], P[n, :, y2, x2]
+        phi = math.exp(e) * (pi.sum() * pj.sum() - (pi * pj).sum())
+        total += phi
+    nv = V.sum()
+    return total / nv if nv else 0.0
+
+
+def brute_confident(probs, gamma=0.98, ignore_index=255):
+    P = _np(probs)
+    b, _, h, w = P.shape
+    out = np.full((b, h, w), ignore_index, np.int64)
+    for n, y, x in np.ndindex(b, h, w):
+        if P[n, :, y, x].max() > gamma:
+            out[n, y, x] = int(np.argmax(P[n, :, y, x]))
+    return out
+
+
+def brute_fd(feats, labels, valid=None, radius=5, background=0, ignore_index=255):
+    Fe, M = _np(feats), labels.cpu().numpy()
+    b, d, h, w = Fe.shape
+    V = _valid(valid, b, h, w)
+    sums = {"bg": 0.0, "fg": 0.0, "neg": 0.0}
+    cnt = {"bg": 0, "fg": 0, "neg": 0}
+    for n, y, x, y2, x2 in _window_pairs(b, h, w, radius, V):
+        mi, mj = M[n, y, x], M[n, y2, x2]
+        if mi == ignore_index or mj == ignore_index:  # not in RA (Eq. 8)
+            continue
+        D = math.exp(-np.abs(Fe[n, :, y, x] - Fe[n, :, y2, x2]).sum() / d)  # Eq. 10
+        if mi == mj:  # A = 1
+            key = "bg" if mi == background else "fg"
+            sums[key] += -math.log(D)
+        else:  # A = 0
+            key = "neg"
+            sums[key] += -math.log(1 - D + LOG_EPS)
+        cnt[key] += 1
+    loss = 0.0
+    for key, wgt in (("bg", 1.0), ("fg", 1.0), ("neg", 2.0)):
+        if cnt[key]:
+            loss += wgt * sums[key] / cnt[key]
+    return loss
+
+
+def brute_fr(feats, image, labels, valid=None, radius=5, sigma_xy=6.0, sigma_rgb=0.5, stride=1.0,
+             pairs="RA", ignore_index=255):
+    Fe, I, M = _np(feats), _np(image), labels.cpu().numpy()
+    b, d, h, w = Fe.shape
+    V = _valid(valid, b, h, w)
+    total = 0.0
+    for n, y, x, y2, x2 in _window_pairs(b, h, w, radius, V):
+        if pairs == "RA" and (M[n, y, x] == ignore_index or M[n, y2, x2] == ignore_index):
+            continue
+        e = -stride**2 * ((x - x2) ** 2 + (y - y2) ** 2) / (2 * sigma_xy**2)
+        e -= ((I[n, :, y, x] - I[n, :, y2, x2]) ** 2).sum() / (2 * sigma_rgb**2)
+        total += math.exp(e) * np.abs(Fe[n, :, y, x] - Fe[n, :, y2, x2]).sum() / d
+    nv = V.sum()
+    return total / nv if nv else 0.0
+
+
+# ------------------------------------------------------------------ naive unfold (autograd)
+def _unfold(x, r):
+    """(B, K, h, w) -> (B, K, (2r+1)^2, h, w), zero outside the map."""
+    b, k, h, w = x.shape
+    return F.unfold(x, 2 * r + 1, padding=r).view(b, k, (2 * r + 1) ** 2, h, w)
+
+
+def _spatial(r, stride, sigma_xy, like):
+    ys, xs = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    d2 = (ys**2 + xs**2).reshape(-1).to(like)
+    return torch.exp(-(stride**2) * d2 / (2 * sigma_xy**2)).view(1, -1, 1, 1)
+
+
+def _pair_mask(valid, r, like):
+    """(B, k², h, w): both pixels valid, j != i."""
+    v = valid.unsqueeze(1).to(like)
+    m = v * _unfold(v, r)[:, 0]
+    m[:, (2 * r + 1) ** 2 // 2] = 0
+    return m
+
+
+def unfold_dfr(probs, image, feats, valid=None, radius=5, sigma_xy=6.0, sigma_rgb=0.5,
+               sigma_feat=50.0, stride=1.0, use_xy=True, use_rgb=True, use_feat=True):
+    b, c, h, w = probs.shape
+    r = radius
+    if valid is None:
+        valid = torch.ones(b, h, w, dtype=torch.bool, device=probs.device)
+    logk = 0.0
+    if use_rgb:
+        logk = logk - ((image.unsqueeze(2) - _unfold(image, r)) ** 2).sum(1) / (2 * sigma_rgb**2)
+    if use_feat:
+        f = feats.detach()
+        logk = logk - ((f.unsqueeze(2) - _unfold(f, r)) ** 2).sum(1) / (2 * sigma_feat**2)
+    k = torch.exp(logk) if torch.is_tensor(logk) else torch.ones(1, device=probs.device)
+    if use_xy:
+        k = k * _spatial(r, stride, sigma_xy, probs)
+    k = k * _pair_mask(valid, r, probs)
+    phi = k * (1 - (probs.unsqueeze(2) * _unfold(probs, r)).sum(1))
+    return phi.sum() / valid.sum()
+
+
+def _unfold_codes(labels, valid, r, ignore_index):
+    code = torch.where(valid & (labels != ignore_index), labels.long() + 1,
+                       torch.zeros_like(labels, dtype=torch.long))
+    cu = _unfold(code.unsqueeze(1).double(), r)[:, 0].long()  # 0 = not labeled / outside
+    return code.unsqueeze(1), cu
+
+
+def unfold_fd(feats, labels, valid=None, radius=5, background=0, ignore_index=255):
+    b, d, h, w = feats.shape
+    r = radius
+    if valid is None:
+        valid = torch.ones(b, h, w, dtype=torch.bool, device=feats.device)
+    ci, cj = _unfold_codes(labels, valid, r, ignore_index)
+    both = (ci > 0) & (cj > 0)
+    both[:, (2 * r + 1) ** 2 // 2] = False
+    same = both & (ci == cj)
+    bg = same & (ci == background + 1)
+    fg = same & ~bg
+    neg = both & ~same
+    x = (feats.unsqueeze(2) - _unfold(feats, r)).abs().sum(1) / d
+    D = torch.exp(-x)
+    loss = feats.sum() * 0
+    for mask, term, wgt in ((bg, x, 1.0), (fg, x, 1.0), (neg, -torch.log(1 - D + LOG_EPS), 2.0)):
+        n = mask.sum()
+        if n > 0:
+            loss = loss + wgt * (term * mask).sum() / n
+    return loss
+
+
+def unfold_fr(feats, image, labels, valid=None, radius=5, sigma_xy=6.0, sigma_rgb=0.5, stride=1.0,
+              pairs="RA", ignore_index=255):
+    b, d, h, w = feats.shape
+    r = radius
+    if valid is None:
+        valid = torch.ones(b, h, w, dtype=torch.bool, device=feats.device)
+    if pairs == "RA":
+        ci, cj = _unfold_codes(labels, valid, r, ignore_index)
+        m = ((ci > 0) & (cj > 0)).to(feats.dtype)
+        m[:, (2 * r + 1) ** 2 // 2] = 0
+    else:
+        m = _pair_mask(valid, r, feats)
+    logk = -((image.unsqueeze(2) - _unfold(image, r)) ** 2).sum(1) / (2 * sigma_rgb**2)
+    k = torch.exp(logk) * _spatial(r, stride, sigma_xy, feats) * m
+    x = (feats.unsqueeze(2) - _unfold(feats, r)).abs().sum(1) / d
+    return (k * x).sum() / valid.sum()

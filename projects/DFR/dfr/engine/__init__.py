@@ -1,1 +1,18 @@
+"""Training engine: the Trainer (DefaultTrainer + DFR builders), optimizer/LR schedule,
+NaN guard and checkpointer. `dfr.engine` imports `dfr.data` (mapper) — it is the layer
+that wires the package to Detectron2's training loop."""
+from .checkpoint import CheckpointReadError, DFRCheckpointer
+from .guard import check_losses_finite, install_nan_guard
+from .solver import PolyParamScheduler, build_lr_scheduler, build_optimizer
+from .trainer import Trainer
 
+__all__ = [
+    "Trainer",
+    "build_optimizer",
+    "build_lr_scheduler",
+    "PolyParamScheduler",
+    "install_nan_guard",
+    "check_losses_finite",
+    "DFRCheckpointer",
+    "CheckpointReadError",
+]

@@ -1,1 +1,4 @@
+"""The DFR meta-architecture (META_ARCH_REGISTRY "DFRSegmentor")."""
+from .dfr_segmentor import DFRSegmentor
 
+__all__ = ["DFRSegmentor"]

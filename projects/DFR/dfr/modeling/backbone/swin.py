@@ -1,0 +1,166 @@
+"""Swin Transformer backbone: a thin Detectron2 adapter over timm (`features_only`).
+
+Outputs `res2..res5` as NCHW maps at strides 4/8/16/32 (reference/dfr_paper.txt Fig. 2).
+"""
+import logging
+from typing import Dict, List, Sequence
+
+import timm
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone, ShapeSpec
+from torch import nn
+
+from .checkpoint import load_swin_pretrained
+
+__all__ = ["D2SwinTransformer", "SWIN_SIZES"]
+
+logger = logging.getLogger(__name__)
+
+# size -> (timm variant used for its defaults, embed_dim, depths, num_heads)
+SWIN_SIZES = {
+    "T": ("swin_tiny_patch4_window7_224", 96, (2, 2, 6, 2), (3, 6, 12, 24)),
+    "S": ("swin_small_patch4_window7_224", 96, (2, 2, 18, 2), (3, 6, 12, 24)),
+    "B": ("swin_base_patch4_window12_384", 128, (2, 2, 18, 2), (4, 8, 16, 32)),
+    "L": ("swin_large_patch4_window12_384", 192, (2, 2, 18, 2), (6, 12, 24, 48)),
+}
+
+
+@BACKBONE_REGISTRY.register()
+class D2SwinTransformer(Backbone):
+    """Swin from timm; any input size (padded inside to `size_divisibility`, outputs cropped
+    back to ceil(H / stride) x ceil(W / stride)).
+
+    Windows are always partitioned and shifted (`always_partition=True`) whatever the map size,
+    and each block pads its map to a window multiple (timm's dynamic mask), as the official
+    Swin segmentation backbone does.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        embed_dim: int,
+        depths: Sequence[int],
+        num_heads: Sequence[int],
+        window_size: int = 7,
+        patch_size: int = 4,
+        img_size: int = 224,
+        mlp_ratio: float = 4.0,
+        drop_path_rate: float = 0.0,
+        frozen_stages: int = -1,
+        out_norm: bool = True,
+        out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
+        pretrained: str = "",
+        variant: str = "swin_tiny_patch4_window7_224",
+    ):
+        super().__init__()
+        self.swin = timm.create_model(
+            variant,
+            pretrained=False,
+            features_only=True,
+            img_size=img_size,
+            strict_img_size=False,
+            always_partition=True,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depths=tuple(depths),
+            num_heads=tuple(num_heads),
+            window_size=window_size,
+            mlp_ratio=mlp_ratio,
+            drop_path_rate=drop_path_rate,
+        )
+        channels = self.swin.feature_info.channels()
+        strides = self.swin.feature_info.reduction()
+        names = [f"res{i + 2}" for i in range(len(channels))]
+        for name in out_features:
+            assert name in names, f"unknown Swin output {name!r}; choose from {names}"
+        self._out_features = list(out_features)
+        self._out_feature_channels = dict(zip(names, channels))
+        self._out_feature_strides = dict(zip(names, strides))
+        self._all_names = names
+        self._size_divisibility = max(strides)
+        self.out_norms = (
+            nn.ModuleList([nn.LayerNorm(c) for c in channels]) if out_norm else None
+        )
+        self.frozen_stages = frozen_stages
+        if pretrained:
+            load_swin_pretrained(self, pretrained)
+        self._freeze_stages()
+
+    @classmethod
+    def from_config(cls, cfg, input_shape=None):
+        s = cfg.MODEL.SWIN
+        size = s.SIZE.upper() if s.SIZE.lower() != "custom" else "custom"
+        if size == "custom":
+            variant, embed_dim, depths, heads = (
+                "swin_tiny_patch4_window7_224", s.EMBED_DIM, s.DEPTHS, s.NUM_HEADS,
+            )
+        elif size in SWIN_SIZES:
+            variant, embed_dim, depths, heads = SWIN_SIZES[size]
+        else:
+            raise ValueError(f"MODEL.SWIN.SIZE={s.SIZE!r}: use T, S, B, L or custom")
+        return {
+            "embed_dim": embed_dim,
+            "depths": list(depths),
+            "num_heads": list(heads),
+            "window_size": s.WINDOW_SIZE,
+            "patch_size": s.PATCH_SIZE,
+            "img_size": s.PRETRAIN_IMG_SIZE,
+            "mlp_ratio": s.MLP_RATIO,
+            "drop_path_rate": s.DROP_PATH_RATE,
+            "frozen_stages": s.FROZEN_STAGES,
+            "out_norm": s.OUT_NORM,
+            "out_features": list(s.OUT_FEATURES),
+            "pretrained": s.PRETRAINED,
+            "variant": variant,
+        }
+
+    @property
+    def size_divisibility(self) -> int:
+        return self._size_divisibility
+
+    def _stage_modules(self) -> List[nn.Module]:
+        return [getattr(self.swin, f"layers_{i}") for i in range(len(self._all_names))]
+
+    def _freeze_stages(self):
+        """Freeze the patch embedding (k >= 0) and the timm stages < k (k = frozen_stages)."""
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.swin.patch_embed] + self._stage_modules()[: self.frozen_stages]
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """x: (B, 3, H, W) normalised image -> {"res2": (B, C2, ceil(H/4), ceil(W/4)), ...}."""
+        h, w = x.shape[-2:]
+        d = self._size_divisibility
+        ph, pw = (d - h % d) % d, (d - w % d) % d
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph))
+        outs = {}
+        for i, (name, y) in enumerate(zip(self._all_names, self.swin(x))):
+            if name not in self._out_features:
+                continue
+            if self.out_norms is not None:
+                y = self.out_norms[i](y)  # NHWC: LayerNorm over channels
+            s = self._out_feature_strides[name]
+            y = y.permute(0, 3, 1, 2)[..., : -(-h // s), : -(-w // s)]
+            outs[name] = y.contiguous()
+        return outs
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+            )
+            for name in self._out_features
+        }

@@ -1,0 +1,139 @@
+"""UperNet fusion (PPM + FPN) and the UperNet scene head (reference/dfr_paper.txt Fig. 2,
+Sect. 4.2). Layout follows mmseg's `uper_head.py`: the fusion returns the shared map (all
+levels at stride 4, concatenated: 4 x 512 = 2048 channels), the heads consume it.
+"""
+from typing import Dict, List, Sequence
+
+import fvcore.nn.weight_init as weight_init
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
+from torch import nn
+
+__all__ = ["UperNetFusion", "UperNetHead", "conv_bn_relu"]
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, k: int, norm: str) -> Conv2d:
+    """mmcv ConvModule equivalent: conv (no bias when normed) -> norm -> ReLU, MSRA init."""
+    conv = Conv2d(
+        in_ch, out_ch, kernel_size=k, padding=k // 2, bias=not norm,
+        norm=get_norm(norm, out_ch), activation=F.relu,
+    )
+    weight_init.c2_msra_fill(conv)
+    return conv
+
+
+def _resize(x: torch.Tensor, size) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class UperNetFusion(nn.Module):
+    """PPM on the last feature + FPN laterals/top-down; the FPN outputs of `fusion_levels` are
+    upsampled to the first input's stride and concatenated.
+
+    features: {name: (B, C_i, H/s_i, W/s_i)} -> (B, channels * len(fusion_levels), H/s_0, W/s_0)
+    """
+
+    @configurable
+    def __init__(
+        self,
+        input_shape: Dict[str, ShapeSpec],
+        *,
+        in_features: Sequence[str],
+        channels: int = 512,
+        pool_scales: Sequence[int] = (1, 2, 3, 6),
+        fusion_levels: Sequence[str] = None,
+        norm: str = "BN",
+    ):
+        super().__init__()
+        self.in_features = list(in_features)
+        self.fusion_levels = list(fusion_levels or in_features)
+        for name in self.fusion_levels:
+            assert name in self.in_features, f"fusion level {name} not in {self.in_features}"
+        in_ch = [input_shape[f].channels for f in self.in_features]
+        self.out_stride = input_shape[self.in_features[0]].stride
+        self.channels = channels
+        # PPM (Zhao et al.) on the last level
+        self.ppm = nn.ModuleList(
+            [
+                nn.Sequential(nn.AdaptiveAvgPool2d(s), conv_bn_relu(in_ch[-1], channels, 1, norm))
+                for s in pool_scales
+            ]
+        )
+        self.ppm_bottleneck = conv_bn_relu(in_ch[-1] + len(pool_scales) * channels, channels, 3,
+                                           norm)
+        # FPN (Lin et al.) laterals and output convs for all but the last level
+        self.lateral_convs = nn.ModuleList([conv_bn_relu(c, channels, 1, norm) for c in in_ch[:-1]])
+        self.fpn_convs = nn.ModuleList(
+            [conv_bn_relu(channels, channels, 3, norm) for _ in in_ch[:-1]]
+        )
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
+        u = cfg.MODEL.UPERNET
+        return {
+            "input_shape": input_shape,
+            "in_features": list(u.IN_FEATURES),
+            "channels": u.CHANNELS,
+            "pool_scales": list(u.POOL_SCALES),
+            "fusion_levels": list(u.FUSION_LEVELS),
+            "norm": cfg.MODEL.SEM_SEG_HEAD.NORM,
+        }
+
+    def output_shape(self) -> ShapeSpec:
+        return ShapeSpec(channels=self.channels * len(self.fusion_levels), stride=self.out_stride)
+
+    def _psp(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [x] + [_resize(m(x), x.shape[-2:]) for m in self.ppm]
+        return self.ppm_bottleneck(torch.cat(outs, dim=1))
+
+    def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
+        xs = [features[f] for f in self.in_features]
+        laterals: List[torch.Tensor] = [conv(x) for conv, x in zip(self.lateral_convs, xs)]
+        laterals.append(self._psp(xs[-1]))
+        for i in range(len(laterals) - 1, 0, -1):  # top-down
+            laterals[i - 1] = laterals[i - 1] + _resize(laterals[i], laterals[i - 1].shape[-2:])
+        outs = [conv(x) for conv, x in zip(self.fpn_convs, laterals[:-1])] + [laterals[-1]]
+        size = outs[0].shape[-2:]
+        fused = [_resize(outs[self.in_features.index(f)], size) for f in self.fusion_levels]
+        return torch.cat(fused, dim=1)
+
+
+@SEM_SEG_HEADS_REGISTRY.register()
+class UperNetHead(nn.Module):
+    """UperNet scene head on the fused map: 3x3 conv bottleneck (norm + ReLU) -> dropout ->
+    1x1 classifier. (B, C_in, h, w) -> logits (B, num_classes, h, w)."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        channels: int = 512,
+        dropout: float = 0.1,
+        norm: str = "BN",
+    ):
+        super().__init__()
+        self.bottleneck = conv_bn_relu(in_channels, channels, 3, norm)
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.predictor = nn.Conv2d(channels, num_classes, kernel_size=1)
+        nn.init.normal_(self.predictor.weight, std=0.01)
+        nn.init.zeros_(self.predictor.bias)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: ShapeSpec):
+        return {
+            "in_channels": input_shape.channels,
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            "channels": cfg.MODEL.UPERNET.CHANNELS,
+            "dropout": cfg.MODEL.SEM_SEG_HEAD.DROPOUT,
+            "norm": cfg.MODEL.SEM_SEG_HEAD.NORM,
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.dropout(self.bottleneck(x)))

@@ -1,0 +1,275 @@
+"""The DFR segmentor (reference/dfr_paper.txt Fig. 1, Eq. 1):
+    L = Lpce + λ1·Ldfr (semantic head) + λ2·(Lfd + Lfr) (feature head)  [+ 0.4·Laux].
+"""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.modeling import (
+    META_ARCH_REGISTRY,
+    SEM_SEG_HEADS_REGISTRY,
+    Backbone,
+    build_backbone,
+)
+from detectron2.modeling.postprocessing import sem_seg_postprocess
+from detectron2.structures import ImageList
+from torch import nn
+
+from .. import losses as L
+from ..heads import FCNAuxHead, FeatureConsistencyHead, UperNetFusion
+
+__all__ = ["DFRSegmentor"]
+
+
+def _resize(x: torch.Tensor, size) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _nearest(x: torch.Tensor, size) -> torch.Tensor:
+    """(B, H, W) integer/bool map -> (B, h, w) by nearest neighbour."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    y = F.interpolate(x[:, None].float(), size=size, mode="nearest")[:, 0]
+    return y.to(x.dtype)
+
+
+@META_ARCH_REGISTRY.register()
+class DFRSegmentor(nn.Module):
+    """Swin + UperNet fusion + semantic head + feature-consistency head, trained with Eq. 1.
+
+    Input: list of mapper dicts {"image": uint8 (3, H, W) RGB, "sem_seg": long (H, W) with
+    255 = unlabeled (training), optional "valid": bool (H, W), "height", "width"}.
+    Training returns already-weighted losses {loss_pce, loss_aux, loss_dfr, loss_fd, loss_fr}
+    (each only when switched on); inference returns [{"sem_seg": (C, height, width) probs}].
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        fusion: UperNetFusion,
+        sem_seg_head: nn.Module,
+        feat_head: Optional[FeatureConsistencyHead],
+        aux_head: Optional[FCNAuxHead],
+        pixel_mean,
+        pixel_std,
+        ignore_value: int = 255,
+        aux_weight: float = 0.4,
+        use_pce: bool = True,
+        use_dfr: bool = True,
+        use_fd: bool = True,
+        use_fr: bool = True,
+        lambda_dfr: float = 1e-2,
+        lambda_feat: float = 1e-3,
+        radius: int = 5,
+        sigma_xy: float = 6.0,
+        sigma_rgb: float = 0.5,
+        sigma_feat: float = 50.0,
+        gamma: float = 0.98,
+        position_stride: float = 1.0,
+        loss_stride: int = 4,
+        kernel_xy: bool = True,
+        kernel_rgb: bool = True,
+        kernel_feat: bool = True,
+        feat_supervision: str = "M",
+        fr_pairs: str = "RA",
+        background_id: int = 0,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.fusion = fusion
+        self.sem_seg_head = sem_seg_head
+        self.feat_head = feat_head
+        self.aux_head = aux_head
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        self.ignore_value = ignore_value
+        self.aux_weight = aux_weight
+        self.use_pce, self.use_dfr, self.use_fd, self.use_fr = use_pce, use_dfr, use_fd, use_fr
+        self.lambda_dfr, self.lambda_feat = lambda_dfr, lambda_feat
+        self.radius = radius
+        self.sigma_xy, self.sigma_rgb, self.sigma_feat = sigma_xy, sigma_rgb, sigma_feat
+        self.gamma = gamma
+        self.position_stride = position_stride
+        self.loss_stride = loss_stride
+        self.kernel_xy, self.kernel_rgb, self.kernel_feat = kernel_xy, kernel_rgb, kernel_feat
+        assert feat_supervision in ("M", "scribble", "both"), feat_supervision
+        assert fr_pairs in ("RA", "R"), fr_pairs
+        self.feat_supervision = feat_supervision
+        self.fr_pairs = fr_pairs
+        self.background_id = background_id
+        if self.needs_feat_head(use_dfr, kernel_feat, use_fd, use_fr):
+            assert feat_head is not None, "the switched-on losses need the feature head"
+
+    @staticmethod
+    def needs_feat_head(use_dfr, kernel_feat, use_fd, use_fr) -> bool:
+        """Table 5: without the feature kernel term (and Lfd/Lfr) the head is removed."""
+        return bool((use_dfr and kernel_feat) or use_fd or use_fr)
+
+    @classmethod
+    def from_config(cls, cfg):
+        backbone = build_backbone(cfg)
+        fusion = UperNetFusion(cfg, backbone.output_shape())
+        sem_seg_head = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME)(
+            cfg, fusion.output_shape()
+        )
+        d = cfg.MODEL.DFR
+        need = cls.needs_feat_head(d.USE_DFR, d.KERNEL_FEAT, d.USE_FD, d.USE_FR)
+        feat_head = FeatureConsistencyHead(cfg, fusion.output_shape()) if need else None
+        aux_head = FCNAuxHead(cfg, backbone.output_shape()) if cfg.MODEL.AUX_HEAD.ENABLED else None
+        return {
+            "backbone": backbone,
+            "fusion": fusion,
+            "sem_seg_head": sem_seg_head,
+            "feat_head": feat_head,
+            "aux_head": aux_head,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "ignore_value": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            "aux_weight": cfg.MODEL.AUX_HEAD.LOSS_WEIGHT,
+            "use_pce": d.USE_PCE,
+            "use_dfr": d.USE_DFR,
+            "use_fd": d.USE_FD,
+            "use_fr": d.USE_FR,
+            "lambda_dfr": d.LAMBDA_DFR,
+            "lambda_feat": d.LAMBDA_FEAT,
+            "radius": d.RADIUS,
+            "sigma_xy": d.SIGMA_XY,
+            "sigma_rgb": d.SIGMA_RGB,
+            "sigma_feat": d.SIGMA_FEAT,
+            "gamma": d.GAMMA,
+            "position_stride": d.POSITION_STRIDE,
+            "loss_stride": d.LOSS_STRIDE,
+            "kernel_xy": d.KERNEL_XY,
+            "kernel_rgb": d.KERNEL_RGB,
+            "kernel_feat": d.KERNEL_FEAT,
+            "feat_supervision": d.FEAT_SUPERVISION,
+            "fr_pairs": d.FR_PAIRS,
+            "background_id": d.BACKGROUND_ID,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    @property
+    def size_divisibility(self) -> int:
+        return self.backbone.size_divisibility
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8/float RGB in [0, 255] -> (x - mean) / std (ImageNet)."""
+        return (images.to(self.device).float() - self.pixel_mean) / self.pixel_std
+
+    def forward_features(self, images: torch.Tensor, with_feats: bool = False) -> Dict:
+        """images: normalised (B, 3, H, W), H and W multiples of `size_divisibility`.
+        Returns {"features": backbone dict, "fused": (B, C_f, H/4, W/4),
+        "logits": (B, K, H/4, W/4), ["feats": (B, d, H/4, W/4)], ["aux_logits": (B, K, H/16,
+        W/16)] (aux only in training)}."""
+        features = self.backbone(images)
+        fused = self.fusion(features)
+        out = {"features": features, "fused": fused, "logits": self.sem_seg_head(fused)}
+        if with_feats and self.feat_head is not None:
+            out["feats"] = self.feat_head(fused)
+        if self.training and self.aux_head is not None:
+            out["aux_logits"] = self.aux_head(features)
+        return out
+
+    def predict_probs(self, images: torch.Tensor) -> torch.Tensor:
+        """images: uint8/float RGB (B, 3, H, W) -> probabilities (B, K, H, W) at input size."""
+        h, w = images.shape[-2:]
+        x = ImageList.from_tensors([self.normalize(im) for im in images], self.size_divisibility)
+        logits = self.forward_features(x.tensor)["logits"]
+        logits = _resize(logits, x.tensor.shape[-2:])[..., :h, :w]
+        return logits.softmax(dim=1)
+
+    def forward(self, batched_inputs: List[Dict]):
+        images = [self.normalize(x["image"]) for x in batched_inputs]
+        images = ImageList.from_tensors(images, self.size_divisibility, pad_value=0.0)
+        if not self.training:
+            return self.inference(batched_inputs, images)
+        out = self.forward_features(images.tensor, with_feats=True)
+        b, _, hp, wp = images.tensor.shape
+        valid = torch.zeros((b, hp, wp), dtype=torch.bool, device=self.device)
+        labels = torch.full((b, hp, wp), self.ignore_value, dtype=torch.long, device=self.device)
+        for i, (x, (h, w)) in enumerate(zip(batched_inputs, images.image_sizes)):
+            v = x.get("valid")
+            valid[i, :h, :w] = True if v is None else v.to(self.device, torch.bool)[:h, :w]
+            if "sem_seg" in x:
+                labels[i, :h, :w] = x["sem_seg"].to(self.device, torch.long)[:h, :w]
+        labels[~valid] = self.ignore_value
+        return self.losses(out, images.tensor, labels, valid)
+
+    def losses(self, out: Dict, image: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor):
+        """Eq. 1. image: normalised padded batch (B, 3, H, W); labels (B, H, W) with 255 =
+        unlabeled; valid (B, H, W) bool. Returns the weighted loss dict."""
+        losses = {}
+        logits = out["logits"]
+        if self.use_pce:  # Eq. 2, logits upsampled to the label size (mmseg convention)
+            losses["loss_pce"] = L.partial_cross_entropy(
+                _resize(logits, labels.shape[-2:]), labels, self.ignore_value
+            )
+        if "aux_logits" in out:
+            losses["loss_aux"] = self.aux_weight * L.partial_cross_entropy(
+                _resize(out["aux_logits"], labels.shape[-2:]), labels, self.ignore_value
+            )
+        if not (self.use_dfr or self.use_fd or self.use_fr):
+            return losses
+        # Pairwise losses on the map at `loss_stride` (default: the heads' stride-4 map).
+        size = (-(-image.shape[-2] // self.loss_stride), -(-image.shape[-1] // self.loss_stride))
+        img_s = F.adaptive_avg_pool2d(image, size)  # "area" resize, any ratio
+        valid_s = _nearest(valid, size)
+        probs = _resize(logits, size).softmax(dim=1)
+        feats = out.get("feats")
+        if feats is not None:
+            feats = _resize(feats, size)
+        common = dict(radius=self.radius, sigma_xy=self.sigma_xy, sigma_rgb=self.sigma_rgb,
+                      stride=self.position_stride)
+        if self.use_dfr:  # Eq. 4-6; F enters the kernel without gradient
+            use_feat = self.kernel_feat
+            losses["loss_dfr"] = self.lambda_dfr * L.dfr_loss(
+                probs, img_s, feats.detach() if use_feat else None, valid_s,
+                sigma_feat=self.sigma_feat, use_xy=self.kernel_xy, use_rgb=self.kernel_rgb,
+                use_feat=use_feat, **common,
+            )
+        if self.use_fd or self.use_fr:
+            target = self.feature_targets(probs.detach(), _nearest(labels, size), valid_s)
+            if self.use_fd:  # Eq. 8-11
+                losses["loss_fd"] = self.lambda_feat * L.feature_distance_loss(
+                    feats, target, valid_s, radius=self.radius, background=self.background_id,
+                    ignore_index=self.ignore_value,
+                )
+            if self.use_fr:  # Eq. 12-13
+                losses["loss_fr"] = self.lambda_feat * L.feature_regularized_loss(
+                    feats, img_s, target, valid_s, pairs=self.fr_pairs,
+                    ignore_index=self.ignore_value, **common,
+                )
+        return losses
+
+    def feature_targets(self, probs: torch.Tensor, scribbles: torch.Tensor, valid: torch.Tensor):
+        """Labels supervising the feature head (Table 7), (B, h, w) long with 255 = none:
+        "M" = confident predictions (Eq. 7); "scribble" = the scribbles; "both" = scribble
+        label where a scribble exists, else M."""
+        ign = self.ignore_value
+        if self.feat_supervision == "scribble":
+            target = scribbles.clone()
+        else:
+            target = L.confident_labels(probs, self.gamma, ign).to(torch.long)
+            if self.feat_supervision == "both":
+                target = torch.where(scribbles != ign, scribbles, target)
+        target[~valid] = ign
+        return target
+
+    def inference(self, batched_inputs: List[Dict], images: ImageList):
+        logits = self.forward_features(images.tensor)["logits"]
+        logits = _resize(logits, images.tensor.shape[-2:])
+        results = []
+        for x, y, image_size in zip(batched_inputs, logits, images.image_sizes):
+            h = x.get("height", image_size[0])
+            w = x.get("width", image_size[1])
+            r = sem_seg_postprocess(y, image_size, h, w)
+            results.append({"sem_seg": r.softmax(dim=0)})
+        return results

@@ -1,1 +1,17 @@
+"""Data: dataset registration, the scribble mapper, augmentations, scribble tools and the
+embedded synthetic benchmark. Importing `dfr.data` registers the dataset NAMES only; files
+are read (and the synthetic set generated) when a name is first loaded."""
+from .dataset_mapper import ScribbleDatasetMapper, build_train_augmentations, read_label
+from .transforms import PhotometricDistortion, PhotometricTransform, RandomScaleKeepRatio
 
+# Imported for its registration side effect (DatasetCatalog / MetadataCatalog names).
+from . import datasets  # noqa: F401  isort: skip
+
+__all__ = [
+    "ScribbleDatasetMapper",
+    "build_train_augmentations",
+    "read_label",
+    "PhotometricDistortion",
+    "PhotometricTransform",
+    "RandomScaleKeepRatio",
+]

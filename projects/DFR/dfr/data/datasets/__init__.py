@@ -1,1 +1,20 @@
+"""Dataset registration (lazy: names only at import; files are read when a name is loaded)."""
+from .builtin import (
+    CONTEXT_TREE,
+    VOC_TREE,
+    get_datasets_root,
+    load_sem_seg_split,
+    register_all,
+    register_sem_seg_split,
+)
 
+register_all()
+
+__all__ = [
+    "CONTEXT_TREE",
+    "VOC_TREE",
+    "get_datasets_root",
+    "load_sem_seg_split",
+    "register_all",
+    "register_sem_seg_split",
+]

@@ -1,0 +1,176 @@
+"""ScribbleDatasetMapper: dataset dict -> model input (DESIGN.md "Tensors and conventions").
+
+Training: mmseg's default pipeline as Detectron2 augmentations (random keep-ratio resize,
+random crop with category-max-ratio, horizontal flip, photometric distortion), then padding to
+the crop size with image 0 / label 255 and `valid` False. Test: no augmentation, no padding.
+Images stay uint8 RGB (the model normalises). Labels are checked: a label map whose size
+differs from its image, or with values outside {0..C-1, 255}, raises ValueError naming the file.
+"""
+import copy
+import logging
+from typing import List, Optional
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from PIL import Image
+
+from .classes import IGNORE_LABEL
+from .transforms import PhotometricDistortion, RandomScaleKeepRatio
+
+__all__ = ["ScribbleDatasetMapper", "build_train_augmentations", "read_label"]
+
+
+def read_label(path: str) -> np.ndarray:
+    """(H, W) uint8 class ids of a single-channel PNG (mode L or P: the index is the id)."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise ValueError(f"mode {im.mode!r}; expected a single-channel (L/P) label PNG")
+            label = np.asarray(im)
+    except Exception as e:
+        raise ValueError(f"cannot read label map {path}: {e}") from e
+    return label
+
+
+def build_train_augmentations(
+    crop_size=(512, 512),
+    resize_scale=(2048, 512),
+    ratio_range=(0.5, 2.0),
+    cat_max_ratio: float = 0.75,
+    flip_prob: float = 0.5,
+    photometric: bool = True,
+    ignore_label: int = IGNORE_LABEL,
+) -> List[T.Augmentation]:
+    augs = [RandomScaleKeepRatio(tuple(resize_scale), tuple(ratio_range))]
+    if crop_size:
+        # Detectron2's version of mmseg's RandomCrop(cat_max_ratio): up to 10 tries for a crop
+        # where no single class covers more than cat_max_ratio of the labeled pixels.
+        augs.append(
+            T.RandomCrop_CategoryAreaConstraint("absolute", tuple(crop_size), cat_max_ratio,
+                                                ignore_label)  # fmt: skip
+        )
+    if flip_prob > 0:
+        augs.append(T.RandomFlip(prob=flip_prob, horizontal=True, vertical=False))
+    if photometric:
+        augs.append(PhotometricDistortion())
+    return augs
+
+
+class ScribbleDatasetMapper:
+    """Maps a record {file_name, sem_seg_file_name?, height, width, image_id} to
+    {"image": uint8 (3, H, W) RGB, "sem_seg": long (H, W) (255 = unlabeled / padding),
+    "valid": bool (H, W) (training: False on padding), "height", "width" (original size),
+    "file_name", "image_id"}."""
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool = True,
+        *,
+        augmentations: List[T.Augmentation],
+        num_classes: int,
+        image_format: str = "RGB",
+        ignore_label: int = IGNORE_LABEL,
+        pad_size: Optional[tuple] = None,
+    ):
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(augmentations)
+        self.num_classes = num_classes
+        self.image_format = image_format
+        self.ignore_label = ignore_label
+        self.pad_size = tuple(pad_size) if pad_size else None
+        mode = "training" if is_train else "inference"
+        logging.getLogger(__name__).info(
+            f"[ScribbleDatasetMapper] Augmentations used in {mode}: {augmentations}"
+            + (f", then pad to {self.pad_size} (image 0, label {ignore_label})" if self.pad_size else "")
+        )
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        crop = cfg.INPUT.CROP
+        crop_size = tuple(crop.SIZE) if crop.ENABLED else None
+        if crop_size is not None and crop.TYPE != "absolute":
+            raise ValueError(f"INPUT.CROP.TYPE must be 'absolute' for DFR, got {crop.TYPE!r}")
+        augs = []
+        if is_train:
+            augs = build_train_augmentations(
+                crop_size=crop_size,
+                resize_scale=tuple(cfg.INPUT.DFR.RESIZE_SCALE),
+                ratio_range=tuple(cfg.INPUT.DFR.RATIO_RANGE),
+                cat_max_ratio=crop.SINGLE_CATEGORY_MAX_AREA,
+                flip_prob=cfg.INPUT.DFR.FLIP_PROB,
+                photometric=cfg.INPUT.DFR.PHOTOMETRIC,
+                ignore_label=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            )
+        return {
+            "is_train": is_train,
+            "augmentations": augs,
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            "image_format": cfg.INPUT.FORMAT,
+            "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            "pad_size": crop_size if is_train else None,
+        }
+
+    def _read(self, d):
+        path = d["file_name"]
+        try:
+            image = utils.read_image(path, format=self.image_format)
+        except Exception as e:
+            raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image {path} has shape {image.shape}, expected (H, W, 3)")
+        label = None
+        if "sem_seg_file_name" in d:
+            lpath = d["sem_seg_file_name"]
+            label = read_label(lpath)
+            if label.shape != image.shape[:2]:
+                raise ValueError(
+                    f"label map {lpath} is {label.shape[1]}x{label.shape[0]} (WxH) but its image "
+                    f"{path} is {image.shape[1]}x{image.shape[0]}"
+                )
+            bad = np.unique(label)
+            bad = bad[(bad >= self.num_classes) & (bad != self.ignore_label)]
+            if bad.size:
+                raise ValueError(
+                    f"label map {lpath} has values {bad.tolist()[:10]} outside "
+                    f"{{0..{self.num_classes - 1}, {self.ignore_label}}}"
+                )
+            label = label.astype(np.uint8)
+        return image, label
+
+    def __call__(self, dataset_dict):
+        d = copy.deepcopy(dataset_dict)
+        image, label = self._read(d)
+        h0, w0 = image.shape[:2]
+        aug_input = T.AugInput(image, sem_seg=label)
+        self.augmentations(aug_input)
+        image, label = aug_input.image, aug_input.sem_seg
+        h, w = image.shape[:2]
+        valid = np.ones((h, w), dtype=bool)
+        if self.pad_size is not None:
+            ph, pw = max(self.pad_size[0], h), max(self.pad_size[1], w)
+            if (ph, pw) != (h, w):
+                canvas = np.zeros((ph, pw, 3), dtype=image.dtype)
+                canvas[:h, :w] = image
+                image = canvas
+                valid = np.zeros((ph, pw), dtype=bool)
+                valid[:h, :w] = True
+                if label is not None:
+                    lab = np.full((ph, pw), self.ignore_label, dtype=label.dtype)
+                    lab[:h, :w] = label
+                    label = lab
+        out = {
+            "image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "height": d.get("height", h0),
+            "width": d.get("width", w0),
+            "file_name": d["file_name"],
+            "image_id": d.get("image_id", d["file_name"]),
+        }
+        if self.is_train:
+            out["valid"] = torch.as_tensor(valid)
+        if label is not None:
+            out["sem_seg"] = torch.as_tensor(label.astype(np.int64))
+        return out

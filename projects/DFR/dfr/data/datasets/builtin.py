@@ -1,0 +1,196 @@
+"""Builtin dataset registration: PASCAL VOC 2012 (+SBD) and PASCAL Context with ScribbleSup
+scribbles, plus the embedded synthetic benchmark.
+
+Registration is lazy: `register_all()` only puts loader functions into DatasetCatalog;
+`$DETECTRON2_DATASETS` (default `./datasets`) is read and files are touched when a dataset
+is first requested. A missing root, folder or split file raises FileNotFoundError naming
+the path and the `datasets/prepare_*.py` command that creates it.
+The expected tree (the contract with datasets/prepare_*.py) is VOC_TREE / CONTEXT_TREE.
+"""
+import os
+from typing import Dict, List, Optional
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, IGNORE_LABEL, VOC_CLASSES, voc_colors
+
+__all__ = [
+    "VOC_TREE",
+    "CONTEXT_TREE",
+    "SCRIBBLE_LENGTHS",
+    "SCRIBBLE_DROPS",
+    "get_datasets_root",
+    "load_sem_seg_split",
+    "register_sem_seg_split",
+    "register_all",
+]
+
+# Paths relative to $DETECTRON2_DATASETS.
+VOC_TREE = {
+    "root": "VOC2012",
+    "images": "VOC2012/JPEGImages",
+    "dense": "VOC2012/SegmentationClassAug",
+    "scribble": "VOC2012/pascal_2012_scribble",
+    "splits": {
+        "train_aug": "VOC2012/ImageSets/Segmentation/train_aug.txt",
+        "val": "VOC2012/ImageSets/Segmentation/val.txt",
+        "test": "VOC2012/ImageSets/Segmentation/test.txt",
+    },
+}
+CONTEXT_TREE = {
+    "root": "PascalContext",
+    "images": "PascalContext/JPEGImages",
+    "dense": {60: "PascalContext/SegmentationClassContext60", 59: "PascalContext/SegmentationClassContext59"},
+    "scribble": {60: "PascalContext/scribble_context60", 59: "PascalContext/scribble_context59"},
+    "splits": {"train": "PascalContext/ImageSets/train.txt", "val": "PascalContext/ImageSets/val.txt"},
+}
+# Fig. 3 scribble-length study and the drop study: label roots written by
+# tools/shorten_scribbles.py next to the original scribbles (suffix _len30, _drop50, ...).
+SCRIBBLE_LENGTHS = (0, 30, 50, 70)
+SCRIBBLE_DROPS = (10, 30, 50, 70)
+
+PREPARE_VOC = "python datasets/prepare_voc_scribble.py  (see datasets/README.md)"
+PREPARE_CONTEXT = "python datasets/prepare_context_scribble.py  (see datasets/README.md)"
+
+
+def get_datasets_root() -> str:
+    """`$DETECTRON2_DATASETS`, default `./datasets`, read at call time."""
+    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+
+
+def _require(path: str, what: str, prepare: str):
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{what} not found: {path}\n  DETECTRON2_DATASETS={get_datasets_root()!r}. "
+            f"Create it with: {prepare}"
+        )
+
+
+def _image_size(path: str):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:  # reads the header only
+            w, h = im.size
+    except Exception as e:
+        raise ValueError(f"cannot read image header of {path}: {e}") from e
+    return h, w
+
+
+def load_sem_seg_split(
+    split_file: str,
+    image_dir: str,
+    label_dir: Optional[str],
+    prepare: str,
+    image_ext: str = ".jpg",
+    label_ext: str = ".png",
+) -> List[Dict]:
+    """Records {file_name, sem_seg_file_name, height, width, image_id} for the ids listed in
+    `split_file` (one id per line). `label_dir=None`: images only (test split)."""
+    _require(split_file, "split file", prepare)
+    _require(image_dir, "image folder", prepare)
+    if label_dir is not None:
+        _require(label_dir, "label folder", prepare)
+    with open(split_file) as f:
+        ids = [line.split()[0] for line in f if line.strip()]
+    records, missing = [], []
+    for image_id in ids:
+        img = os.path.join(image_dir, image_id + image_ext)
+        rec = {"file_name": img, "image_id": image_id}
+        if not os.path.isfile(img):
+            missing.append(img)
+            continue
+        if label_dir is not None:
+            lab = os.path.join(label_dir, image_id + label_ext)
+            if not os.path.isfile(lab):
+                missing.append(lab)
+                continue
+            rec["sem_seg_file_name"] = lab
+        rec["height"], rec["width"] = _image_size(img)
+        records.append(rec)
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(ids)} files listed in {split_file} are missing, "
+            f"e.g. {missing[:3]}. Create them with: {prepare}"
+        )
+    return records
+
+
+def register_sem_seg_split(
+    name: str,
+    split: str,
+    images: str,
+    labels: Optional[str],
+    classes: List[str],
+    prepare: str,
+    **extra_metadata,
+):
+    """Register `name`; `split`, `images`, `labels` are paths relative to the datasets root
+    (resolved when the dataset is loaded)."""
+
+    def _load():
+        root = get_datasets_root()
+        return load_sem_seg_split(
+            os.path.join(root, split),
+            os.path.join(root, images),
+            os.path.join(root, labels) if labels is not None else None,
+            prepare,
+        )
+
+    DatasetCatalog.register(name, _load)
+    MetadataCatalog.get(name).set(
+        stuff_classes=list(classes),
+        stuff_colors=voc_colors(len(classes)),
+        ignore_label=IGNORE_LABEL,
+        evaluator_type="sem_seg",
+        **extra_metadata,
+    )
+
+
+def _register_voc():
+    t = VOC_TREE
+    sp = t["splits"]
+    reg = register_sem_seg_split
+    reg("voc_2012_train_aug_scribble", sp["train_aug"], t["images"], t["scribble"], VOC_CLASSES, PREPARE_VOC)
+    reg("voc_2012_train_aug_full", sp["train_aug"], t["images"], t["dense"], VOC_CLASSES, PREPARE_VOC)
+    reg("voc_2012_val_sem_seg", sp["val"], t["images"], t["dense"], VOC_CLASSES, PREPARE_VOC)
+    reg("voc_2012_test", sp["test"], t["images"], None, VOC_CLASSES, PREPARE_VOC)
+    for suffix in [f"len{p}" for p in SCRIBBLE_LENGTHS] + [f"drop{p}" for p in SCRIBBLE_DROPS]:
+        prepare = f"python tools/shorten_scribbles.py --voc-variant {suffix}  (after {PREPARE_VOC})"
+        reg(
+            f"voc_2012_train_aug_scribble_{suffix}",
+            sp["train_aug"],
+            t["images"],
+            f"{t['scribble']}_{suffix}",
+            VOC_CLASSES,
+            prepare,
+        )
+
+
+def _register_context():
+    t = CONTEXT_TREE
+    sp = t["splits"]
+    for n, classes in ((59, CONTEXT59_CLASSES), (60, CONTEXT60_CLASSES)):
+        register_sem_seg_split(
+            f"context_{n}_train_scribble", sp["train"], t["images"], t["scribble"][n], classes, PREPARE_CONTEXT
+        )
+        register_sem_seg_split(
+            f"context_{n}_val_sem_seg", sp["val"], t["images"], t["dense"][n], classes, PREPARE_CONTEXT
+        )
+
+
+_REGISTERED = False
+
+
+def register_all():
+    """Register every builtin name once (idempotent); reads nothing from disk."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _register_voc()
+    _register_context()
+    from ..synthetic import TINY_SPEC, register_synthetic
+
+    register_synthetic()  # synthetic_scribble_train / _full_train / _scribble_val
+    register_synthetic("synthetic_tiny", TINY_SPEC)  # 16 / 8 images, for smoke runs
+    _REGISTERED = True

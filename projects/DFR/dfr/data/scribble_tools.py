@@ -1,0 +1,287 @@
+"""Scribble manipulation: shorten / drop scribbles (Fig. 3 study) and draw skeleton scribbles
+from dense masks (Context / synthetic).
+
+A *scribble* is one 8-connected component of one class in a label map (255 = unlabeled).
+Its *length* is the pixel count of its skeleton (skimage.morphology.skeletonize); shortening
+to fraction f keeps a contiguous run of round(f * length) skeleton pixels, ordered by geodesic
+distance from one skeleton end, and every scribble pixel whose nearest skeleton pixel is kept
+(so the scribble keeps its width). f = 0 keeps one skeleton pixel: a click point.
+All randomness comes from a numpy Generator; file-level tools seed it per file from
+(seed, file name), so the result does not depend on processing order.
+"""
+import os
+import zlib
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+from skimage.morphology import skeletonize
+
+from .classes import IGNORE_LABEL
+
+__all__ = [
+    "scribble_components",
+    "skeleton_order",
+    "shorten_scribbles",
+    "drop_scribbles",
+    "skeleton_scribbles",
+    "transform_label_root",
+    "file_rng",
+]
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def file_rng(seed: int, name: str) -> np.random.Generator:
+    """Generator seeded by (seed, file name): deterministic and order-independent."""
+    return np.random.default_rng([seed, zlib.crc32(os.path.basename(name).encode())])
+
+
+def scribble_components(label: np.ndarray, ignore_label: int = IGNORE_LABEL):
+    """Yield (class_id, bool mask) for every 8-connected component of every class."""
+    for c in np.unique(label):
+        if c == ignore_label:
+            continue
+        comp, n = ndimage.label(label == c, structure=_EIGHT)
+        for sl_i, sl in enumerate(ndimage.find_objects(comp)):
+            mask = np.zeros(label.shape, dtype=bool)
+            mask[sl] = comp[sl] == sl_i + 1
+            yield int(c), mask
+
+
+def skeleton_order(skel: np.ndarray) -> np.ndarray:
+    """(N, 2) (y, x) coordinates of the skeleton pixels of `skel` (bool, one component),
+    sorted by geodesic distance (8-connected, diagonal step sqrt 2) from one end: the pixel
+    farthest from an arbitrary start, as for the diameter of a tree."""
+    ys, xs = np.nonzero(skel)
+    n = len(ys)
+    if n <= 1:
+        return np.stack([ys, xs], 1)
+    index = -np.ones(skel.shape, dtype=np.int64)
+    index[ys, xs] = np.arange(n)
+    rows, cols, w = [], [], []
+    h, wd = skel.shape
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        y2, x2 = ys + dy, xs + dx
+        ok = (y2 >= 0) & (y2 < h) & (x2 >= 0) & (x2 < wd)
+        j = np.full(n, -1)
+        j[ok] = index[y2[ok], x2[ok]]
+        ok = j >= 0
+        rows.append(np.nonzero(ok)[0])
+        cols.append(j[ok])
+        w.append(np.full(ok.sum(), np.hypot(dy, dx)))
+    rows, cols, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(w)
+    graph = coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
+    d0 = dijkstra(graph, directed=False, indices=0)
+    end = int(np.argmax(np.where(np.isfinite(d0), d0, -1)))
+    d = dijkstra(graph, directed=False, indices=end)
+    d[~np.isfinite(d)] = d[np.isfinite(d)].max() + 1  # a broken skeleton: other piece last
+    order = np.argsort(d, kind="stable")
+    return np.stack([ys[order], xs[order]], 1)
+
+
+def _component_skeleton(mask: np.ndarray) -> np.ndarray:
+    skel = skeletonize(mask)
+    if not skel.any():  # a speck: its centre pixel
+        ys, xs = np.nonzero(mask)
+        i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+        skel = np.zeros_like(mask)
+        skel[ys[i], xs[i]] = True
+    return skel
+
+
+def _keep_window(mask, fraction, rng, min_pixels=1) -> Tuple[np.ndarray, int, int]:
+    """Pixels of `mask` whose nearest skeleton pixel lies in a random contiguous window of
+    round(fraction * length) skeleton pixels. Returns (kept mask, kept length, length)."""
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    sub = mask[y0:y1, x0:x1]
+    skel = _component_skeleton(sub) & sub
+    order = skeleton_order(skel)
+    n = len(order)
+    k = int(np.clip(round(fraction * n), min_pixels, n))
+    start = int(rng.integers(0, n - k + 1))
+    kept = np.zeros_like(sub)
+    kept[order[start : start + k, 0], order[start : start + k, 1]] = True
+    # Nearest skeleton pixel of every scribble pixel (Voronoi cells of the skeleton).
+    _, (iy, ix) = ndimage.distance_transform_edt(~skel, return_indices=True)
+    out = np.zeros_like(mask)
+    out[y0:y1, x0:x1] = sub & kept[iy, ix]
+    return out, k, n
+
+
+def shorten_scribbles(
+    label: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
+    ignore_label: int = IGNORE_LABEL,
+) -> Tuple[np.ndarray, Dict[str, int]]:
+    """Shorten every scribble to `fraction` of its skeleton length (0: a click point).
+    Returns the new label map and stats {scribbles, length, kept_length} (skeleton pixels)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    out = np.full_like(label, ignore_label)
+    stats = {"scribbles": 0, "length": 0, "kept_length": 0}
+    for c, mask in scribble_components(label, ignore_label):
+        if fraction >= 1.0:
+            out[mask] = c
+            kept, n = mask, None
+        else:
+            kept, k, n = _keep_window(mask, fraction, rng)
+            out[kept] = c
+            stats["kept_length"] += k
+            stats["length"] += n
+        stats["scribbles"] += 1
+    return out, stats
+
+
+def drop_scribbles(
+    label: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
+    ignore_label: int = IGNORE_LABEL,
+) -> Tuple[np.ndarray, Dict[str, int]]:
+    """Remove floor(fraction * n + u) of the image's n scribbles (u ~ U[0, 1): stochastic
+    rounding, so the dropped fraction over a data set is `fraction` in expectation)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    comps = list(scribble_components(label, ignore_label))
+    n = len(comps)
+    n_drop = min(n, int(np.floor(fraction * n + rng.random())))
+    drop = set(rng.permutation(n)[:n_drop].tolist())
+    out = np.full_like(label, ignore_label)
+    for i, (c, mask) in enumerate(comps):
+        if i not in drop:
+            out[mask] = c
+    return out, {"scribbles": n, "dropped": n_drop}
+
+
+def _branches(skel: np.ndarray) -> list:
+    """Split a skeleton at its junctions (pixels with > 2 neighbours) into simple paths,
+    each an ordered (N, 2) array."""
+    nb = ndimage.convolve(skel.astype(np.uint8), _EIGHT.astype(np.uint8), mode="constant") - 1
+    junction = skel & (nb > 2)
+    segs = skel & ~ndimage.binary_dilation(junction, structure=_EIGHT)
+    comp, n = ndimage.label(segs, structure=_EIGHT)
+    out = []
+    for i, sl in enumerate(ndimage.find_objects(comp)):
+        order = skeleton_order(comp[sl] == i + 1)
+        out.append(order + np.array([sl[0].start, sl[1].start]))
+    return out
+
+
+def _axis_stroke(mask: np.ndarray) -> np.ndarray:
+    """A straight stroke along the region's major axis through its centroid, clipped to the
+    region (for round blobs whose skeleton is little more than a point)."""
+    ys, xs = np.nonzero(mask)
+    cy, cx = ys.mean(), xs.mean()
+    cov = np.cov(np.stack([ys - cy, xs - cx]))
+    evals, evecs = np.linalg.eigh(cov)
+    dy, dx = evecs[:, -1]
+    half = 2.0 * np.sqrt(max(evals[-1], 1e-6))  # ~ half the major axis of an ellipse
+    t = np.arange(-half, half + 0.5, 0.5)
+    py, px = np.round(cy + t * dy).astype(int), np.round(cx + t * dx).astype(int)
+    ok = (py >= 0) & (py < mask.shape[0]) & (px >= 0) & (px < mask.shape[1])
+    line = np.zeros_like(mask)
+    line[py[ok], px[ok]] = True
+    return skeletonize(line & mask)
+
+
+def skeleton_scribbles(
+    dense: np.ndarray,
+    rng: np.random.Generator,
+    width: int = 3,
+    target_fraction: Optional[float] = 0.03,
+    min_area: int = 50,
+    min_length: int = 6,
+    ignore_label: int = IGNORE_LABEL,
+) -> np.ndarray:
+    """Scribbles from a dense label map, like ScribbleSup's (~3 % of pixels): for every
+    connected region (area >= min_area) its skeleton (skimage), split at junctions into
+    strokes; each stroke shortened around a random centre by one common factor, dilated to
+    `width` px and clipped to the region. Round regions whose skeleton is shorter than
+    their radius get a stroke along the major axis instead. The factor is fitted (3 rounds)
+    so that `target_fraction` of the image is labeled (None: full skeletons)."""
+    strokes = []  # (class, region mask, ordered path)
+    for c, m in scribble_components(dense, ignore_label):
+        area = int(m.sum())
+        if area < min_area:
+            continue
+        core = ndimage.binary_erosion(m, iterations=width // 2 + 1)
+        core = core if core.sum() >= 0.2 * area else m
+        skel = _component_skeleton(core) & core
+        if skel.sum() < 0.5 * np.sqrt(area):
+            skel = _axis_stroke(core) | skel
+        paths = [p for p in _branches(skel) if len(p) >= min_length]
+        if not paths:
+            paths = [skeleton_order(skel)]
+        strokes += [(c, m, p, rng.random()) for p in paths]
+    if not strokes:
+        return np.full_like(dense, ignore_label)
+    box = np.ones((width, width), bool)
+
+    def render(frac):
+        out = np.full_like(dense, ignore_label)
+        for c, m, path, u in strokes:
+            n = len(path)
+            k = int(min(n, max(1, round(frac * n))))
+            start = int(round(u * (n - k)))
+            line = np.zeros_like(m)
+            line[path[start : start + k, 0], path[start : start + k, 1]] = True
+            if width > 1:
+                line = ndimage.binary_dilation(line, structure=box)
+            out[line & m] = c
+        return out
+
+    frac = 1.0
+    out = render(frac)
+    if target_fraction is not None:
+        for _ in range(3):
+            got = float((out != ignore_label).mean())
+            if got <= 0 or abs(got - target_fraction) < 0.1 * target_fraction:
+                break
+            frac = min(1.0, frac * target_fraction / got)
+            out = render(frac)
+    return out
+
+
+def transform_label_root(
+    src: str,
+    dst: str,
+    length: Optional[float] = None,
+    drop: Optional[float] = None,
+    seed: int = 0,
+    ext: str = ".png",
+) -> Dict[str, int]:
+    """Write every label PNG of `src` into `dst`, shortened to `length` and/or with a
+    `drop` fraction of scribbles removed (drop first, then shorten). Returns summed stats."""
+    from PIL import Image
+
+    if not os.path.isdir(src):
+        raise FileNotFoundError(f"scribble folder not found: {src}")
+    os.makedirs(dst, exist_ok=True)
+    total = {"files": 0, "scribbles": 0, "dropped": 0, "length": 0, "kept_length": 0}
+    for name in sorted(os.listdir(src)):
+        if not name.endswith(ext):
+            continue
+        path = os.path.join(src, name)
+        try:
+            label = np.asarray(Image.open(path))
+        except Exception as e:
+            raise ValueError(f"cannot read label map {path}: {e}") from e
+        if label.ndim != 2:
+            raise ValueError(f"label map {path} has shape {label.shape}, expected (H, W)")
+        rng = file_rng(seed, name)
+        if drop:
+            label, st = drop_scribbles(label, drop, rng)
+            total["dropped"] += st["dropped"]
+        if length is not None and length < 1.0:
+            label, st = shorten_scribbles(label, length, rng)
+            total["length"] += st["length"]
+            total["kept_length"] += st["kept_length"]
+        total["scribbles"] += sum(1 for _ in scribble_components(label))
+        total["files"] += 1
+        Image.fromarray(label.astype(np.uint8)).save(os.path.join(dst, name))
+    return total

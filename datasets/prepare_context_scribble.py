@@ -1,0 +1,218 @@
+#!/usr/bin/env python
+"""Prepare PASCAL Context (59 / 60 classes) + ScribbleSup Context scribbles for DFR.
+
+Writes (the tree read by dfr.data.datasets, see datasets/README.md):
+
+    <out>/JPEGImages/<id>.jpg                   links to the VOC2010 JPEGs
+    <out>/SegmentationClassContext60/<id>.png   0 = background, 1..59 = CONTEXT59_CLASSES
+    <out>/SegmentationClassContext59/<id>.png   context60_to_59 of the above (background -> 255)
+    <out>/scribble_context60/<id>.png           ScribbleSup Context scribbles, 3-px lines, 255 elsewhere
+    <out>/scribble_context59/<id>.png           context60_to_59 of the above
+    <out>/ImageSets/{train,val}.txt             4,998 / 5,105 ids (VOC2010 Main train / val)
+
+Dense labels come from the official 459-class ``trainval/<id>.mat`` files (``LabelMap``) and
+``labels.txt``: each of the 459 names is mapped through the 59-class list (with the synonyms
+of dfr.data.classes.CONTEXT_TAG_SYNONYMS); every other class and LabelMap 0 become background.
+Scribble tags go through the same name map; tags that are Context classes outside the 59
+are background (60) / unlabeled (59); any other tag is an error naming the file.
+
+Example:
+    python datasets/prepare_context_scribble.py --voc2010-root VOCdevkit/VOC2010 \
+        --context-root trainval --labels-txt labels.txt --scribbles scribble_annotation/pascal_context
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prepare_common import (  # noqa: E402
+    Problems,
+    check_counts,
+    default_root,
+    existing_label_ok,
+    image_size,
+    link_file,
+    parse_counts,
+    read_ids,
+    tqdm,
+    write_ids,
+    write_png,
+)
+
+try:
+    from dfr.data import scribble_io as sio
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
+    from dfr.data import scribble_io as sio
+
+EXPECTED = {"train": 4998, "val": 5105}
+VALID60 = np.array(list(range(60)) + [255])
+
+
+def lut_459_to_60(labels: dict) -> np.ndarray:
+    """{459 id: name} -> uint8 lookup table (65536,) from LabelMap values to 60-class ids."""
+    lut = np.zeros(65536, dtype=np.uint8)  # 0 (unlabeled) and classes outside the 59 -> 0
+    found = set()
+    for k, name in labels.items():
+        idx = sio._context59_index(name)
+        if idx is not None:
+            lut[k] = idx + 1
+            found.add(idx)
+    missing = [sio.CONTEXT59_CLASSES[i] for i in range(59) if i not in found]
+    if missing:
+        raise ValueError(f"labels.txt lacks Context-59 classes {missing}: wrong file?")
+    return lut
+
+
+def load_context_mat(path: Path) -> np.ndarray:
+    import scipy.io
+
+    mat = scipy.io.loadmat(str(path))
+    if "LabelMap" not in mat:
+        raise ValueError(f"{path}: no LabelMap (keys: {[k for k in mat if not k.startswith('__')]})")
+    lm = np.asarray(mat["LabelMap"])
+    if lm.ndim != 2:
+        raise ValueError(f"{path}: LabelMap has shape {lm.shape}, expected (H, W)")
+    return lm.astype(np.int64)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--voc2010-root", required=True, type=Path,
+                   help="VOCdevkit/VOC2010 of VOCtrainval_03-May-2010.tar (JPEGImages, ImageSets/Main)")
+    p.add_argument("--context-root", required=True, type=Path,
+                   help="folder of the official 459-class <id>.mat files (trainval/ of trainval.tar.gz)")
+    p.add_argument("--labels-txt", type=Path, default=None,
+                   help="the official labels.txt (default: <context-root>/../labels.txt or inside it)")
+    p.add_argument("--scribbles", type=Path, default=None,
+                   help="ScribbleSup Context XML folder or zip (omit to write dense labels only)")
+    p.add_argument("--train-list", type=Path, default=None, help="default: VOC2010 ImageSets/Main/train.txt")
+    p.add_argument("--val-list", type=Path, default=None, help="default: VOC2010 ImageSets/Main/val.txt")
+    p.add_argument("--out", type=Path, default=None, help="default: $DETECTRON2_DATASETS/PascalContext")
+    p.add_argument("--line-width", type=float, default=3.0)
+    p.add_argument("--point-radius", type=float, default=1.0, help="<0: single points draw nothing")
+    p.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink")
+    p.add_argument("--expected-counts", default=None, help="override, e.g. train=2,val=1")
+    p.add_argument("--no-verify-counts", action="store_true")
+    p.add_argument("--force", action="store_true", help="rewrite existing outputs")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    out = a.out or default_root() / "PascalContext"
+    pr = Problems()
+    point_radius = a.point_radius if a.point_radius >= 0 else None
+
+    labels_txt = a.labels_txt
+    if labels_txt is None:
+        cands = [a.context_root.parent / "labels.txt", a.context_root / "labels.txt"]
+        labels_txt = next((c for c in cands if c.is_file()), cands[0])
+    try:
+        names459 = sio.read_context_labels_txt(labels_txt)
+        lut = lut_459_to_60(names459)
+    except (OSError, ValueError) as e:
+        print(f"cannot use labels.txt: {e}", file=sys.stderr)
+        return 2
+
+    splits = {}
+    for name, path in (("train", a.train_list), ("val", a.val_list)):
+        path = path or a.voc2010_root / "ImageSets/Main" / f"{name}.txt"
+        if not path.is_file():
+            pr.error("missing list", f"{name}: {path}")
+            splits[name] = []
+        else:
+            splits[name] = sorted(set(read_ids(path)))
+
+    sizes = {}
+    for split, ids in splits.items():
+        for iid in tqdm(ids, desc=f"images {split}", unit="img"):
+            src = a.voc2010_root / "JPEGImages" / f"{iid}.jpg"
+            if not src.is_file():
+                pr.error("missing image", f"{iid} ({split}): {src}")
+                continue
+            try:
+                sizes[iid] = image_size(src)
+            except Exception as e:
+                pr.error("unreadable image", f"{src}: {e}")
+                continue
+            dst = out / "JPEGImages" / f"{iid}.jpg"
+            if src.resolve() != dst.resolve():
+                link_file(src, dst, a.link)
+
+    d60, d59 = out / "SegmentationClassContext60", out / "SegmentationClassContext59"
+    for iid in tqdm(splits["train"] + splits["val"], desc="dense labels", unit="img"):
+        if iid not in sizes:
+            continue
+        if not a.force and existing_label_ok(d60 / f"{iid}.png", sizes[iid], VALID60) and \
+                existing_label_ok(d59 / f"{iid}.png", sizes[iid]):
+            continue
+        src = a.context_root / f"{iid}.mat"
+        if not src.is_file():
+            pr.error("missing dense label", f"{iid}: {src}")
+            continue
+        try:
+            lm = load_context_mat(src)
+        except Exception as e:
+            pr.error("unreadable dense label", str(e))
+            continue
+        if lm.shape != sizes[iid]:
+            pr.error("size mismatch", f"{src}: label {lm.shape} != image {sizes[iid]}")
+            continue
+        if lm.min() < 0 or lm.max() > max(names459):
+            pr.error("bad label values", f"{src}: LabelMap values outside 0..{max(names459)}")
+            continue
+        lab60 = lut[lm]
+        write_png(d60 / f"{iid}.png", lab60)
+        write_png(d59 / f"{iid}.png", sio.context60_to_59(lab60))
+
+    if a.scribbles is not None:
+        s60, s59 = out / "scribble_context60", out / "scribble_context59"
+        tag_map = sio.context_tag_map(60, all_names=names459.values())
+        fractions, n_empty = [], 0
+        try:
+            source = sio.open_scribble_source(a.scribbles)
+        except (FileNotFoundError, sio.ScribbleError) as e:
+            pr.error("scribble source", str(e))
+            source = None
+        for iid in tqdm(splits["train"] if source else [], desc="scribbles", unit="img"):
+            if iid not in sizes:
+                continue
+            if iid not in source:
+                pr.error("missing scribble", f"{iid}: not in {a.scribbles}")
+                continue
+            if not a.force and existing_label_ok(s60 / f"{iid}.png", sizes[iid], VALID60) and \
+                    existing_label_ok(s59 / f"{iid}.png", sizes[iid]):
+                continue
+            h, w = sizes[iid]
+            try:
+                lab, ss = source.load(iid, h, w, tag_map, 60, a.line_width, point_radius)
+            except (sio.ScribbleError, ValueError) as e:
+                pr.error("unusable scribble", str(e))
+                continue
+            n_empty += ss.num_empty if ss is not None else 0
+            fractions.append(float((lab != 255).mean()))
+            write_png(s60 / f"{iid}.png", lab)
+            write_png(s59 / f"{iid}.png", sio.context60_to_59(lab))
+        if n_empty:
+            pr.note("empty polygons skipped", str(n_empty))
+        if fractions:
+            pr.note("labeled pixels, 60 classes (written this run)",
+                    f"mean {100 * np.mean(fractions):.2f} % over {len(fractions)} images")
+    else:
+        pr.note("no scribbles", "--scribbles not given: only dense labels written")
+
+    for name, ids in splits.items():
+        write_ids(out / "ImageSets" / f"{name}.txt", ids)
+    if not a.no_verify_counts:
+        check_counts(splits, parse_counts(a.expected_counts) if a.expected_counts else EXPECTED, pr)
+    print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    return pr.report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,8 +36,9 @@ class Problems:
     def note(self, kind: str, msg: str):
         self.notes[kind].append(msg)
 
-    def report(self, out=sys.stdout, show: int = 10) -> int:
+    def report(self, out=None, show: int = 10) -> int:
         """Print the summary; return the exit code (1 if any error)."""
+        out = out or sys.stdout
         for title, table in (("NOTE", self.notes), ("PROBLEM", self.errors)):
             for kind, msgs in sorted(table.items()):
                 print(f"{title} [{kind}] x{len(msgs)}", file=out)

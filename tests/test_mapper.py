@@ -1,0 +1,202 @@
+"""ScribbleDatasetMapper + transforms: output contract under every augmentation, flip
+alignment, nearest-only labels, padding, test mode, and the clear errors for bad inputs."""
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.data import transforms as T
+from PIL import Image
+
+from dfr import add_dfr_config
+from dfr.data import PhotometricDistortion, PhotometricTransform, RandomScaleKeepRatio
+from dfr.data import ScribbleDatasetMapper, build_train_augmentations
+
+NUM_CLASSES = 21
+
+
+def _write(tmp_path, name, image, label=None):
+    rec = {"file_name": str(tmp_path / f"{name}.png"), "image_id": name,
+           "height": image.shape[0], "width": image.shape[1]}  # fmt: skip
+    Image.fromarray(image).save(rec["file_name"])
+    if label is not None:
+        rec["sem_seg_file_name"] = str(tmp_path / f"{name}_label.png")
+        Image.fromarray(label).save(rec["sem_seg_file_name"])
+    return rec
+
+
+def _pattern(h=60, w=90):
+    """Label = vertical bands of ids 0, 3, 7, 255 (+ a horizontal ramp); the image encodes
+    the label in its red channel (id * 20) and x in green, so alignment can be checked."""
+    x = np.arange(w)
+    lab_row = np.array([0, 3, 7, 255])[(x * 4) // w]
+    label = np.repeat(lab_row[None], h, 0).astype(np.uint8)
+    image = np.zeros((h, w, 3), np.uint8)
+    image[..., 0] = np.where(label == 255, 250, label * 20)
+    image[..., 1] = (x * 255 // (w - 1))[None]
+    image[..., 2] = 128
+    return image, label
+
+
+def _mapper(augs, pad=None, is_train=True):
+    return ScribbleDatasetMapper(is_train=is_train, augmentations=augs, num_classes=NUM_CLASSES,
+                                 pad_size=pad)  # fmt: skip
+
+
+def _check_contract(out, size):
+    assert out["image"].dtype == torch.uint8 and out["image"].shape == (3, *size)
+    assert out["sem_seg"].dtype == torch.long and out["sem_seg"].shape == size
+    assert out["valid"].dtype == torch.bool and out["valid"].shape == size
+    vals = set(out["sem_seg"].unique().tolist())
+    assert vals <= {0, 3, 7, 255}, vals  # nearest only: no interpolated ids
+    assert (out["sem_seg"][~out["valid"]] == 255).all()
+    assert (out["image"][:, ~out["valid"]] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "which", ["resize", "crop", "flip", "photometric", "all"],
+)
+def test_output_contract_under_each_augmentation(tmp_path, which):
+    np.random.seed(0)
+    image, label = _pattern()
+    rec = _write(tmp_path, "p", image, label)
+    augs = {
+        "resize": [RandomScaleKeepRatio((90, 30), (0.5, 2.0))],  # <= 60x90
+        "crop": [T.RandomCrop_CategoryAreaConstraint("absolute", (48, 64), 0.75, 255)],
+        "flip": [T.RandomFlip(prob=1.0)],
+        "photometric": [PhotometricDistortion()],
+        "all": build_train_augmentations((64, 64), (200, 50), (0.5, 2.0)),
+    }[which]
+    m = _mapper(augs, pad=(64, 96))
+    for _ in range(8):
+        out = m(rec)
+        _check_contract(out, (64, 96))
+        assert (out["height"], out["width"], out["image_id"]) == (60, 90, "p")
+        assert out["valid"].sum() < 64 * 96  # the 60x90 (or smaller) result was padded
+
+
+def test_flip_keeps_image_and_label_aligned(tmp_path):
+    image, label = _pattern()
+    rec = _write(tmp_path, "p", image, label)
+    out = _mapper([T.RandomFlip(prob=1.0)])(rec)
+    lab, red, green = out["sem_seg"].numpy(), out["image"][0].numpy(), out["image"][1].numpy()
+    assert (lab == label[:, ::-1]).all() and (green[:, 0] == 255).all()
+    assert (red == np.where(lab == 255, 250, lab * 20)).all()
+
+
+def test_full_pipeline_keeps_alignment_away_from_edges(tmp_path):
+    np.random.seed(1)
+    image, label = _pattern(120, 160)
+    rec = _write(tmp_path, "p", image, label)
+    augs = build_train_augmentations((96, 96), (300, 80), (0.5, 2.0), photometric=False)
+    m = _mapper(augs, pad=(96, 96))
+    for _ in range(10):
+        out = m(rec)
+        lab, red, ok = out["sem_seg"].numpy(), out["image"][0].numpy().astype(int), out["valid"].numpy()
+        expect = np.where(lab == 255, 250, lab * 20)
+        agree = (np.abs(red - expect) <= 2)[ok].mean()
+        assert agree > 0.9, agree  # only pixels on resampled band edges may differ
+
+
+def test_nearest_only_labels_under_resize(tmp_path):
+    np.random.seed(2)
+    rng = np.random.default_rng(0)
+    label = rng.choice(np.array([1, 5, 9, 255], np.uint8), size=(37, 53))
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rec = _write(tmp_path, "r", image, label)
+    m = _mapper([RandomScaleKeepRatio((300, 100), (0.5, 2.0))])
+    for _ in range(10):
+        assert set(m(rec)["sem_seg"].unique().tolist()) <= {1, 5, 9, 255}
+
+
+def test_keep_ratio_resize_matches_mmseg_rule():
+    np.random.seed(3)
+    aug = RandomScaleKeepRatio((2048, 512), (1.0, 1.0))
+    t = aug.get_transform(np.zeros((375, 500, 3), np.uint8))  # a VOC-sized image
+    assert (t.new_h, t.new_w) == (512, 683)  # short side 512 binds before long side 2048
+
+
+def test_photometric_changes_image_only_and_stays_uint8():
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    seg = np.full((20, 30), 7, np.uint8)
+    t = PhotometricTransform(brightness=20.0, contrast=None, saturation=None, hue=None)
+    out = t.apply_image(img)
+    assert out.dtype == np.uint8
+    assert (out.astype(int) == np.clip(img.astype(int) + 20, 0, 255)).all()
+    assert (t.apply_segmentation(seg) == seg).all()
+    t = PhotometricTransform(brightness=None, contrast=1.2, contrast_first=False, saturation=0.5,
+                             hue=10)  # fmt: skip
+    assert t.apply_image(img).dtype == np.uint8 and not (t.apply_image(img) == img).all()
+
+
+def test_test_mode_has_no_augmentation_or_padding_and_optional_label(tmp_path):
+    image, label = _pattern(33, 47)
+    m = _mapper([], pad=None, is_train=False)
+    out = m(_write(tmp_path, "a", image, label))
+    assert out["image"].shape == (3, 33, 47) and (out["image"].permute(1, 2, 0).numpy() == image).all()
+    assert (out["sem_seg"].numpy() == label).all() and "valid" not in out
+    out = m(_write(tmp_path, "b", image))
+    assert "sem_seg" not in out and out["height"] == 33
+
+
+def test_from_config_and_logged_augmentations(caplog):
+    cfg = get_cfg()
+    add_dfr_config(cfg)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 21
+    cfg.INPUT.FORMAT = "RGB"
+    cfg.INPUT.CROP.ENABLED, cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE = True, "absolute", [512, 512]
+    cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 0.75
+    with caplog.at_level(logging.INFO, logger="dfr.data.dataset_mapper"):
+        m = ScribbleDatasetMapper(cfg, is_train=True)
+    names = [type(a).__name__ for a in m.augmentations.augs]
+    assert names == ["RandomScaleKeepRatio", "RandomCrop_CategoryAreaConstraint", "RandomFlip",
+                     "PhotometricDistortion"]  # fmt: skip
+    assert m.pad_size == (512, 512) and m.augmentations.augs[1].single_category_max_area == 0.75
+    assert "RandomScaleKeepRatio(scale=(2048, 512)" in caplog.text
+    test = ScribbleDatasetMapper(cfg, is_train=False)
+    assert test.augmentations.augs == [] and test.pad_size is None
+
+
+# ---- bad inputs: each names the file ----
+
+
+def test_corrupt_jpeg_names_file(tmp_path):
+    good = tmp_path / "ok.jpg"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(good)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(good.read_bytes()[:60])  # truncated
+    with pytest.raises(ValueError, match="broken.jpg"):
+        _mapper([], is_train=False)({"file_name": str(bad), "height": 40, "width": 40})
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match="junk.jpg"):
+        _mapper([], is_train=False)({"file_name": str(junk)})
+
+
+def test_size_mismatch_names_label_file(tmp_path):
+    rec = _write(tmp_path, "img", np.zeros((20, 30, 3), np.uint8))
+    rec["sem_seg_file_name"] = str(tmp_path / "small_label.png")
+    Image.fromarray(np.zeros((20, 29), np.uint8)).save(rec["sem_seg_file_name"])
+    with pytest.raises(ValueError, match=r"small_label.png is 29x20 .* is 30x20"):
+        _mapper([])(rec)
+
+
+def test_out_of_range_label_names_file_and_values(tmp_path):
+    label = np.zeros((20, 30), np.uint8)
+    label[0, 0], label[1, 1] = 21, 254
+    rec = _write(tmp_path, "oor", np.zeros((20, 30, 3), np.uint8), label)
+    with pytest.raises(ValueError, match=r"oor_label.png has values \[21, 254\] outside"):
+        _mapper([])(rec)
+
+
+def test_colour_label_map_is_rejected(tmp_path):
+    rec = _write(tmp_path, "rgb", np.zeros((20, 30, 3), np.uint8), np.zeros((20, 30, 3), np.uint8))
+    with pytest.raises(ValueError, match="rgb_label.png"):
+        _mapper([])(rec)
+
+
+def test_missing_image_names_file(tmp_path):
+    with pytest.raises(ValueError, match="nope.jpg"):
+        _mapper([])({"file_name": os.path.join(str(tmp_path), "nope.jpg")})

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Shorten and/or drop scribbles of a label root (Fig. 3 scribble-length study), writing a new
+label root; deterministic per --seed (each file seeded by (seed, file name)).
+
+    # a VOC variant registered as voc_2012_train_aug_scribble_len30 (reads/writes under
+    # $DETECTRON2_DATASETS/VOC2012/pascal_2012_scribble[_len30]):
+    .venv/bin/python tools/shorten_scribbles.py --voc-variant len30
+    .venv/bin/python tools/shorten_scribbles.py --voc-variant drop50
+    # any folder of label PNGs:
+    .venv/bin/python tools/shorten_scribbles.py --src DIR --dst DIR --length 0.3 --drop 0.5
+"""
+import argparse
+import json
+import os
+import re
+import time
+
+from dfr.data.datasets.builtin import VOC_TREE, get_datasets_root
+from dfr.data.scribble_tools import transform_label_root
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Shorten / drop scribbles into a new label root.")
+    ap.add_argument("--voc-variant", help="lenNN or dropNN: VOC scribbles -> registered variant")
+    ap.add_argument("--src", help="folder of scribble label PNGs (255 = unlabeled)")
+    ap.add_argument("--dst", help="output folder")
+    ap.add_argument("--length", type=float, help="keep this fraction of each scribble (0: a click)")
+    ap.add_argument("--drop", type=float, help="remove this fraction of the scribbles")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.voc_variant:
+        m = re.fullmatch(r"(len|drop)(\d+)", args.voc_variant)
+        if not m:
+            ap.error(f"--voc-variant must look like len30 or drop50, got {args.voc_variant}")
+        root = get_datasets_root()
+        args.src = args.src or os.path.join(root, VOC_TREE["scribble"])
+        args.dst = args.dst or f"{os.path.join(root, VOC_TREE['scribble'])}_{args.voc_variant}"
+        setattr(args, "length" if m.group(1) == "len" else "drop", int(m.group(2)) / 100)
+    if not (args.src and args.dst) or (args.length is None and args.drop is None):
+        ap.error("give --voc-variant, or --src, --dst and at least one of --length / --drop")
+    t = time.time()
+    stats = transform_label_root(args.src, args.dst, length=args.length, drop=args.drop,
+                                 seed=args.seed)  # fmt: skip
+    stats["seconds"] = round(time.time() - t, 1)
+    if stats["length"]:
+        stats["kept_length_fraction"] = round(stats["kept_length"] / stats["length"], 4)
+    print(f"{args.src} -> {args.dst}: {json.dumps(stats)}")
+
+
+if __name__ == "__main__":
+    main()

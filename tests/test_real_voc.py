@@ -183,8 +183,8 @@ def test_real_scribble_pngs_through_registered_dataset_and_mapper(real_voc, tmp_
         assert k.size > 500
         pick = k[:: max(1, k.size // 25)]  # a few labeled pixels: colours follow them
         diff = np.abs(img[:ch, :cw].reshape(-1, 3)[pick] - img0[yo.reshape(-1)[pick], xo.reshape(-1)[pick]])
-        assert np.median(diff) <= 12, diff.max()
+        assert np.median(diff) <= 4, diff.max()
         # a misaligned label (no flip) would point at other colours
         xo_bad = (xs + x0) // 2
         bad = np.abs(img[:ch, :cw].reshape(-1, 3)[pick] - img0[yo.reshape(-1)[pick], xo_bad.reshape(-1)[pick]])
-        assert np.median(bad) > 2 * np.median(diff) + 10, (np.median(bad), np.median(diff))
+        assert np.mean(bad) > 3 * np.mean(diff), (np.mean(bad), np.mean(diff))

@@ -174,3 +174,21 @@ def test_prepare_context(tmp_path, capsys):
     assert mod.main(args) == 0  # idempotent
     rc = mod.main(args[:-2])
     assert rc == 1 and "split train has 2 images, expected 4998" in capsys.readouterr().out
+
+
+def test_scribble_stats_tool(voc_tree, tmp_path, capsys):
+    args, out, scr = voc_tree
+    assert load_script("prepare_voc_scribble").main(args) == 0
+    spec = importlib.util.spec_from_file_location("scribble_stats", REPO / "tools" / "scribble_stats.py")
+    stats = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stats)
+    labs = [read(out / f"pascal_2012_scribble/{i}.png") for i in TRAIN_AUG]
+    frac = 100 * np.mean([(lab != 255).mean() for lab in labs])
+    assert stats.main(["--labels", str(out / "pascal_2012_scribble"), "--out", str(tmp_path / "s")]) == 0
+    md = (tmp_path / "s/scribble_stats.md").read_text()
+    assert f"{len(TRAIN_AUG)} images; labeled pixels per image: mean {frac:.2f} %" in md
+    assert "| 8 | cat | 3 |" in md and "scribbles per image: mean 3.00" in md  # 3 separate blobs
+    assert (tmp_path / "s/scribble_stats.png").stat().st_size > 1000
+    # from the XMLs directly: the polyline count, and the same pixels
+    assert stats.main(["--labels", str(scr), "--images", str(out / "JPEGImages"), "--out", str(tmp_path / "x")]) == 0
+    assert f"mean {frac:.2f} %" in (tmp_path / "x/scribble_stats.md").read_text()

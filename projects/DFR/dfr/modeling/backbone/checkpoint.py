@@ -122,7 +122,8 @@ def swin_state_dict_from_file(backbone, path: str):
     # presence of "head.fc.weight", which headless checkpoints lack, so say it explicitly.
     official = any(k.startswith("layers.0.downsample.") for k in sd)
     if fmt is None:
-        fmt = "official" if official else "timm"
+        swin_like = any(k.startswith(("layers.", "patch_embed.")) for k in sd)
+        fmt = ("official" if official else "timm") if swin_like else "unrecognised"
     marker = None
     if not official and "head.fc.weight" not in sd:
         marker = sd["head.fc.weight"] = torch.zeros(1)

@@ -1,0 +1,227 @@
+"""D2SwinTransformer: shapes, any input size, frozen stages, and weight loading from official
+Swin / mmseg / timm / Detectron2 checkpoints written here (tiny Swin, CPU)."""
+import re
+
+import pytest
+import torch
+
+ARCH = dict(embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4))
+
+
+def _backbone(**kw):
+    from dfr.modeling.backbone import D2SwinTransformer
+
+    args = dict(ARCH, window_size=7, drop_path_rate=0.0)
+    args.update(kw)
+    return D2SwinTransformer(**args)
+
+
+def _timm_reference(window=7, seed=0):
+    """A full timm Swin with the backbone's construction flags (the checkpoint's source)."""
+    import timm
+
+    torch.manual_seed(seed)
+    return timm.create_model(
+        "swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, window_size=window,
+        strict_img_size=False, always_partition=True, **ARCH,
+    ).eval()
+
+
+def _official(ref):
+    """timm state dict -> Microsoft Swin layout: PatchMerging at the end of stage i
+    (layers.i.downsample), "head." classifier, persistent index/mask buffers, "model" wrapper."""
+    out = {}
+    for k, v in ref.state_dict().items():
+        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", k)
+        if m:
+            k = f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
+        out[k.replace("head.fc.", "head.")] = v
+    for name, buf in ref.named_buffers():
+        if name.endswith("relative_position_index"):
+            out[name] = buf
+    out["layers.0.blocks.0.attn_mask"] = torch.zeros(4, 49, 49)
+    return {"model": out}
+
+
+def _mmseg(official):
+    """Official layout -> mmseg's (forward of mmseg's swin2mmseg converter), under backbone."""
+
+    def reduction(x):
+        o, i = x.shape
+        return x.reshape(o, 4, i // 4)[:, [0, 2, 1, 3], :].transpose(1, 2).reshape(o, i)
+
+    def norm(x):
+        i = x.shape[0]
+        return x.reshape(4, i // 4)[[0, 2, 1, 3], :].transpose(0, 1).reshape(i)
+
+    out = {}
+    for k, v in official["model"].items():
+        if k.startswith("head") or "relative_position_index" in k or "attn_mask" in k:
+            continue
+        if k.startswith("layers"):
+            k = k.replace("attn.", "attn.w_msa.").replace("mlp.fc1.", "ffn.layers.0.0.")
+            k = k.replace("mlp.fc2.", "ffn.layers.1.")
+            if "downsample.reduction" in k:
+                v = reduction(v)
+            elif "downsample.norm" in k:
+                v = norm(v)
+            k = k.replace("layers", "stages", 1)
+        elif k.startswith("patch_embed.proj"):
+            k = k.replace("proj", "projection")
+        out["backbone." + k] = v
+    for i, c in enumerate((16, 32, 64, 128)):  # mmseg's per-output norms
+        out[f"backbone.norm{i}.weight"] = torch.full((c,), 2.0)
+        out[f"backbone.norm{i}.bias"] = torch.full((c,), 0.5)
+    out["decode_head.conv_seg.weight"] = torch.zeros(21, 512, 1, 1)
+    return {"state_dict": out, "meta": {}}
+
+
+def _same_as_reference(backbone, ref):
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    backbone.eval()
+    with torch.no_grad():
+        got = backbone(x)
+        want = ref.forward_intermediates(x, intermediates_only=True)
+    return max(float((got[f"res{i + 2}"] - w).abs().max()) for i, w in enumerate(want))
+
+
+def test_swin_base_shapes_strides_channels():
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_backbone
+
+    from dfr import add_dfr_config
+
+    cfg = get_cfg()
+    add_dfr_config(cfg)  # defaults: Swin-B, window 12
+    cfg.MODEL.BACKBONE.NAME = "D2SwinTransformer"
+    bb = build_backbone(cfg).eval()
+    shapes = bb.output_shape()
+    assert [shapes[f"res{i}"].stride for i in (2, 3, 4, 5)] == [4, 8, 16, 32]
+    assert [shapes[f"res{i}"].channels for i in (2, 3, 4, 5)] == [128, 256, 512, 1024]
+    with torch.no_grad():
+        out = bb(torch.zeros(1, 3, 64, 96))
+    assert [tuple(out[f"res{i}"].shape) for i in (2, 3, 4, 5)] == [
+        (1, 128, 16, 24), (1, 256, 8, 12), (1, 512, 4, 6), (1, 1024, 2, 3)]
+
+
+def test_feature_info_matches_outputs_and_odd_sizes():
+    bb = _backbone().eval()
+    assert bb.size_divisibility == 32
+    with torch.no_grad():
+        for h, w in ((64, 64), (333, 517), (45, 31)):
+            out = bb(torch.randn(1, 3, h, w))
+            for name, spec in bb.output_shape().items():
+                s = spec.stride
+                assert tuple(out[name].shape) == (1, spec.channels, -(-h // s), -(-w // s))
+                assert torch.isfinite(out[name]).all()
+
+
+def test_frozen_stages_and_drop_path():
+    bb = _backbone(frozen_stages=1, drop_path_rate=0.2).train()
+    assert not any(p.requires_grad for p in bb.swin.patch_embed.parameters())
+    assert not any(p.requires_grad for p in bb.swin.layers_0.parameters())
+    assert all(p.requires_grad for p in bb.swin.layers_1.parameters())
+    assert not bb.swin.layers_0.training and bb.swin.layers_1.training
+    assert bb.swin.layers_3.blocks[-1].drop_path1.drop_prob == pytest.approx(0.2)
+
+
+def test_official_checkpoint_loads_with_zero_missing_keys(tmp_path):
+    ref = _timm_reference()
+    path = tmp_path / "swin_official.pth"
+    torch.save(_official(ref), path)
+    bb = _backbone(out_norm=False)
+    from dfr.modeling.backbone import load_swin_pretrained
+
+    report = load_swin_pretrained(bb, str(path))
+    assert report["format"] == "official"
+    assert report["missing"] == [] and report["mismatched"] == []
+    assert len(report["matched"]) == len(bb.state_dict())
+    assert set(report["unexpected"]) == {"swin.head.fc.weight", "swin.head.fc.bias", "swin.norm.weight",
+                                         "swin.norm.bias"}
+    assert _same_as_reference(bb, ref) < 1e-5  # same network, same outputs
+
+
+def test_timm_safetensors_and_mmseg_checkpoints_load(tmp_path):
+    from safetensors.torch import save_file
+
+    from dfr.modeling.backbone import load_swin_pretrained
+
+    ref = _timm_reference(seed=3)
+    st = tmp_path / "swin_timm.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(st))
+    bb = _backbone(out_norm=False)
+    report = load_swin_pretrained(bb, str(st))
+    assert report["format"] == "timm" and report["missing"] == []
+    assert _same_as_reference(bb, ref) < 1e-5
+
+    mm = tmp_path / "upernet_swin_mmseg.pth"
+    torch.save(_mmseg(_official(ref)), mm)
+    bb = _backbone(out_norm=True)
+    report = load_swin_pretrained(bb, str(mm))
+    assert report["format"] == "mmseg" and report["missing"] == []  # out norms norm0..3 too
+    assert float(bb.out_norms[2].weight.detach()[0]) == 2.0
+    bb.out_norms = None
+    assert _same_as_reference(bb, ref) < 1e-5  # unfold channel order undone correctly
+
+
+def test_other_window_size_is_interpolated(tmp_path):
+    from timm.layers import resize_rel_pos_bias_table
+
+    from dfr.modeling.backbone import load_swin_pretrained
+
+    ref = _timm_reference(window=7)
+    path = tmp_path / "w7.pth"
+    torch.save(_official(ref), path)
+    bb = _backbone(window_size=12)
+    report = load_swin_pretrained(bb, str(path))
+    assert report["mismatched"] == [] and all(k.startswith("out_norms") for k in report["missing"])
+    got = bb.swin.layers_2.blocks[1].attn.relative_position_bias_table
+    src = ref.layers[2].blocks[1].attn.relative_position_bias_table
+    assert tuple(src.shape) == (13 * 13, 2) and tuple(got.shape) == (23 * 23, 2)
+    want = resize_rel_pos_bias_table(src, new_window_size=(12, 12), new_bias_shape=(529, 2))
+    assert torch.allclose(got, want)
+
+
+def test_wrong_file_is_a_clear_error(tmp_path):
+    from dfr.modeling.backbone import load_swin_pretrained
+
+    bb = _backbone()
+    with pytest.raises(FileNotFoundError, match="Swin checkpoint not found: .*nope.pth"):
+        load_swin_pretrained(bb, str(tmp_path / "nope.pth"))
+    torch.save({"model": {"fc.weight": torch.zeros(3, 3)}}, tmp_path / "resnet.pth")
+    with pytest.raises(ValueError, match=r"No key of .*resnet.pth' \(read as unrecognised format, 1 keys\) matches the Swin"):
+        load_swin_pretrained(bb, str(tmp_path / "resnet.pth"))
+    torch.save(_official(_timm_reference()), tmp_path / "small.pth")
+    big = _backbone(embed_dim=32, num_heads=(2, 4, 8, 16))  # every shape differs
+    with pytest.raises(ValueError, match=r"wrong shape\). Wrong file or wrong MODEL.SWIN.SIZE"):
+        load_swin_pretrained(big, str(tmp_path / "small.pth"))
+
+
+def test_convert_tool_writes_a_detectron2_checkpoint(tmp_path):
+    import importlib.util
+
+    from conftest import CONFIGS, REPO
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    spec = importlib.util.spec_from_file_location("cvt", REPO / "tools" / "convert_swin_weights.py")
+    cvt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cvt)
+    ref = _timm_reference()
+    torch.save(_official(ref), tmp_path / "official.pth")
+    cfg_file = str(CONFIGS / "synthetic" / "dfr_swin_tiny_synthetic_cpu.yaml")
+    opts = ["MODEL.SWIN.EMBED_DIM", "16", "MODEL.SWIN.NUM_HEADS", "[1, 2, 2, 4]",
+            "MODEL.SWIN.DROP_PATH_RATE", "0.0", "MODEL.SWIN.OUT_NORM", "False"]
+    assert cvt.main(["--config-file", cfg_file, str(tmp_path / "official.pth"),
+                     str(tmp_path / "d2.pth"), *opts]) == 0
+    saved = torch.load(tmp_path / "d2.pth")["model"]
+    assert all(k.startswith("backbone.swin.") for k in saved)
+    # MODEL.WEIGHTS path: Detectron2's checkpointer fills the whole backbone
+    bb = _backbone(out_norm=False)
+    holder = torch.nn.Module()
+    holder.backbone = bb
+    DetectionCheckpointer(holder).load(str(tmp_path / "d2.pth"))
+    assert _same_as_reference(bb, ref) < 1e-5
+    # and the D2 file is itself accepted by MODEL.SWIN.PRETRAINED
+    from dfr.modeling.backbone import load_swin_pretrained
+
+    assert load_swin_pretrained(_backbone(out_norm=False), str(tmp_path / "d2.pth"))["missing"] == []

@@ -153,11 +153,19 @@ def render_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.ndarray,
     img = _background(rng, h, w)
     label = np.zeros((h, w), np.uint8)
     short = min(h, w)
+    owner = np.full((h, w), -1, np.int32)  # which object a pixel shows (occlusion check)
+    areas = []
     for _ in range(int(rng.integers(1, 4))):
         cls = int(rng.integers(1, len(SYNTHETIC_CLASSES)))
-        s = rng.uniform(0.18, 0.32) * short
-        cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
-        mask = _shape_mask(cls, rng, h, w, cx, cy, s)
+        for _try in range(10):  # a new object may hide at most half of any earlier one
+            s = rng.uniform(0.18, 0.32) * short
+            cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
+            mask = _shape_mask(cls, rng, h, w, cx, cy, s)
+            left = np.bincount(owner[~mask].ravel() + 1, minlength=len(areas) + 1)[1:]
+            if all(left[j] >= 0.5 * a for j, a in enumerate(areas)):
+                break
+        else:
+            continue
         # Two-tone: a random line through the centre splits the object into two colours.
         t = rng.uniform(0, 2 * np.pi)
         yy, xx = np.mgrid[0:h, 0:w]
@@ -166,6 +174,8 @@ def render_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.ndarray,
         colour = np.where(side[..., None], ca, cb) * _texture(cls, rng, h, w)[..., None]
         img[mask] = colour[mask]
         label[mask] = cls
+        owner[mask] = len(areas)
+        areas.append(int(mask.sum()))
     img += rng.normal(0, 4, size=img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8), label
 

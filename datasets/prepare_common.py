@@ -1,4 +1,5 @@
 """Helpers shared by datasets/prepare_*.py: problem log, idempotent writes, links, counts."""
+
 from __future__ import annotations
 
 import os
@@ -96,7 +97,9 @@ def existing_label_ok(path: Path, size_hw, valid_ids: Optional[np.ndarray] = Non
 def link_file(src: Path, dst: Path, mode: str = "symlink"):
     """Put ``src`` at ``dst`` (symlink / hardlink / copy); no-op when already there."""
     if dst.exists() or dst.is_symlink():
-        if dst.resolve() == src.resolve() or (mode == "copy" and dst.stat().st_size == src.stat().st_size):
+        if dst.resolve() == src.resolve() or (
+            mode == "copy" and dst.stat().st_size == src.stat().st_size
+        ):
             return
         dst.unlink()
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -138,5 +141,6 @@ def check_counts(splits: Dict[str, List[str]], expected: Dict[str, int], problem
             problems.error(
                 "count",
                 f"split {name} has {len(splits[name])} images, expected {n} "
-                "(wrong/partial archive? pass --expected-counts or --no-verify-counts for a subset)",
+                "(wrong/partial archive? pass --expected-counts or --no-verify-counts "
+                "for a subset)",
             )

@@ -6,7 +6,7 @@ Writes (the tree read by dfr.data.datasets, see datasets/README.md):
     <out>/JPEGImages/<id>.jpg                   links to the VOC2010 JPEGs
     <out>/SegmentationClassContext60/<id>.png   0 = background, 1..59 = CONTEXT59_CLASSES
     <out>/SegmentationClassContext59/<id>.png   context60_to_59 of the above (background -> 255)
-    <out>/scribble_context60/<id>.png           ScribbleSup Context scribbles, 3-px lines, 255 elsewhere
+    <out>/scribble_context60/<id>.png           ScribbleSup Context scribbles (3-px lines), 255 else
     <out>/scribble_context59/<id>.png           context60_to_59 of the above
     <out>/ImageSets/{train,val}.txt             4,998 / 5,105 ids (VOC2010 Main train / val)
 
@@ -18,8 +18,10 @@ are background (60) / unlabeled (59); any other tag is an error naming the file.
 
 Example:
     python datasets/prepare_context_scribble.py --voc2010-root VOCdevkit/VOC2010 \
-        --context-root trainval --labels-txt labels.txt --scribbles scribble_annotation/pascal_context
+        --context-root trainval --labels-txt labels.txt \
+        --scribbles <ScribbleSup Context XML folder or zip>
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,7 +75,9 @@ def load_context_mat(path: Path) -> np.ndarray:
 
     mat = scipy.io.loadmat(str(path))
     if "LabelMap" not in mat:
-        raise ValueError(f"{path}: no LabelMap (keys: {[k for k in mat if not k.startswith('__')]})")
+        raise ValueError(
+            f"{path}: no LabelMap (keys: {[k for k in mat if not k.startswith('__')]})"
+        )
     lm = np.asarray(mat["LabelMap"])
     if lm.ndim != 2:
         raise ValueError(f"{path}: LabelMap has shape {lm.shape}, expected (H, W)")
@@ -82,17 +86,39 @@ def load_context_mat(path: Path) -> np.ndarray:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--voc2010-root", required=True, type=Path,
-                   help="VOCdevkit/VOC2010 of VOCtrainval_03-May-2010.tar (JPEGImages, ImageSets/Main)")
-    p.add_argument("--context-root", required=True, type=Path,
-                   help="folder of the official 459-class <id>.mat files (trainval/ of trainval.tar.gz)")
-    p.add_argument("--labels-txt", type=Path, default=None,
-                   help="the official labels.txt (default: <context-root>/../labels.txt or inside it)")
-    p.add_argument("--scribbles", type=Path, default=None,
-                   help="ScribbleSup Context XML folder or zip (omit to write dense labels only)")
-    p.add_argument("--train-list", type=Path, default=None, help="default: VOC2010 ImageSets/Main/train.txt")
-    p.add_argument("--val-list", type=Path, default=None, help="default: VOC2010 ImageSets/Main/val.txt")
-    p.add_argument("--out", type=Path, default=None, help="default: $DETECTRON2_DATASETS/PascalContext")
+    p.add_argument(
+        "--voc2010-root",
+        required=True,
+        type=Path,
+        help="VOCdevkit/VOC2010 of VOCtrainval_03-May-2010.tar (JPEGImages, ImageSets/Main)",
+    )
+    p.add_argument(
+        "--context-root",
+        required=True,
+        type=Path,
+        help="folder of the official 459-class <id>.mat files (trainval/ of trainval.tar.gz)",
+    )
+    p.add_argument(
+        "--labels-txt",
+        type=Path,
+        default=None,
+        help="the official labels.txt (default: <context-root>/../labels.txt or inside it)",
+    )
+    p.add_argument(
+        "--scribbles",
+        type=Path,
+        default=None,
+        help="ScribbleSup Context XML folder or zip (omit to write dense labels only)",
+    )
+    p.add_argument(
+        "--train-list", type=Path, default=None, help="default: VOC2010 ImageSets/Main/train.txt"
+    )
+    p.add_argument(
+        "--val-list", type=Path, default=None, help="default: VOC2010 ImageSets/Main/val.txt"
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="default: $DETECTRON2_DATASETS/PascalContext"
+    )
     p.add_argument("--line-width", type=float, default=3.0)
     p.add_argument("--point-radius", type=float, default=1.0, help="<0: single points draw nothing")
     p.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink")
@@ -148,8 +174,11 @@ def main(argv=None) -> int:
     for iid in tqdm(splits["train"] + splits["val"], desc="dense labels", unit="img"):
         if iid not in sizes:
             continue
-        if not a.force and existing_label_ok(d60 / f"{iid}.png", sizes[iid], VALID60) and \
-                existing_label_ok(d59 / f"{iid}.png", sizes[iid]):
+        if (
+            not a.force
+            and existing_label_ok(d60 / f"{iid}.png", sizes[iid], VALID60)
+            and existing_label_ok(d59 / f"{iid}.png", sizes[iid])
+        ):
             continue
         src = a.context_root / f"{iid}.mat"
         if not src.is_file():
@@ -185,8 +214,11 @@ def main(argv=None) -> int:
             if iid not in source:
                 pr.error("missing scribble", f"{iid}: not in {a.scribbles}")
                 continue
-            if not a.force and existing_label_ok(s60 / f"{iid}.png", sizes[iid], VALID60) and \
-                    existing_label_ok(s59 / f"{iid}.png", sizes[iid]):
+            if (
+                not a.force
+                and existing_label_ok(s60 / f"{iid}.png", sizes[iid], VALID60)
+                and existing_label_ok(s59 / f"{iid}.png", sizes[iid])
+            ):
                 continue
             h, w = sizes[iid]
             try:
@@ -201,8 +233,10 @@ def main(argv=None) -> int:
         if n_empty:
             pr.note("empty polygons skipped", str(n_empty))
         if fractions:
-            pr.note("labeled pixels, 60 classes (written this run)",
-                    f"mean {100 * np.mean(fractions):.2f} % over {len(fractions)} images")
+            pr.note(
+                "labeled pixels, 60 classes (written this run)",
+                f"mean {100 * np.mean(fractions):.2f} % over {len(fractions)} images",
+            )
     else:
         pr.note("no scribbles", "--scribbles not given: only dense labels written")
 

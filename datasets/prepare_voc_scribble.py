@@ -4,7 +4,7 @@
 Writes (the tree read by dfr.data.datasets, see datasets/README.md):
 
     <out>/JPEGImages/<id>.jpg               links (or copies) to the VOC JPEGs
-    <out>/SegmentationClassAug/<id>.png     dense GT: VOC SegmentationClass if present, else SBD cls .mat
+    <out>/SegmentationClassAug/<id>.png     dense GT: VOC SegmentationClass, else SBD cls/<id>.mat
     <out>/pascal_2012_scribble/<id>.png     ScribbleSup scribbles, 3-px lines (dfr.data.scribble_io)
     <out>/ImageSets/Segmentation/{train_aug,val,test}.txt
 
@@ -16,6 +16,7 @@ Example:
     python datasets/prepare_voc_scribble.py --voc-root VOCdevkit/VOC2012 \
         --sbd-root benchmark_RELEASE/dataset --scribbles scribble_annotation/pascal_2012
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,10 +41,20 @@ from prepare_common import (  # noqa: E402
 )
 
 try:
-    from dfr.data.scribble_io import ScribbleError, open_scribble_source, read_label_png, voc_tag_map
+    from dfr.data.scribble_io import (
+        ScribbleError,
+        open_scribble_source,
+        read_label_png,
+        voc_tag_map,
+    )
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
-    from dfr.data.scribble_io import ScribbleError, open_scribble_source, read_label_png, voc_tag_map
+    from dfr.data.scribble_io import (
+        ScribbleError,
+        open_scribble_source,
+        read_label_png,
+        voc_tag_map,
+    )
 
 EXPECTED = {"train_aug": 10582, "val": 1449, "test": 1456}
 NUM_CLASSES = 21
@@ -56,7 +67,9 @@ def load_sbd_mat(path: Path) -> np.ndarray:
 
     mat = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
     if "GTcls" not in mat:
-        raise ValueError(f"{path}: no GTcls struct (keys: {[k for k in mat if not k.startswith('__')]})")
+        raise ValueError(
+            f"{path}: no GTcls struct (keys: {[k for k in mat if not k.startswith('__')]})"
+        )
     gt = mat["GTcls"]
     seg = gt.Segmentation if hasattr(gt, "Segmentation") else gt["Segmentation"]
     seg = np.asarray(seg)
@@ -67,24 +80,52 @@ def load_sbd_mat(path: Path) -> np.ndarray:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--voc-root", required=True, type=Path,
-                   help="VOCdevkit/VOC2012 of VOCtrainval_11-May-2012.tar")
-    p.add_argument("--voc-test-root", type=Path, default=None,
-                   help="VOCdevkit/VOC2012 of VOC2012test.tar (default: --voc-root)")
-    p.add_argument("--sbd-root", required=True, type=Path,
-                   help="benchmark_RELEASE/dataset of SBD (cls/, img/, train.txt, val.txt)")
-    p.add_argument("--scribbles", required=True, type=Path,
-                   help="ScribbleSup XML folder/zip (scribble_annotation/pascal_2012), a folder/zip "
-                   "of ready PNGs (pascal_2012_scribble.zip) or of txt scribbles")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output root (default: $DETECTRON2_DATASETS/VOC2012)")
+    p.add_argument(
+        "--voc-root",
+        required=True,
+        type=Path,
+        help="VOCdevkit/VOC2012 of VOCtrainval_11-May-2012.tar",
+    )
+    p.add_argument(
+        "--voc-test-root",
+        type=Path,
+        default=None,
+        help="VOCdevkit/VOC2012 of VOC2012test.tar (default: --voc-root)",
+    )
+    p.add_argument(
+        "--sbd-root",
+        required=True,
+        type=Path,
+        help="benchmark_RELEASE/dataset of SBD (cls/, img/, train.txt, val.txt)",
+    )
+    p.add_argument(
+        "--scribbles",
+        required=True,
+        type=Path,
+        help="ScribbleSup XML folder/zip (scribble_annotation/pascal_2012), a folder/zip "
+        "of ready PNGs (pascal_2012_scribble.zip) or of txt scribbles",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="output root (default: $DETECTRON2_DATASETS/VOC2012)"
+    )
     p.add_argument("--line-width", type=float, default=3.0, help="scribble line width in px")
-    p.add_argument("--point-radius", type=float, default=1.0,
-                   help="radius of the dot drawn for single-point scribbles (<0: draw nothing)")
-    p.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink",
-                   help="how JPEGs are put into <out>/JPEGImages")
-    p.add_argument("--expected-counts", default=None,
-                   help="override, e.g. train_aug=3,val=1,test=1 (default 10582/1449/1456)")
+    p.add_argument(
+        "--point-radius",
+        type=float,
+        default=1.0,
+        help="radius of the dot drawn for single-point scribbles (<0: draw nothing)",
+    )
+    p.add_argument(
+        "--link",
+        choices=["symlink", "hardlink", "copy"],
+        default="symlink",
+        help="how JPEGs are put into <out>/JPEGImages",
+    )
+    p.add_argument(
+        "--expected-counts",
+        default=None,
+        help="override, e.g. train_aug=3,val=1,test=1 (default 10582/1449/1456)",
+    )
     p.add_argument("--no-verify-counts", action="store_true")
     p.add_argument("--deep-check", action="store_true", help="fully decode every JPEG")
     p.add_argument("--force", action="store_true", help="rewrite existing outputs")
@@ -117,9 +158,14 @@ def main(argv=None) -> int:
         test_ids = read_ids(test_list)
     else:
         test_ids = None
-        pr.note("no test split", f"{test_list} not found (extract VOC2012test.tar); test.txt not written")
+        pr.note(
+            "no test split",
+            f"{test_list} not found (extract VOC2012test.tar); test.txt not written",
+        )
     val_ids = sorted(set(ids["voc val"]))
-    train_aug = sorted((set(ids["sbd train"]) | set(ids["sbd val"]) | set(ids["voc train"])) - set(val_ids))
+    train_aug = sorted(
+        (set(ids["sbd train"]) | set(ids["sbd val"]) | set(ids["voc train"])) - set(val_ids)
+    )
     splits = {"train_aug": train_aug, "val": val_ids}
     if test_ids is not None:
         splits["test"] = sorted(set(test_ids))
@@ -174,7 +220,10 @@ def main(argv=None) -> int:
             pr.error("bad label values", f"{src}: values {bad.tolist()} outside 0..20, 255")
             continue
         write_png(dst, lab)
-    pr.note("dense label sources (written this run)", f"VOC SegmentationClass: {n_voc}, SBD cls: {n_sbd}")
+    pr.note(
+        "dense label sources (written this run)",
+        f"VOC SegmentationClass: {n_voc}, SBD cls: {n_sbd}",
+    )
 
     # ---- scribbles (train_aug)
     scr_dir = out / "pascal_2012_scribble"
@@ -208,7 +257,11 @@ def main(argv=None) -> int:
                 n_empty += ss.num_empty
                 for s in ss:
                     p = s.points
-                    n_clamped += int(((p[:, 0] < 0) | (p[:, 0] > w - 1) | (p[:, 1] < 0) | (p[:, 1] > h - 1)).sum())
+                    n_clamped += int(
+                        (
+                            (p[:, 0] < 0) | (p[:, 0] > w - 1) | (p[:, 1] < 0) | (p[:, 1] > h - 1)
+                        ).sum()
+                    )
                     n_dots += int(np.all(p == p[:1]))
             fractions.append(float((lab != 255).mean()))
             write_png(dst, lab)
@@ -219,9 +272,11 @@ def main(argv=None) -> int:
     if n_dots:
         pr.note("single-point scribbles drawn as dots", f"{n_dots} (radius {point_radius})")
     if fractions:
-        pr.note("labeled pixels (written this run)",
-                f"mean {100 * np.mean(fractions):.2f} % over {len(fractions)} images "
-                "(standard 3-px conversion: about 3 %)")
+        pr.note(
+            "labeled pixels (written this run)",
+            f"mean {100 * np.mean(fractions):.2f} % over {len(fractions)} images "
+            "(standard 3-px conversion: about 3 %)",
+        )
 
     # ---- lists + counts
     for name, split_ids in splits.items():

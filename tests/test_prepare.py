@@ -1,4 +1,5 @@
 """datasets/prepare_*.py on tiny VOC+SBD and Context trees written here (no downloads)."""
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -29,9 +30,14 @@ def jpeg(path, h, w, seed=0):
 def xml(path, polygons):
     path.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(
-        f"<polygon><tag>{t}</tag>" + "".join(f"<point><X>{x}</X><Y>{y}</Y></point>" for x, y in pts)
-        + "</polygon>" for t, pts in polygons)
-    path.write_text(f"<annotation><size><width>1</width><height>1</height></size>{body}</annotation>")
+        f"<polygon><tag>{t}</tag>"
+        + "".join(f"<point><X>{x}</X><Y>{y}</Y></point>" for x, y in pts)
+        + "</polygon>"
+        for t, pts in polygons
+    )
+    path.write_text(
+        f"<annotation><size><width>1</width><height>1</height></size>{body}</annotation>"
+    )
 
 
 def ids_file(path, ids):
@@ -40,14 +46,28 @@ def ids_file(path, ids):
 
 
 H, W = 24, 32
-VOC_TRAIN, VOC_VAL, SBD_TRAIN, SBD_VAL, TEST = "2007_000001", "2007_000002", "2008_000001", "2008_000002", "2008_000010"
+VOC_TRAIN, VOC_VAL, SBD_TRAIN, SBD_VAL, TEST = (
+    "2007_000001",
+    "2007_000002",
+    "2008_000001",
+    "2008_000002",
+    "2008_000010",
+)
 TRAIN_AUG = sorted([VOC_TRAIN, SBD_TRAIN, SBD_VAL])
-SCRIBBLES = [("cat", [(2, 5), (20, 5)]), ("background", [(25, 0), (25, 23)]), ("dog", [(8, 18)] * 4)]
+SCRIBBLES = [
+    ("cat", [(2, 5), (20, 5)]),
+    ("background", [(25, 0), (25, 23)]),
+    ("dog", [(8, 18)] * 4),
+]
 
 
 @pytest.fixture
 def voc_tree(tmp_path):
-    voc, sbd, scr = tmp_path / "VOCdevkit/VOC2012", tmp_path / "benchmark_RELEASE/dataset", tmp_path / "pascal_2012"
+    voc, sbd, scr = (
+        tmp_path / "VOCdevkit/VOC2012",
+        tmp_path / "benchmark_RELEASE/dataset",
+        tmp_path / "pascal_2012",
+    )
     for k, iid in enumerate([VOC_TRAIN, VOC_VAL, TEST, SBD_TRAIN, SBD_VAL]):
         jpeg(voc / "JPEGImages" / f"{iid}.jpg", H, W, seed=k)
     pal = voc_palette().reshape(-1).tolist()
@@ -65,15 +85,33 @@ def voc_tree(tmp_path):
         seg = np.zeros((H, W), np.uint8)
         seg[10:20, 2:12] = v
         (sbd / "cls").mkdir(parents=True, exist_ok=True)
-        scipy.io.savemat(sbd / "cls" / f"{iid}.mat", {"GTcls": {
-            "Segmentation": seg, "Boundaries": np.zeros((20, 1), object), "CategoriesPresent": np.array([v])}})
+        scipy.io.savemat(
+            sbd / "cls" / f"{iid}.mat",
+            {
+                "GTcls": {
+                    "Segmentation": seg,
+                    "Boundaries": np.zeros((20, 1), object),
+                    "CategoriesPresent": np.array([v]),
+                }
+            },
+        )
     ids_file(sbd / "train.txt", [SBD_TRAIN, VOC_VAL])
     ids_file(sbd / "val.txt", [SBD_VAL])
     for iid in TRAIN_AUG:
         xml(scr / f"{iid}.xml", SCRIBBLES)
     out = tmp_path / "datasets/VOC2012"
-    args = ["--voc-root", str(voc), "--sbd-root", str(sbd), "--scribbles", str(scr), "--out", str(out),
-            "--expected-counts", "train_aug=3,val=1,test=1"]
+    args = [
+        "--voc-root",
+        str(voc),
+        "--sbd-root",
+        str(sbd),
+        "--scribbles",
+        str(scr),
+        "--out",
+        str(out),
+        "--expected-counts",
+        "train_aug=3,val=1,test=1",
+    ]
     return args, out, scr
 
 
@@ -100,7 +138,9 @@ def test_prepare_voc_outputs(voc_tree, capsys):
     lab = read(out / f"pascal_2012_scribble/{SBD_TRAIN}.png")
     assert lab.shape == (H, W) and lab.dtype == np.uint8
     assert (lab[4:7, 2:21] == 8).all() and (lab[:, 24:27] == 0).all()
-    assert lab[18, 8] == 12 and lab[17, 8] == 12 and lab[17, 7] == 255  # the single point: a radius-1 dot
+    assert (
+        lab[18, 8] == 12 and lab[17, 8] == 12 and lab[17, 7] == 255
+    )  # the single point: a radius-1 dot
     drawn = np.zeros((H, W), bool)
     drawn[3:8, 1:22] = drawn[:, 24:27] = drawn[17:20, 7:10] = True
     assert (lab[~drawn] == 255).all()
@@ -110,9 +150,15 @@ def test_prepare_voc_outputs(voc_tree, capsys):
 
 def test_prepare_voc_counts_mismatch_fails_clearly(voc_tree, capsys):
     args, out, _ = voc_tree
-    rc = load_script("prepare_voc_scribble").main(args[:-2])  # default counts 10,582 / 1,449 / 1,456
+    rc = load_script("prepare_voc_scribble").main(
+        args[:-2]
+    )  # default counts 10,582 / 1,449 / 1,456
     msg = capsys.readouterr().out
-    assert rc == 1 and "split train_aug has 3 images, expected 10582" in msg and "--no-verify-counts" in msg
+    assert (
+        rc == 1
+        and "split train_aug has 3 images, expected 10582" in msg
+        and "--no-verify-counts" in msg
+    )
     assert load_script("prepare_voc_scribble").main(args[:-2] + ["--no-verify-counts"]) == 0
 
 
@@ -155,19 +201,44 @@ def test_prepare_context(tmp_path, capsys):
             lm[:, 16:24] = names.index("diningtable") + 1  # = Context "table"
             ctx.mkdir(exist_ok=True)
             scipy.io.savemat(ctx / f"{iid}.mat", {"LabelMap": lm})
-            xml(tmp_path / "ctx_xml" / f"{iid}.xml",
-                [("sky", [(1, 2), (30, 2)]), ("accordion", [(1, 10), (30, 10)]), ("sheep", [(5, 20), (6, 20)])])
+            xml(
+                tmp_path / "ctx_xml" / f"{iid}.xml",
+                [
+                    ("sky", [(1, 2), (30, 2)]),
+                    ("accordion", [(1, 10), (30, 10)]),
+                    ("sheep", [(5, 20), (6, 20)]),
+                ],
+            )
     out = tmp_path / "PascalContext"
-    args = ["--voc2010-root", str(voc), "--context-root", str(ctx), "--scribbles", str(tmp_path / "ctx_xml"),
-            "--out", str(out), "--expected-counts", "train=2,val=1"]
+    args = [
+        "--voc2010-root",
+        str(voc),
+        "--context-root",
+        str(ctx),
+        "--scribbles",
+        str(tmp_path / "ctx_xml"),
+        "--out",
+        str(out),
+        "--expected-counts",
+        "train=2,val=1",
+    ]
     mod = load_script("prepare_context_scribble")
     assert mod.main(args) == 0, capsys.readouterr().out
     sky, table, sheep = (CONTEXT59_CLASSES.index(n) for n in ("sky", "table", "sheep"))
-    d60, d59 = read(out / "SegmentationClassContext60/2008_000005.png"), read(out / "SegmentationClassContext59/2008_000005.png")
+    d60, d59 = read(out / "SegmentationClassContext60/2008_000005.png"), read(
+        out / "SegmentationClassContext59/2008_000005.png"
+    )
     assert d60[0, 0] == 0 and d60[0, 10] == sky + 1 and d60[0, 20] == table + 1 and d60[0, 30] == 0
     assert d59[0, 0] == 255 and d59[0, 10] == sky and d59[0, 20] == table
-    s60, s59 = read(out / "scribble_context60/2008_000002.png"), read(out / "scribble_context59/2008_000002.png")
-    assert s60[2, 15] == sky + 1 and s60[10, 15] == 0 and s60[20, 5] == sheep + 1 and s60[15, 15] == 255
+    s60, s59 = read(out / "scribble_context60/2008_000002.png"), read(
+        out / "scribble_context59/2008_000002.png"
+    )
+    assert (
+        s60[2, 15] == sky + 1
+        and s60[10, 15] == 0
+        and s60[20, 5] == sheep + 1
+        and s60[15, 15] == 255
+    )
     assert s59[2, 15] == sky and s59[10, 15] == 255 and s59[20, 5] == sheep
     assert not (out / "scribble_context60/2008_000005.png").exists()  # val: dense GT only
     assert (out / "ImageSets/train.txt").read_text().split() == ids["train"]
@@ -179,16 +250,33 @@ def test_prepare_context(tmp_path, capsys):
 def test_scribble_stats_tool(voc_tree, tmp_path, capsys):
     args, out, scr = voc_tree
     assert load_script("prepare_voc_scribble").main(args) == 0
-    spec = importlib.util.spec_from_file_location("scribble_stats", REPO / "tools" / "scribble_stats.py")
+    spec = importlib.util.spec_from_file_location(
+        "scribble_stats", REPO / "tools" / "scribble_stats.py"
+    )
     stats = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stats)
     labs = [read(out / f"pascal_2012_scribble/{i}.png") for i in TRAIN_AUG]
     frac = 100 * np.mean([(lab != 255).mean() for lab in labs])
-    assert stats.main(["--labels", str(out / "pascal_2012_scribble"), "--out", str(tmp_path / "s")]) == 0
+    assert (
+        stats.main(["--labels", str(out / "pascal_2012_scribble"), "--out", str(tmp_path / "s")])
+        == 0
+    )
     md = (tmp_path / "s/scribble_stats.md").read_text()
     assert f"{len(TRAIN_AUG)} images; labeled pixels per image: mean {frac:.2f} %" in md
     assert "| 8 | cat | 3 |" in md and "scribbles per image: mean 3.00" in md  # 3 separate blobs
     assert (tmp_path / "s/scribble_stats.png").stat().st_size > 1000
     # from the XMLs directly: the polyline count, and the same pixels
-    assert stats.main(["--labels", str(scr), "--images", str(out / "JPEGImages"), "--out", str(tmp_path / "x")]) == 0
+    assert (
+        stats.main(
+            [
+                "--labels",
+                str(scr),
+                "--images",
+                str(out / "JPEGImages"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 0
+    )
     assert f"mean {frac:.2f} %" in (tmp_path / "x/scribble_stats.md").read_text()

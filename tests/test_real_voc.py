@@ -1,5 +1,6 @@
 """The converter, the evaluator and the mapper on the real VOC / ScribbleSup samples
 (../shared/real_voc; skipped when absent)."""
+
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -60,7 +61,9 @@ def test_real_xml_context_release(real_voc, num_classes):
     ref, centre = independent_3px(path, h, w, ids)
     labeled = lab != 255
     assert labeled[centre].all()  # every centre-line pixel is labeled ...
-    assert not (labeled & ~binary_dilation(centre, np.ones((3, 3), bool))).any()  # ... within 1 px of it
+    assert not (
+        labeled & ~binary_dilation(centre, np.ones((3, 3), bool))
+    ).any()  # ... within 1 px of it
     both = labeled & (ref != 255)
     assert (lab[both] == ref[both]).mean() > 0.99  # same class where both label a pixel
     frac, ref_frac = labeled.mean(), (ref != 255).mean()
@@ -68,7 +71,10 @@ def test_real_xml_context_release(real_voc, num_classes):
     assert 0.90 < frac / ref_frac <= 1.0, (frac, ref_frac)
     assert 0.03 < frac < 0.045
     # the same-release PNGs are 3.42 % and 2.92 % labeled: same line-width family
-    png_fracs = [(np.asarray(Image.open(real_voc / "scribble_png" / f"{i}.png")) != 255).mean() for i in PNG_IDS]
+    png_fracs = [
+        (np.asarray(Image.open(real_voc / "scribble_png" / f"{i}.png")) != 255).mean()
+        for i in PNG_IDS
+    ]
     assert all(0.5 < frac / f < 2.0 for f in png_fracs)
     # 1-px lines label about a third of that
     assert 0.25 < sio.labeled_fraction(sio.rasterize(ss, h, w, line_width=1)) / frac < 0.4
@@ -85,7 +91,7 @@ def test_real_txt_scribbles(real_voc):
         assert set(np.unique(lab).tolist()) == {int(t.split(",")[0]) for t in lines} | {255}
         for s in ss:  # each scribble's own id at its first point (unless a later one overwrote it)
             x, y = np.clip(s.points[0], 0, [w - 1, h - 1]).astype(int)
-            later = [t.class_id for t in ss.scribbles[ss.scribbles.index(s) + 1:]]
+            later = [t.class_id for t in ss.scribbles[ss.scribbles.index(s) + 1 :]]
             assert lab[y, x] == s.class_id or lab[y, x] in later
         assert 0.01 < sio.labeled_fraction(lab) < 0.05
 
@@ -105,10 +111,19 @@ def _register(name, real_voc, label_dir):
     recs = []
     for iid in PNG_IDS:
         h, w = jpeg_hw(real_voc, iid)
-        recs.append({"file_name": str(real_voc / "jpg" / f"{iid}.jpg"), "image_id": iid, "height": h,
-                     "width": w, "sem_seg_file_name": str(real_voc / label_dir / f"{iid}.png")})
+        recs.append(
+            {
+                "file_name": str(real_voc / "jpg" / f"{iid}.jpg"),
+                "image_id": iid,
+                "height": h,
+                "width": w,
+                "sem_seg_file_name": str(real_voc / label_dir / f"{iid}.png"),
+            }
+        )
     DatasetCatalog.register(name, lambda: recs)
-    MetadataCatalog.get(name).set(stuff_classes=VOC_CLASSES, ignore_label=255, evaluator_type="sem_seg")
+    MetadataCatalog.get(name).set(
+        stuff_classes=VOC_CLASSES, ignore_label=255, evaluator_type="sem_seg"
+    )
     return recs
 
 
@@ -116,7 +131,9 @@ def _evaluate(name, recs, preds):
     ev = SemSegEvaluator(name, distributed=False)
     ev.reset()
     for rec, pred in zip(recs, preds):
-        scores = torch.nn.functional.one_hot(torch.as_tensor(pred, dtype=torch.long), 21).permute(2, 0, 1)
+        scores = torch.nn.functional.one_hot(torch.as_tensor(pred, dtype=torch.long), 21).permute(
+            2, 0, 1
+        )
         ev.process([rec], [{"sem_seg": scores.float()}])
     return ev.evaluate()["sem_seg"]["mIoU"]
 
@@ -124,9 +141,14 @@ def _evaluate(name, recs, preds):
 def test_real_gt_through_sem_seg_evaluator(real_voc):
     recs = _register("_real_voc_gt_eval", real_voc, "gt_png")
     gts = [np.asarray(Image.open(r["sem_seg_file_name"])).astype(np.int64) for r in recs]
-    assert _evaluate("_real_voc_gt_eval", recs, [np.where(g == 255, 0, g) for g in gts]) == pytest.approx(100.0)
+    assert _evaluate(
+        "_real_voc_gt_eval", recs, [np.where(g == 255, 0, g) for g in gts]
+    ) == pytest.approx(100.0)
     # scribbles as predictions; their unlabeled (255) pixels are predicted as background (0)
-    preds = [np.asarray(Image.open(real_voc / "scribble_png" / f"{i}.png")).astype(np.int64) for i in PNG_IDS]
+    preds = [
+        np.asarray(Image.open(real_voc / "scribble_png" / f"{i}.png")).astype(np.int64)
+        for i in PNG_IDS
+    ]
     preds = [np.where(p == 255, 0, p) for p in preds]
     conf = np.zeros((21, 21), np.int64)  # by hand: conf[gt, pred] over gt != 255
     for g, p in zip(gts, preds):
@@ -153,7 +175,12 @@ def test_real_scribble_pngs_through_registered_dataset_and_mapper(real_voc, tmp_
     from dfr.data import ScribbleDatasetMapper
 
     voc = tmp_path / "VOC2012"
-    for sub in ("JPEGImages", "pascal_2012_scribble", "SegmentationClassAug", "ImageSets/Segmentation"):
+    for sub in (
+        "JPEGImages",
+        "pascal_2012_scribble",
+        "SegmentationClassAug",
+        "ImageSets/Segmentation",
+    ):
         (voc / sub).mkdir(parents=True)
     for iid in PNG_IDS:
         shutil.copy(real_voc / "jpg" / f"{iid}.jpg", voc / "JPEGImages")
@@ -168,7 +195,9 @@ def test_real_scribble_pngs_through_registered_dataset_and_mapper(real_voc, tmp_
     for rec in recs:
         h, w = rec["height"], rec["width"]
         augs = [T.Resize((2 * h, 2 * w)), T.RandomFlip(prob=1.0), _FixedCrop(x0, y0, cw, ch)]
-        mapper = ScribbleDatasetMapper(is_train=True, num_classes=21, pad_size=(512, 512), augmentations=augs)
+        mapper = ScribbleDatasetMapper(
+            is_train=True, num_classes=21, pad_size=(512, 512), augmentations=augs
+        )
         out = mapper(rec)
         img0 = np.asarray(Image.open(rec["file_name"]).convert("RGB")).astype(int)
         lab0 = np.asarray(Image.open(rec["sem_seg_file_name"]))
@@ -182,9 +211,14 @@ def test_real_scribble_pngs_through_registered_dataset_and_mapper(real_voc, tmp_
         k = np.flatnonzero(lab[:ch, :cw].reshape(-1) != 255)
         assert k.size > 500
         pick = k[:: max(1, k.size // 25)]  # a few labeled pixels: colours follow them
-        diff = np.abs(img[:ch, :cw].reshape(-1, 3)[pick] - img0[yo.reshape(-1)[pick], xo.reshape(-1)[pick]])
+        diff = np.abs(
+            img[:ch, :cw].reshape(-1, 3)[pick] - img0[yo.reshape(-1)[pick], xo.reshape(-1)[pick]]
+        )
         assert np.median(diff) <= 4, diff.max()
         # a misaligned label (no flip) would point at other colours
         xo_bad = (xs + x0) // 2
-        bad = np.abs(img[:ch, :cw].reshape(-1, 3)[pick] - img0[yo.reshape(-1)[pick], xo_bad.reshape(-1)[pick]])
+        bad = np.abs(
+            img[:ch, :cw].reshape(-1, 3)[pick]
+            - img0[yo.reshape(-1)[pick], xo_bad.reshape(-1)[pick]]
+        )
         assert np.mean(bad) > 3 * np.mean(diff), (np.mean(bad), np.mean(diff))

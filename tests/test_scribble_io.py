@@ -1,4 +1,5 @@
 """dfr.data.scribble_io on tiny hand-written annotations: drawing rules, forms, bad inputs."""
+
 import io
 import zipfile
 
@@ -14,8 +15,10 @@ from dfr.data.classes import CONTEXT59_CLASSES
 
 def xml_bytes(polygons, size=(40, 30)):
     """polygons: list of (tag, [(x, y), ...]) -> ScribbleSup-style XML bytes."""
-    out = [f"<annotation><filename>x.jpg</filename><size><width>{size[0]}</width>"
-           f"<height>{size[1]}</height><depth>3</depth></size>"]
+    out = [
+        f"<annotation><filename>x.jpg</filename><size><width>{size[0]}</width>"
+        f"<height>{size[1]}</height><depth>3</depth></size>"
+    ]
     for tag, pts in polygons:
         out.append(f"<polygon><tag>{tag}</tag>")
         out += [f"<point><X>{x}</X><Y>{y}</Y></point>" for x, y in pts]
@@ -33,8 +36,12 @@ def test_horizontal_3px_line_exact_pixels():
     ys, xs = np.nonzero(lab != 255)
     assert set(np.unique(lab)) == {8, 255}
     # centre within 1.5 px of the segment: rows 9..11 over x 4..21 (the caps add one column)
-    expect = {(y, x) for y in range(30) for x in range(40)
-              if max(5 - x, x - 20, 0) ** 2 + (y - 10) ** 2 <= 2.25}
+    expect = {
+        (y, x)
+        for y in range(30)
+        for x in range(40)
+        if max(5 - x, x - 20, 0) ** 2 + (y - 10) ** 2 <= 2.25
+    }
     assert len(expect) == 3 * 18
     assert set(zip(ys.tolist(), xs.tolist())) == expect
 
@@ -64,14 +71,15 @@ def test_single_and_repeated_points_draw_radius1_dot():
 
 
 def test_far_outside_coordinates_are_clamped():
-    lab = draw([("cat", [(-5000, 4), (90000, 4)]), ("dog", [(7, -10**6), (7, -10**6)])])
+    lab = draw([("cat", [(-5000, 4), (90000, 4)]), ("dog", [(7, -(10**6)), (7, -(10**6))])])
     assert (lab[3:6, :] == 8).all()  # a full-width 3-px band
     assert lab[0, 7] == 12 and lab[1, 7] == 12  # the far point became a dot at the top edge
 
 
 def test_empty_polygon_skipped_and_counted():
-    ss = sio.parse_scribble_xml(xml_bytes([("cat", []), ("dog", [(1, 1), (5, 5)]), ("sky", [])]),
-                                source="e.xml")
+    ss = sio.parse_scribble_xml(
+        xml_bytes([("cat", []), ("dog", [(1, 1), (5, 5)]), ("sky", [])]), source="e.xml"
+    )
     assert ss.num_empty == 2 and len(ss) == 1 and ss.scribbles[0].class_id == 12
 
 
@@ -100,9 +108,14 @@ def test_context_tag_maps():
     with pytest.raises(sio.UnknownTagError, match="f.xml.*'accordion'"):
         tm59("accordion", "f.xml")  # not told it is a Context class
     assert sio.context_tag_map(59, unknown="ignore")("accordion") is None
-    ss = sio.parse_scribble_xml(xml_bytes([("accordion", [(1, 1), (3, 3)]), ("sky", [(1, 5), (9, 5)])]),
-                                sio.context_tag_map(59, unknown="ignore"), source="c.xml")
-    assert ss.ignored == ["accordion"] and [s.class_id for s in ss] == [CONTEXT59_CLASSES.index("sky")]
+    ss = sio.parse_scribble_xml(
+        xml_bytes([("accordion", [(1, 1), (3, 3)]), ("sky", [(1, 5), (9, 5)])]),
+        sio.context_tag_map(59, unknown="ignore"),
+        source="c.xml",
+    )
+    assert ss.ignored == ["accordion"] and [s.class_id for s in ss] == [
+        CONTEXT59_CLASSES.index("sky")
+    ]
 
 
 def test_txt_form_and_errors():
@@ -156,7 +169,9 @@ def test_image_id_from_name():
 
 
 def test_after_augmentation_flip_crop_resize():
-    ss = sio.parse_scribble_xml(xml_bytes([("cat", [(3, 4), (30, 20)]), ("dog", [(35, 2), (35, 27)])]))
+    ss = sio.parse_scribble_xml(
+        xml_bytes([("cat", [(3, 4), (30, 20)]), ("dog", [(35, 2), (35, 27)])])
+    )
     h, w = 30, 40
     for lw in (1, 3):
         base = sio.rasterize(ss, h, w, line_width=lw)
@@ -169,7 +184,9 @@ def test_after_augmentation_flip_crop_resize():
         cropped = sio.draw_transformed(ss, crop, 20, 25, line_width=lw)
         np.testing.assert_array_equal(cropped, base[5:25, 10:35])  # clipped, not clamped
     # 2x upscale: 1-px lines on the big canvas pass through the scaled pixel centres
-    big = sio.draw_transformed(ss, T.ResizeTransform(h, w, 2 * h, 2 * w), 2 * h, 2 * w, line_width=1)
+    big = sio.draw_transformed(
+        ss, T.ResizeTransform(h, w, 2 * h, 2 * w), 2 * h, 2 * w, line_width=1
+    )
     assert big.shape == (60, 80)
     assert big[int(round(2 * 20.5 - 0.5)), int(round(2 * 30.5 - 0.5))] == 8
     assert (big[:, int(round(2 * 35.5 - 0.5))] == 12).sum() >= 50

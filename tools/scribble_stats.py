@@ -12,6 +12,7 @@ lower bound). The standard 3-px VOC conversion labels about 3 % of the pixels.
     python tools/scribble_stats.py --labels datasets/VOC2012/pascal_2012_scribble \
         --list datasets/VOC2012/ImageSets/Segmentation/train_aug.txt --out output/scribble_stats
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,27 +39,40 @@ def image_stats(label: np.ndarray, num_classes: int, num_scribbles=None):
     pix = np.bincount(lab[lab != 255].ravel(), minlength=num_classes)[:num_classes]
     if num_scribbles is None:
         eight = np.ones((3, 3), bool)
-        num_scribbles = sum(ndimage.label(lab == c, structure=eight)[1] for c in np.flatnonzero(pix))
-    return {"fraction": float((lab != 255).mean()), "pixels": pix, "scribbles": int(num_scribbles),
-            "size": lab.size}
+        num_scribbles = sum(
+            ndimage.label(lab == c, structure=eight)[1] for c in np.flatnonzero(pix)
+        )
+    return {
+        "fraction": float((lab != 255).mean()),
+        "pixels": pix,
+        "scribbles": int(num_scribbles),
+        "size": lab.size,
+    }
 
 
 def collect(args):
     src = sio.open_scribble_source(args.labels)
     ids = src.ids()
     if args.list:
-        wanted = [line.split()[0] for line in Path(args.list).read_text().splitlines() if line.strip()]
+        wanted = [
+            line.split()[0] for line in Path(args.list).read_text().splitlines() if line.strip()
+        ]
         missing = [i for i in wanted if i not in src]
         if missing:
-            raise SystemExit(f"{len(missing)} ids of {args.list} have no annotation in {args.labels}, "
-                             f"e.g. {missing[:3]}")
+            raise SystemExit(
+                f"{len(missing)} ids of {args.list} have no annotation in {args.labels}, "
+                f"e.g. {missing[:3]}"
+            )
         ids = wanted
     if args.limit:
         ids = ids[: args.limit]
     names = CLASSES[args.classes]
     if src.kind == "xml":
-        tag_map = sio.voc_tag_map() if args.classes == "voc" else sio.context_tag_map(
-            60 if args.classes == "context60" else 59, unknown="ignore")
+        tag_map = (
+            sio.voc_tag_map()
+            if args.classes == "voc"
+            else sio.context_tag_map(60 if args.classes == "context60" else 59, unknown="ignore")
+        )
     else:
         tag_map = None
     from PIL import Image
@@ -74,7 +88,9 @@ def collect(args):
             n = None
         else:
             if args.images is None:
-                raise SystemExit(f"--images is needed to size the {src.kind} scribbles of {args.labels}")
+                raise SystemExit(
+                    f"--images is needed to size the {src.kind} scribbles of {args.labels}"
+                )
             with Image.open(Path(args.images) / f"{iid}.jpg") as im:
                 w, h = im.size
             lab, ss = src.load(iid, h, w, tag_map, len(names), args.line_width)
@@ -94,21 +110,37 @@ def write_report(rows, names, out: Path, title: str):
     ns = np.array([r["scribbles"] for r in rows.values()])
     pix = np.stack([r["pixels"] for r in rows.values()])
     tot = pix.sum()
-    md = [f"# Scribble statistics: {title}", "",
-          f"{len(rows)} images; labeled pixels per image: mean {100 * fr.mean():.2f} %, "
-          f"median {100 * np.median(fr):.2f} %, min {100 * fr.min():.2f} %, max {100 * fr.max():.2f} % "
-          "(standard 3-px VOC conversion: about 3 %); "
-          f"scribbles per image: mean {ns.mean():.2f}, min {ns.min()}, max {ns.max()}.", "",
-          "## Per class", "", "| id | class | images | share of labeled pixels | mean % of image where present |",
-          "|---:|---|---:|---:|---:|"]
+    md = [
+        f"# Scribble statistics: {title}",
+        "",
+        f"{len(rows)} images; labeled pixels per image: mean {100 * fr.mean():.2f} %, "
+        f"median {100 * np.median(fr):.2f} %, min {100 * fr.min():.2f} %, "
+        f"max {100 * fr.max():.2f} % "
+        "(standard 3-px VOC conversion: about 3 %); "
+        f"scribbles per image: mean {ns.mean():.2f}, min {ns.min()}, max {ns.max()}.",
+        "",
+        "## Per class",
+        "",
+        "| id | class | images | share of labeled pixels | mean % of image where present |",
+        "|---:|---|---:|---:|---:|",
+    ]
     sizes = np.array([r["size"] for r in rows.values()])
     for c, name in enumerate(names):
         has = pix[:, c] > 0
         if not has.any():
             continue
         mean_pct = 100 * np.mean(pix[has, c] / sizes[has])
-        md.append(f"| {c} | {name} | {has.sum()} | {100 * pix[:, c].sum() / max(tot, 1):.2f} % | {mean_pct:.2f} % |")
-    md += ["", "## Per image", "", "| image | labeled % | scribbles | classes |", "|---|---:|---:|---|"]
+        md.append(
+            f"| {c} | {name} | {has.sum()} | {100 * pix[:, c].sum() / max(tot, 1):.2f} % "
+            f"| {mean_pct:.2f} % |"
+        )
+    md += [
+        "",
+        "## Per image",
+        "",
+        "| image | labeled % | scribbles | classes |",
+        "|---|---:|---:|---|",
+    ]
     order = sorted(rows, key=lambda k: rows[k]["fraction"])
     shown = order if len(order) <= 40 else order[:20] + order[-20:]
     for i, iid in enumerate(shown):
@@ -138,7 +170,9 @@ def write_report(rows, names, out: Path, title: str):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--labels", required=True, help="folder/zip of label PNGs, XMLs or txt scribbles")
+    p.add_argument(
+        "--labels", required=True, help="folder/zip of label PNGs, XMLs or txt scribbles"
+    )
     p.add_argument("--images", default=None, help="JPEG folder (needed for XML/txt)")
     p.add_argument("--list", default=None, help="split file: only these ids")
     p.add_argument("--classes", choices=sorted(CLASSES), default="voc")
@@ -150,8 +184,11 @@ def main(argv=None):
     if not rows:
         raise SystemExit(f"no annotations in {args.labels}")
     fr, ns = write_report(rows, names, args.out, Path(args.labels).name)
-    print(f"{len(rows)} images: labeled {100 * fr.mean():.2f} % (mean), scribbles/image {ns.mean():.2f}; "
-          f"wrote {args.out / 'scribble_stats.md'} and {args.out / 'scribble_stats.png'}")
+    print(
+        f"{len(rows)} images: labeled {100 * fr.mean():.2f} % (mean), "
+        f"scribbles/image {ns.mean():.2f}; "
+        f"wrote {args.out / 'scribble_stats.md'} and {args.out / 'scribble_stats.png'}"
+    )
     return 0
 
 

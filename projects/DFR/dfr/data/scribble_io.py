@@ -28,6 +28,7 @@ Drawing after augmentation (GatedCRF convention, 1-px lines on the augmented ima
 ``transform_scribbles`` maps the polylines through a detectron2 ``Transform`` and
 ``draw_transformed`` rasterises them on the transformed canvas with clipping, not clamping.
 """
+
 from __future__ import annotations
 
 import io
@@ -440,7 +441,9 @@ class ScribbleSource:
             names = [
                 n
                 for n in self._zip.namelist()
-                if not n.endswith("/") and "__MACOSX" not in n and not os.path.basename(n).startswith(".")
+                if not n.endswith("/")
+                and "__MACOSX" not in n
+                and not os.path.basename(n).startswith(".")
             ]
         elif self.path.is_dir():
             names = sorted(str(p) for p in self.path.rglob("*") if p.is_file())
@@ -503,11 +506,15 @@ class ScribbleSource:
         if self.kind == "png":
             lab = read_label_png(self.read_bytes(image_id), source=name)
             if lab.shape != (height, width):
-                raise ScribbleError(f"{name}: label size {lab.shape} != image size {(height, width)}")
+                raise ScribbleError(
+                    f"{name}: label size {lab.shape} != image size {(height, width)}"
+                )
             if num_classes is not None:
                 bad = np.setdiff1d(np.unique(lab), list(range(num_classes)) + [IGNORE_LABEL])
                 if bad.size:
-                    raise ScribbleError(f"{name}: label values {bad.tolist()} outside 0..{num_classes - 1}, 255")
+                    raise ScribbleError(
+                        f"{name}: label values {bad.tolist()} outside 0..{num_classes - 1}, 255"
+                    )
             return lab, None
         ss = self.parse(image_id, tag_map, num_classes)
         return rasterize(ss, height, width, line_width, point_radius), ss

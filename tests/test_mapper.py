@@ -157,6 +157,10 @@ def test_from_config_and_logged_augmentations(caplog):
     assert "RandomScaleKeepRatio(scale=(2048, 512)" in caplog.text
     test = ScribbleDatasetMapper(cfg, is_train=False)
     assert test.augmentations.augs == [] and test.pad_size is None
+    cfg.INPUT.DFR.TEST_RESIZE = True  # mmseg's test resize: deterministic, ratio 1
+    (aug,) = ScribbleDatasetMapper(cfg, is_train=False).augmentations.augs
+    t = aug.get_transform(np.zeros((375, 500, 3), np.uint8))
+    assert (t.new_h, t.new_w) == (512, 683)
 
 
 # ---- bad inputs: each names the file ----

@@ -80,6 +80,9 @@ def add_dfr_config(cfg):
     cfg.INPUT.DFR.RATIO_RANGE = [0.5, 2.0]
     cfg.INPUT.DFR.PHOTOMETRIC = True  # brightness, contrast, saturation, hue (mmseg)
     cfg.INPUT.DFR.FLIP_PROB = 0.5
+    # mmseg's test pipeline: resize to RESIZE_SCALE (ratio 1, keep ratio) before inference; the
+    # prediction is resized back to the original (height, width). False: original size.
+    cfg.INPUT.DFR.TEST_RESIZE = False
     # Crop: INPUT.CROP.{ENABLED,TYPE,SIZE} are Detectron2 keys. SINGLE_CATEGORY_MAX_AREA is one
     # too in newer Detectron2 releases; add it (default 1.0 = off) only where it is missing.
     if "SINGLE_CATEGORY_MAX_AREA" not in cfg.INPUT.CROP:

@@ -2,7 +2,9 @@
 
 Training: mmseg's default pipeline as Detectron2 augmentations (random keep-ratio resize,
 random crop with category-max-ratio, horizontal flip, photometric distortion), then padding to
-the crop size with image 0 / label 255 and `valid` False. Test: no augmentation, no padding.
+the crop size with image 0 / label 255 and `valid` False. Test: no augmentation, no padding
+(INPUT.DFR.TEST_RESIZE: mmseg's keep-ratio resize to RESIZE_SCALE first; "height"/"width"
+stay the original size, so predictions are resized back).
 Images stay uint8 RGB (the model normalises). Labels are checked: a label map whose size
 differs from its image, or with values outside {0..C-1, 255}, raises ValueError naming the file.
 """
@@ -95,6 +97,8 @@ class ScribbleDatasetMapper:
         if crop_size is not None and crop.TYPE != "absolute":
             raise ValueError(f"INPUT.CROP.TYPE must be 'absolute' for DFR, got {crop.TYPE!r}")
         augs = []
+        if not is_train and cfg.INPUT.DFR.TEST_RESIZE:
+            augs = [RandomScaleKeepRatio(tuple(cfg.INPUT.DFR.RESIZE_SCALE), (1.0, 1.0))]
         if is_train:
             augs = build_train_augmentations(
                 crop_size=crop_size,

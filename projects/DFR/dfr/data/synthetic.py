@@ -176,7 +176,7 @@ def render_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.ndarray,
         label[mask] = cls
         owner[mask] = len(areas)
         areas.append(int(mask.sum()))
-    img += rng.normal(0, 4, size=img.shape).astype(np.float32)
+    img += 4 * rng.standard_normal(size=img.shape, dtype=np.float32)
     return np.clip(img, 0, 255).astype(np.uint8), label
 
 
@@ -203,9 +203,8 @@ def _generate(dst: str, spec: SyntheticSpec) -> Dict:
             labeled += int((scr != IGNORE_LABEL).sum())
             total += scr.size
             name = f"{split}_{i:05d}.png"
-            Image.fromarray(img).save(os.path.join(dst, split, "images", name))
-            Image.fromarray(label).save(os.path.join(dst, split, "labels", name))
-            Image.fromarray(scr).save(os.path.join(dst, split, "scribbles", name))
+            for sub, arr in (("images", img), ("labels", label), ("scribbles", scr)):
+                Image.fromarray(arr).save(os.path.join(dst, split, sub, name), compress_level=1)
         stats[split] = {"images": n, "scribble_labeled_fraction": labeled / max(total, 1)}
     return stats
 

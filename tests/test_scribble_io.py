@@ -193,3 +193,17 @@ def test_after_augmentation_flip_crop_resize():
     frac1 = sio.labeled_fraction(big)
     frac3 = sio.labeled_fraction(sio.rasterize(ss, h, w, line_width=3))
     assert frac1 < frac3  # 1-px after a 2x resize labels fewer pixels than the standard 3-px
+
+
+def test_batched_polyline_equals_segment_by_segment():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        h, w = (int(v) for v in rng.integers(5, 80, 2))
+        pts = rng.uniform(-30, 110, (int(rng.integers(2, 15)), 2))  # short and long segments
+        for radius in (1.0, 1.5, 2.5):
+            a = np.full((h, w), 255, np.uint8)
+            b = a.copy()
+            sio._draw_polyline(a, pts, 7, radius)
+            for p, q in zip(pts[:-1], pts[1:]):
+                sio._draw_segment(b, p, q, 7, radius)
+            np.testing.assert_array_equal(a, b)

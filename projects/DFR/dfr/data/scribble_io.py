@@ -306,7 +306,8 @@ def read_label_png(src: Union[PathLike, bytes], source: Optional[str] = None) ->
 
 
 # ---------------------------------------------------------------------------- drawing
-def _draw_segment(canvas, p, q, value, radius, clip_only):
+def _draw_segment(canvas, p, q, value, radius):
+    """Pixels whose centre is within ``radius`` of segment pq (clipped to the canvas)."""
     h, w = canvas.shape
     x0 = int(np.floor(min(p[0], q[0]) - radius))
     x1 = int(np.ceil(max(p[0], q[0]) + radius))
@@ -325,6 +326,33 @@ def _draw_segment(canvas, p, q, value, radius, clip_only):
     dist2 = (xs - p[0] - t * d[0]) ** 2 + (ys - p[1] - t * d[1]) ** 2
     m = dist2 <= radius * radius + 1e-9
     canvas[ys[m], xs[m]] = value
+
+
+def _draw_polyline(canvas, pts, value, radius, window: int = 24):
+    """``_draw_segment`` for every segment of one polyline (one value, so order is irrelevant):
+    short segments are done together in (S, K, K) windows, long ones one by one."""
+    h, w = canvas.shape
+    p, q = pts[:-1], pts[1:]
+    lo = np.floor(np.minimum(p, q) - radius).astype(np.int64)
+    ext = np.ceil(np.maximum(p, q) + radius).astype(np.int64) - lo + 1
+    short = (ext <= window).all(1)
+    for i in np.flatnonzero(~short):
+        _draw_segment(canvas, p[i], q[i], value, radius)
+    if not short.any():
+        return
+    p, q, lo = p[short], q[short], lo[short]
+    k = int(ext[short].max())
+    xs = (lo[:, 0, None] + np.arange(k))[:, None, :]  # (S, 1, K)
+    ys = (lo[:, 1, None] + np.arange(k))[:, :, None]  # (S, K, 1)
+    d = q - p
+    L2 = (d * d).sum(1)
+    px, py, dx, dy = (v[:, None, None] for v in (p[:, 0], p[:, 1], d[:, 0], d[:, 1]))
+    t = ((xs - px) * dx + (ys - py) * dy) / np.maximum(L2, 1e-12)[:, None, None]
+    t = np.clip(t, 0.0, 1.0)
+    dist2 = (xs - px - t * dx) ** 2 + (ys - py - t * dy) ** 2
+    m = (dist2 <= radius * radius + 1e-9) & (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    X, Y = np.broadcast_to(xs, m.shape)[m], np.broadcast_to(ys, m.shape)[m]
+    canvas[Y, X] = value
 
 
 def _bresenham(canvas, p, q, value):
@@ -365,13 +393,16 @@ def rasterize(
             pts = np.stack([np.clip(pts[:, 0], 0, width - 1), np.clip(pts[:, 1], 0, height - 1)], 1)
         if np.all(pts == pts[:1]):
             if point_radius is not None:
-                _draw_segment(canvas, pts[0], pts[0], s.class_id, float(point_radius), True)
+                _draw_segment(canvas, pts[0], pts[0], s.class_id, float(point_radius))
             continue
-        for p, q in zip(pts[:-1], pts[1:]):
-            if line_width == 1:
+        keep = np.ones(len(pts), bool)
+        keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)  # repeated points add nothing
+        pts = pts[keep]
+        if line_width == 1:
+            for p, q in zip(pts[:-1], pts[1:]):
                 _bresenham(canvas, p, q, s.class_id)
-            else:
-                _draw_segment(canvas, p, q, s.class_id, line_width / 2.0, True)
+        else:
+            _draw_polyline(canvas, pts, s.class_id, line_width / 2.0)
     return canvas
 
 

@@ -1,0 +1,163 @@
+"""DFRSegmentor on CPU with a small Swin: loss dict, gradient routing (Eq. 1, Sect. 3.2-3.3),
+switches of Tables 4/5/7, padding/valid handling, inference at the original size."""
+import pytest
+import torch
+from conftest import CONFIGS
+
+CPU_YAML = CONFIGS / "synthetic" / "dfr_swin_tiny_synthetic_cpu.yaml"
+ALL_LOSSES = {"loss_pce", "loss_aux", "loss_dfr", "loss_fd", "loss_fr"}
+
+
+def _model(*opts, seed=0):
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    from dfr import add_dfr_config
+
+    cfg = get_cfg()
+    add_dfr_config(cfg)
+    cfg.merge_from_file(str(CPU_YAML))
+    # deterministic comparisons: no dropout / drop path; γ = 0 so M labels every pixel
+    cfg.merge_from_list(["MODEL.SWIN.DROP_PATH_RATE", 0.0, "MODEL.SEM_SEG_HEAD.DROPOUT", 0.0,
+                         "MODEL.DFR.GAMMA", 0.0, "MODEL.SWIN.EMBED_DIM", 16,
+                         "MODEL.SWIN.NUM_HEADS", [1, 2, 2, 4], *opts])
+    torch.manual_seed(seed)
+    return build_model(cfg).train()
+
+
+def _batch(sizes=((64, 64), (48, 80)), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for h, w in sizes:
+        img = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+        lab = torch.full((h, w), 255, dtype=torch.long)
+        lab[4:8, 4 : w - 4] = 0  # 4-px scribbles of 3 classes
+        lab[20:24, 8 : w - 8] = 1
+        lab[h - 12 : h - 8, 10:30] = 2
+        out.append({"image": img, "sem_seg": lab, "height": h, "width": w})
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_step():
+    model = _model()
+    losses = model(_batch())
+    return model, losses
+
+
+def test_train_step_returns_every_loss_finite(trained_step):
+    model, losses = trained_step
+    assert set(losses) == ALL_LOSSES
+    for k, v in losses.items():
+        assert v.dim() == 0 and torch.isfinite(v), k
+    assert float(losses["loss_pce"]) == pytest.approx(torch.log(torch.tensor(4.0)).item(), abs=0.3)
+    assert float(losses["loss_fd"]) > 0 and float(losses["loss_fr"]) > 0  # γ = 0: M everywhere
+
+
+def test_gradients_reach_backbone_and_every_head(trained_step):
+    model, losses = trained_step
+    params = {
+        "backbone": model.backbone.swin.patch_embed.proj.weight,
+        "fusion": model.fusion.ppm_bottleneck.weight,
+        "semantic head": model.sem_seg_head.predictor.weight,
+        "feature head": model.feat_head.proj.weight,
+        "aux head": model.aux_head.predictor.weight,
+    }
+    grads = torch.autograd.grad(sum(losses.values()), list(params.values()), retain_graph=True)
+    for name, g in zip(params, grads):
+        assert float(g.abs().sum()) > 0, name
+
+
+def test_loss_dfr_does_not_train_the_feature_head_nor_lfd_lfr_the_semantic_head(trained_step):
+    model, losses = trained_step
+    feat = list(model.feat_head.parameters())
+    sem = list(model.sem_seg_head.parameters())
+    g = torch.autograd.grad(losses["loss_dfr"], feat + sem, retain_graph=True, allow_unused=True)
+    assert all(x is None or float(x.abs().sum()) == 0 for x in g[: len(feat)])
+    assert float(g[len(feat)].abs().sum()) > 0  # ... but it does train the semantic head
+    g = torch.autograd.grad(losses["loss_fd"] + losses["loss_fr"], sem + feat, retain_graph=True,
+                            allow_unused=True)
+    assert all(x is None or float(x.abs().sum()) == 0 for x in g[: len(sem)])
+    assert float(g[len(sem)].abs().sum()) > 0  # ... but they train the feature head
+
+
+def _losses_with(ref_model, *opts):
+    model = _model(*opts)
+    missing, _ = model.load_state_dict(ref_model.state_dict(), strict=False), None
+    assert missing.missing_keys == []
+    return {k: float(v) for k, v in model(_batch()).items()}, model
+
+
+def test_switches_remove_losses_and_change_values(trained_step):
+    model, ref = trained_step
+    ref = {k: float(v) for k, v in ref.items()}
+    off, _ = _losses_with(model, "MODEL.DFR.USE_FD", False, "MODEL.AUX_HEAD.ENABLED", False)
+    assert set(off) == ALL_LOSSES - {"loss_fd", "loss_aux"}
+    assert off["loss_pce"] == pytest.approx(ref["loss_pce"], rel=1e-5)
+    assert off["loss_fr"] == pytest.approx(ref["loss_fr"], rel=1e-5)
+    off, _ = _losses_with(model, "MODEL.DFR.USE_PCE", False, "MODEL.DFR.USE_DFR", False)
+    assert set(off) == {"loss_aux", "loss_fd", "loss_fr"}
+    # Table 5: kernel terms
+    for key in ("KERNEL_RGB", "KERNEL_XY"):
+        off, _ = _losses_with(model, f"MODEL.DFR.{key}", False)
+        assert off["loss_dfr"] != pytest.approx(ref["loss_dfr"], rel=1e-3), key
+        assert off["loss_pce"] == pytest.approx(ref["loss_pce"], rel=1e-5)
+    off, m = _losses_with(model, "MODEL.DFR.KERNEL_FEAT", False, "MODEL.DFR.USE_FD", False,
+                          "MODEL.DFR.USE_FR", False)
+    assert m.feat_head is None and set(off) == {"loss_pce", "loss_aux", "loss_dfr"}
+    assert off["loss_dfr"] != pytest.approx(ref["loss_dfr"], rel=1e-3)
+    # Table 7 (supervision of the feature head) and the Lfr pair set
+    for opt, val in (("FEAT_SUPERVISION", "scribble"), ("FEAT_SUPERVISION", "both")):
+        off, _ = _losses_with(model, f"MODEL.DFR.{opt}", val)
+        assert off["loss_fd"] != pytest.approx(ref["loss_fd"], rel=1e-3), val
+    off, _ = _losses_with(model, "MODEL.DFR.FR_PAIRS", "R", "MODEL.DFR.GAMMA", 0.99)
+    ra, _ = _losses_with(model, "MODEL.DFR.GAMMA", 0.99)
+    assert off["loss_fr"] > ra["loss_fr"]  # R ⊇ RA (few confident pixels at init)
+    # λ weights scale the entries
+    off, _ = _losses_with(model, "MODEL.DFR.LAMBDA_DFR", 0.02)
+    assert off["loss_dfr"] == pytest.approx(2 * ref["loss_dfr"], rel=1e-4)
+
+
+def test_feature_targets_both_uses_scribbles_where_present():
+    model = _model("MODEL.DFR.FEAT_SUPERVISION", "both", "MODEL.DFR.GAMMA", 0.5)
+    probs = torch.tensor([0.9, 0.05, 0.03, 0.02]).view(1, 4, 1, 1).expand(1, 4, 2, 2).clone()
+    probs[0, :, 1, 1] = torch.tensor([0.3, 0.3, 0.2, 0.2])  # not confident -> 255
+    scr = torch.tensor([[[255, 2], [255, 255]]])
+    valid = torch.tensor([[[True, True], [True, True]]])
+    assert model.feature_targets(probs, scr, valid).tolist() == [[[0, 2], [0, 255]]]
+    model.feat_supervision = "scribble"
+    assert model.feature_targets(probs, scr, valid).tolist() == [[[255, 2], [255, 255]]]
+    model.feat_supervision = "M"
+    assert model.feature_targets(probs, scr, ~valid).tolist() == [[[255, 255], [255, 255]]]
+
+
+def test_invalid_pixels_are_ignored():
+    model = _model("MODEL.AUX_HEAD.ENABLED", False)
+    batch = _batch(sizes=((64, 64), (64, 64)))  # BatchNorm after the 1x1 PPM pool needs B > 1
+    for x in batch:
+        x["valid"] = torch.zeros(64, 64, dtype=torch.bool)
+        x["valid"][32:, :] = True
+        x["sem_seg"][40:, :] = 255  # scribbles remain only in the invalid (padding) half
+    losses = model(batch)
+    assert float(losses["loss_pce"]) == 0.0 and float(losses["loss_fd"]) >= 0.0
+    for x in batch:
+        del x["valid"]  # missing key = all valid
+    assert float(model(batch)["loss_pce"]) > 0.0
+
+
+def test_inference_odd_size_returns_probabilities_at_original_size():
+    model = _model().eval()
+    calls = []
+    model.feat_head.register_forward_hook(lambda *a: calls.append(1))
+    img = torch.randint(0, 256, (3, 333, 517), dtype=torch.uint8)
+    with torch.no_grad():
+        out = model([{"image": img, "height": 333, "width": 517},
+                     {"image": img[:, :100, :120], "height": 200, "width": 240}])
+    assert tuple(out[0]["sem_seg"].shape) == (4, 333, 517)
+    assert tuple(out[1]["sem_seg"].shape) == (4, 200, 240)
+    assert torch.allclose(out[0]["sem_seg"].sum(0), torch.ones(333, 517), atol=1e-5)
+    assert calls == []  # the feature head is skipped at inference
+    with torch.no_grad():
+        probs = model.predict_probs(img[None, :, :70, :90])
+    assert tuple(probs.shape) == (1, 4, 70, 90)
+    assert torch.allclose(probs.sum(1), torch.ones(1, 70, 90), atol=1e-5)

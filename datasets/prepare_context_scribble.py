@@ -240,8 +240,11 @@ def main(argv=None) -> int:
     else:
         pr.note("no scribbles", "--scribbles not given: only dense labels written")
 
-    for name, ids in splits.items():
-        write_ids(out / "ImageSets" / f"{name}.txt", ids)
+    if pr.errors.get("missing list"):
+        pr.note("split lists", "not written: an input list is missing")
+    else:
+        for name, ids in splits.items():
+            write_ids(out / "ImageSets" / f"{name}.txt", ids)
     if not a.no_verify_counts:
         check_counts(splits, parse_counts(a.expected_counts) if a.expected_counts else EXPECTED, pr)
     print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))

@@ -279,8 +279,11 @@ def main(argv=None) -> int:
         )
 
     # ---- lists + counts
-    for name, split_ids in splits.items():
-        write_ids(out / "ImageSets/Segmentation" / f"{name}.txt", split_ids)
+    if pr.errors.get("missing list"):
+        pr.note("split lists", "not written: an input list is missing")
+    else:
+        for name, split_ids in splits.items():
+            write_ids(out / "ImageSets/Segmentation" / f"{name}.txt", split_ids)
     if not a.no_verify_counts:
         expected = parse_counts(a.expected_counts) if a.expected_counts else EXPECTED
         check_counts(splits, expected, pr)

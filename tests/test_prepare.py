@@ -148,6 +148,21 @@ def test_prepare_voc_outputs(voc_tree, capsys):
     assert "OK: 0 problem(s)" in report and "single-point scribbles drawn as dots" in report
 
 
+def test_prepared_voc_tree_is_what_registration_reads(voc_tree, monkeypatch):
+    from detectron2.data import DatasetCatalog
+
+    args, out, _ = voc_tree
+    assert load_script("prepare_voc_scribble").main(args) == 0
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(out.parent))
+    scr = DatasetCatalog.get("voc_2012_train_aug_scribble")
+    assert [r["image_id"] for r in scr] == TRAIN_AUG
+    assert scr[0]["sem_seg_file_name"] == str(out / "pascal_2012_scribble" / f"{TRAIN_AUG[0]}.png")
+    assert (scr[0]["height"], scr[0]["width"]) == (H, W)
+    assert len(DatasetCatalog.get("voc_2012_train_aug_full")) == 3
+    assert [r["image_id"] for r in DatasetCatalog.get("voc_2012_val_sem_seg")] == [VOC_VAL]
+    assert [r["image_id"] for r in DatasetCatalog.get("voc_2012_test")] == [TEST]
+
+
 def test_prepare_voc_counts_mismatch_fails_clearly(voc_tree, capsys):
     args, out, _ = voc_tree
     rc = load_script("prepare_voc_scribble").main(
@@ -186,7 +201,7 @@ def test_prepare_voc_reports_unusable_files(voc_tree, capsys):
     assert (out / f"pascal_2012_scribble/{SBD_TRAIN}.png").is_file()  # the rest still converted
 
 
-def test_prepare_context(tmp_path, capsys):
+def test_prepare_context(tmp_path, capsys, monkeypatch):
     voc, ctx = tmp_path / "VOCdevkit/VOC2010", tmp_path / "trainval"
     names = ["accordion"] + CONTEXT59_CLASSES[:49] + ["diningtable"] + CONTEXT59_CLASSES[50:]
     (tmp_path / "labels.txt").write_text("".join(f"{i + 1}: {n}\n" for i, n in enumerate(names)))
@@ -243,6 +258,12 @@ def test_prepare_context(tmp_path, capsys):
     assert not (out / "scribble_context60/2008_000005.png").exists()  # val: dense GT only
     assert (out / "ImageSets/train.txt").read_text().split() == ids["train"]
     assert mod.main(args) == 0  # idempotent
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))  # the tree registration reads
+    from detectron2.data import DatasetCatalog
+
+    for n in (59, 60):
+        assert len(DatasetCatalog.get(f"context_{n}_train_scribble")) == 2
+        assert [r["image_id"] for r in DatasetCatalog.get(f"context_{n}_val_sem_seg")] == ids["val"]
     rc = mod.main(args[:-2])
     assert rc == 1 and "split train has 2 images, expected 4998" in capsys.readouterr().out
 

@@ -51,6 +51,7 @@ CONTEXT60_CLASSES = ["background"] + CONTEXT59_CLASSES
 CONTEXT_TAG_SYNONYMS = {
     "plane": "aeroplane", "airplane": "aeroplane", "bike": "bicycle", "diningtable": "table",
     "dining table": "table", "monitor": "tvmonitor", "tv": "tvmonitor", "tv/monitor": "tvmonitor",
+    "tv monitor": "tvmonitor",
     "plant": "pottedplant", "potted plant": "pottedplant", "motorcycle": "motorbike",
     "shelf": "shelves",
 }  # fmt: skip

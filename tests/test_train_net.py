@@ -1,0 +1,178 @@
+"""train_net.py end to end on CPU with a tiny Swin and a 64-px synthetic set: train ->
+checkpoint -> --eval-only (same mIoU, + TTA), --resume, truncated checkpoint, and a 2-process
+gloo launch whose iteration-0 losses equal a 1-process run with the same global batch."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from engine_helpers import (
+    DETERMINISTIC_OPTS,
+    INSTANT,
+    REPO,
+    TINY_SPEC_KW,
+    TRAIN_NET,
+    dataset_opts,
+    load_train_net,
+    metrics_rows,
+    parse,
+    register_tiny,
+)
+
+
+def _argv(out, prefix, *opts, train="scribble_train"):
+    return ["--config-file", INSTANT, *DETERMINISTIC_OPTS, *dataset_opts(prefix, train),
+            "OUTPUT_DIR", out, *opts]  # fmt: skip
+
+
+def test_train_checkpoint_then_eval_only_gives_the_same_miou(tmp_path):
+    tn = load_train_net()
+    prefix = register_tiny(tmp_path / "ds")
+    out = tmp_path / "run"
+    res = tn.main(parse(_argv(out, prefix, "SOLVER.MAX_ITER", 3)))
+    miou_train = res["sem_seg"]["mIoU"]
+    assert 0.0 <= miou_train <= 100.0
+    # checkpoints of the period (2) and the final one; log with ETA and separate losses
+    assert (out / "model_0000001.pth").is_file() and (out / "model_final.pth").is_file()
+    rows = metrics_rows(out)
+    for k in ("loss_pce", "loss_aux", "loss_dfr", "loss_fd", "loss_fr", "total_loss", "lr"):
+        assert k in rows[2], k
+    logged = [r["sem_seg/mIoU"] for r in rows.values() if "sem_seg/mIoU" in r]
+    assert logged == [pytest.approx(miou_train)]
+    assert "eta:" in (out / "log.txt").read_text()
+
+    ev = tmp_path / "eval"
+    res2 = tn.main(parse(["--eval-only", *_argv(ev, prefix, "MODEL.WEIGHTS", out / "model_final.pth",
+                                                 "TEST.AUG.ENABLED", True, "TEST.AUG.FLIP", True,
+                                                 "TEST.AUG.SCALES", "[0.75, 1.0, 1.25]")]))  # fmt: skip
+    assert res2["sem_seg"]["mIoU"] == pytest.approx(miou_train, abs=1e-9)
+    saved = json.loads((ev / "inference" / f"{prefix}_scribble_val" / "sem_seg_metrics.json").read_text())
+    assert saved["mIoU"] == pytest.approx(miou_train, abs=1e-9)
+    assert set(saved) >= {"mIoU", "fwIoU", "pACC", "IoU-background", "IoU-triangle"}
+    # multi-scale + flip evaluation is reported separately
+    tta = res2["sem_seg_TTA"]["mIoU"]
+    assert 0.0 <= tta <= 100.0
+    assert (ev / "inference_TTA" / f"{prefix}_scribble_val" / "sem_seg_metrics.json").is_file()
+
+
+def test_resume_continues_at_the_next_iteration_with_the_same_optimizer_state(tmp_path):
+    import copy
+
+    from detectron2.engine import HookBase
+
+    from dfr.engine import Trainer
+
+    tn = load_train_net()
+    prefix = register_tiny(tmp_path / "ds")
+    out = tmp_path / "run"
+    cfg = tn.setup(parse(_argv(out, prefix, "SOLVER.MAX_ITER", 4)))
+    snap = {}
+
+    class StopAfterCheckpoint(HookBase):  # simulates a job killed right after model_0000001
+        def after_step(self):
+            if self.trainer.iter == 1:
+                snap["opt"] = copy.deepcopy(self.trainer.optimizer.state_dict())
+                snap["lr"] = self.trainer.optimizer.param_groups[0]["lr"]
+                snap["sched"] = self.trainer.scheduler.state_dict()
+                raise KeyboardInterrupt("simulated stop")
+
+    t1 = Trainer(cfg)
+    t1.resume_or_load(resume=False)
+    t1.register_hooks([StopAfterCheckpoint()])
+    with pytest.raises(KeyboardInterrupt):
+        t1.train()
+    assert (out / "last_checkpoint").read_text().strip() == "model_0000001.pth"
+
+    t2 = Trainer(cfg)
+    t2.resume_or_load(resume=True)
+    assert t2.start_iter == 2
+    state = t2.optimizer.state_dict()
+    assert len(state["state"]) == len(snap["opt"]["state"]) > 0
+    for k, s in snap["opt"]["state"].items():
+        for name, v in s.items():
+            assert torch.equal(torch.as_tensor(state["state"][k][name]), torch.as_tensor(v)), name
+    assert t2.scheduler.state_dict()["last_epoch"] == snap["sched"]["last_epoch"] == 2
+    assert t2.optimizer.param_groups[0]["lr"] == pytest.approx(snap["lr"])
+    t2.train()
+    assert t2.iter == 4  # the loop ran iterations 2 and 3
+    assert torch.load(out / "model_final.pth", weights_only=False)["iteration"] == 3
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
+    from dfr.engine import CheckpointReadError, Trainer
+
+    tn = load_train_net()
+    prefix = register_tiny(tmp_path / "ds")
+    out = tmp_path / "run"
+    tn.main(parse(_argv(out, prefix, "SOLVER.MAX_ITER", 2)))
+    data = (out / "model_final.pth").read_bytes()
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(CheckpointReadError, match=r"truncated or corrupt") as e:
+        tn.main(parse(["--eval-only", *_argv(tmp_path / "ev", prefix, "MODEL.WEIGHTS", bad)]))
+    assert str(bad) in str(e.value) and f"({len(data) // 2} bytes)" in str(e.value)
+
+    # --resume onto a truncated last checkpoint: same error, naming last_checkpoint
+    (out / "model_final.pth").write_bytes(data[:1000])
+    cfg = tn.setup(parse(_argv(out, prefix, "SOLVER.MAX_ITER", 4)))
+    with pytest.raises(CheckpointReadError, match="last_checkpoint"):
+        Trainer(cfg).resume_or_load(resume=True)
+
+
+_RUNNER = """
+import sys
+sys.path.insert(0, {tests!r})
+sys.argv = ["train_net.py"] + {argv!r}
+from engine_helpers import load_train_net, register_tiny, parse
+register_tiny({root!r}, {prefix!r})  # module level: runs again in every spawned process
+tn = load_train_net()
+
+def main(args):
+    import torch
+    torch.set_num_threads(1)
+    res = tn.main(args)
+    from detectron2.utils import comm
+    if comm.is_main_process():
+        import json
+        json.dump(res["sem_seg"], open({result!r}, "w"))
+
+if __name__ == "__main__":
+    from detectron2.engine import launch
+    args = parse(sys.argv[1:])
+    launch(main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
+"""
+
+
+def _run_launch(tmp_path, name, num_gpus, prefix, root):
+    out = tmp_path / name
+    argv = ["--num-gpus", str(num_gpus), "--dist-url", "auto",
+            *map(str, _argv(out, prefix, "SOLVER.MAX_ITER", 1, "SOLVER.IMS_PER_BATCH", 2,
+                            "MODEL.SEM_SEG_HEAD.NORM", "naiveSyncBN", train="full_train"))]  # fmt: skip
+    script = tmp_path / f"runner_{name}.py"
+    result = tmp_path / f"{name}.json"
+    script.write_text(textwrap.dedent(_RUNNER).format(
+        tests=str(REPO / "tests"), argv=argv, root=str(root), prefix=prefix, result=str(result)))  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=170)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return metrics_rows(out)[0], json.loads(result.read_text()), proc.stdout + proc.stderr
+
+
+def test_launch_two_cpu_processes_gloo_matches_one_process(tmp_path):
+    """Global batch 2: one process x 2 images vs two gloo processes x 1 image. Dense labels,
+    fixed 64-px crops, no dropout/drop-path and naiveSyncBN make every iteration-0 loss the
+    same average over the batch."""
+    root = tmp_path / "ds"
+    prefix = register_tiny(root)
+    one, res1, _ = _run_launch(tmp_path, "p1", 1, prefix, root)
+    two, res2, log2 = _run_launch(tmp_path, "p2", 2, prefix, root)
+    assert "world size: 2" in log2.lower() or "rank 1" in log2.lower()
+    for k in ("loss_pce", "loss_aux", "loss_dfr", "total_loss"):
+        assert two[k] == pytest.approx(one[k], rel=1e-4, abs=1e-6), (k, one[k], two[k])
+    assert 0.0 <= res2["mIoU"] <= 100.0
+    assert res2["mIoU"] == pytest.approx(res1["mIoU"], abs=0.5)

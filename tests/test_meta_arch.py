@@ -97,6 +97,11 @@ def test_switches_remove_losses_and_change_values(trained_step):
     assert off["loss_fr"] == pytest.approx(ref["loss_fr"], rel=1e-5)
     off, _ = _losses_with(model, "MODEL.DFR.USE_PCE", False, "MODEL.DFR.USE_DFR", False)
     assert set(off) == {"loss_aux", "loss_fd", "loss_fr"}
+    # Table 4 row 2: the feature head only feeds the kernel, nothing trains it
+    off, m = _losses_with(model, "MODEL.DFR.USE_FD", False, "MODEL.DFR.USE_FR", False)
+    assert set(off) == {"loss_pce", "loss_aux", "loss_dfr"}
+    assert not any(p.requires_grad for p in m.feat_head.parameters())
+    assert off["loss_dfr"] == pytest.approx(ref["loss_dfr"], rel=1e-5)
     # Table 5: kernel terms
     for key in ("KERNEL_RGB", "KERNEL_XY"):
         off, _ = _losses_with(model, f"MODEL.DFR.{key}", False)

@@ -29,10 +29,12 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 
 
 def _nearest(x: torch.Tensor, size) -> torch.Tensor:
-    """(B, H, W) integer/bool map -> (B, h, w) by nearest neighbour."""
+    """(B, H, W) integer/bool map -> (B, h, w) by nearest neighbour, sampling each output
+    pixel's centre ("nearest-exact": pixel 4i+2 at stride 4, where the bilinear/area maps
+    are centred too)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    y = F.interpolate(x[:, None].float(), size=size, mode="nearest")[:, 0]
+    y = F.interpolate(x[:, None].float(), size=size, mode="nearest-exact")[:, 0]
     return y.to(x.dtype)
 
 
@@ -104,6 +106,10 @@ class DFRSegmentor(nn.Module):
         self.background_id = background_id
         if self.needs_feat_head(use_dfr, kernel_feat, use_fd, use_fr):
             assert feat_head is not None, "the switched-on losses need the feature head"
+        if feat_head is not None and not (use_fd or use_fr):
+            # Table 4 row 2: F feeds the Ldfr kernel (detached) but no loss trains the head;
+            # freezing it says so and keeps DistributedDataParallel free of unused parameters.
+            feat_head.requires_grad_(False)
 
     @staticmethod
     def needs_feat_head(use_dfr, kernel_feat, use_fd, use_fr) -> bool:

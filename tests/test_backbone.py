@@ -85,7 +85,7 @@ def _same_as_reference(backbone, ref):
     return max(float((got[f"res{i + 2}"] - w).abs().max()) for i, w in enumerate(want))
 
 
-def test_swin_base_shapes_strides_channels():
+def test_swin_base_shapes_strides_channels(monkeypatch):
     from detectron2.config import get_cfg
     from detectron2.modeling import build_backbone
 
@@ -94,14 +94,17 @@ def test_swin_base_shapes_strides_channels():
     cfg = get_cfg()
     add_dfr_config(cfg)  # defaults: Swin-B, window 12
     cfg.MODEL.BACKBONE.NAME = "D2SwinTransformer"
-    bb = build_backbone(cfg).eval()
+    linspace = torch.linspace  # timm needs real drop-path rates; the rest is built on `meta`
+    monkeypatch.setattr(torch, "linspace", lambda *a, **k: linspace(*a, **{**k, "device": "cpu"}))
+    with torch.device("meta"):
+        bb = build_backbone(cfg).eval()
     shapes = bb.output_shape()
     assert [shapes[f"res{i}"].stride for i in (2, 3, 4, 5)] == [4, 8, 16, 32]
     assert [shapes[f"res{i}"].channels for i in (2, 3, 4, 5)] == [128, 256, 512, 1024]
     with torch.no_grad():
-        out = bb(torch.zeros(1, 3, 64, 96))
+        out = bb(torch.zeros(1, 3, 512, 333, device="meta"))
     assert [tuple(out[f"res{i}"].shape) for i in (2, 3, 4, 5)] == [
-        (1, 128, 16, 24), (1, 256, 8, 12), (1, 512, 4, 6), (1, 1024, 2, 3)]
+        (1, 128, 128, 84), (1, 256, 64, 42), (1, 512, 32, 21), (1, 1024, 16, 11)]
 
 
 def test_feature_info_matches_outputs_and_odd_sizes():

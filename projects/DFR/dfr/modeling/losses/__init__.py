@@ -5,6 +5,7 @@ memory is O(B·(C + d)·h·w) whatever the radius; gradients are accumulated in 
 """
 from .dfr import confident_labels, dfr_loss
 from .feature import LOG_EPS, feature_distance_loss, feature_regularized_loss
+from .fused import pairwise_losses
 from .pce import partial_cross_entropy
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "confident_labels",
     "feature_distance_loss",
     "feature_regularized_loss",
+    "pairwise_losses",
     "LOG_EPS",
 ]

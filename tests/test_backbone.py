@@ -139,8 +139,8 @@ def test_official_checkpoint_loads_with_zero_missing_keys(tmp_path):
     assert report["format"] == "official"
     assert report["missing"] == [] and report["mismatched"] == []
     assert len(report["matched"]) == len(bb.state_dict())
-    assert set(report["unexpected"]) == {"swin.head.fc.weight", "swin.head.fc.bias", "swin.norm.weight",
-                                         "swin.norm.bias"}
+    assert set(report["unexpected"]) == {
+        "swin.head.fc.weight", "swin.head.fc.bias", "swin.norm.weight", "swin.norm.bias"}
     assert _same_as_reference(bb, ref) < 1e-5  # same network, same outputs
 
 
@@ -192,7 +192,8 @@ def test_wrong_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="Swin checkpoint not found: .*nope.pth"):
         load_swin_pretrained(bb, str(tmp_path / "nope.pth"))
     torch.save({"model": {"fc.weight": torch.zeros(3, 3)}}, tmp_path / "resnet.pth")
-    with pytest.raises(ValueError, match=r"No key of .*resnet.pth' \(read as unrecognised format, 1 keys\) matches the Swin"):
+    msg = r"No key of .*resnet.pth' \(read as unrecognised format, 1 keys\) matches the Swin"
+    with pytest.raises(ValueError, match=msg):
         load_swin_pretrained(bb, str(tmp_path / "resnet.pth"))
     torch.save(_official(_timm_reference()), tmp_path / "small.pth")
     big = _backbone(embed_dim=32, num_heads=(2, 4, 8, 16))  # every shape differs
@@ -227,4 +228,5 @@ def test_convert_tool_writes_a_detectron2_checkpoint(tmp_path):
     # and the D2 file is itself accepted by MODEL.SWIN.PRETRAINED
     from dfr.modeling.backbone import load_swin_pretrained
 
-    assert load_swin_pretrained(_backbone(out_norm=False), str(tmp_path / "d2.pth"))["missing"] == []
+    report = load_swin_pretrained(_backbone(out_norm=False), str(tmp_path / "d2.pth"))
+    assert report["format"] == "detectron2" and report["missing"] == []

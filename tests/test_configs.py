@@ -115,8 +115,10 @@ def test_paper_recipe_values():
     assert tuple(cfg.INPUT.CROP.SIZE) == (512, 512)
     assert cfg.MODEL.UPERNET.CHANNELS * len(cfg.MODEL.UPERNET.FUSION_LEVELS) == 2048
     assert cfg.MODEL.AUX_HEAD.LOSS_WEIGHT == pytest.approx(0.4)
-    assert _cfg("context/dfr_swin_base_context59_bs16_40k.yaml").MODEL.SEM_SEG_HEAD.NUM_CLASSES == 59
-    assert _cfg("context/dfr_swin_base_context60_bs16_40k.yaml").MODEL.SEM_SEG_HEAD.NUM_CLASSES == 60
+    for n in (59, 60):
+        ctx = _cfg(f"context/dfr_swin_base_context{n}_bs16_40k.yaml")
+        assert ctx.MODEL.SEM_SEG_HEAD.NUM_CLASSES == n
+        assert ctx.DATASETS.TRAIN == (f"context_{n}_train_scribble",)
 
 
 ALL = ["res2", "res3", "res4", "res5"]

@@ -99,3 +99,28 @@ def test_wrapper_rejects_models_without_predict_probs_and_unknown_modes():
         SemSegTTA(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="TEST.MODE"):
         SemSegTTA(PixelModel(), mode="sliding")
+
+
+def test_tta_on_the_dfr_model_single_scale_equals_model_and_ms_is_at_original_size(tmp_path):
+    from detectron2.data import DatasetCatalog
+    from engine_helpers import register_tiny, setup_cfg
+
+    from dfr.data import ScribbleDatasetMapper
+    from dfr.engine import Trainer
+    from dfr.evaluation import SemSegTTA
+
+    prefix = register_tiny(tmp_path / "ds")
+    cfg = setup_cfg(tmp_path / "run", prefix)
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg).eval()
+    inp = ScribbleDatasetMapper(cfg, is_train=False)(DatasetCatalog.get(f"{prefix}_scribble_val")[0])
+    with torch.no_grad():
+        ref = model([inp])[0]["sem_seg"]
+        ss = SemSegTTA(model, scales=[1.0], flip=False)([inp])[0]["sem_seg"]
+        assert ss.shape == ref.shape == (4, inp["height"], inp["width"])
+        assert torch.allclose(ss, ref, atol=1e-5)
+        # the mapper gave a 2x smaller image than the original: output still at original size
+        small = dict(inp, image=inp["image"][:, ::2, ::2].contiguous())
+        ms = SemSegTTA(cfg, model)([small])[0]["sem_seg"]  # TEST.AUG.SCALES (6 ratios) + flip
+    assert ms.shape == (4, inp["height"], inp["width"])
+    assert torch.allclose(ms.sum(0), torch.ones_like(ms[0]), atol=1e-4)

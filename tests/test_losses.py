@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dfr.modeling.losses import (LOG_EPS, confident_labels, dfr_loss, feature_distance_loss,
-                                 feature_regularized_loss, partial_cross_entropy)
+                                 feature_regularized_loss, pairwise_losses,
+                                 partial_cross_entropy)
 
 import reference_losses as ref  # tests/ is on sys.path under pytest's rootdir conftest
 
@@ -141,6 +142,28 @@ def test_matches_naive_unfold_values_and_gradients():
             grads.append((loss.item(), g))
         _close(grads[0][0], grads[1][0], rel=1e-12)
         assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-14)
+
+
+def test_fused_pairwise_losses_equal_separate_calls():
+    probs, image, feats, labels, valid = _inputs(13, 2, 4, 6, 8, 9, feat_scale=3.0)
+    kw = dict(radius=2, sigma_xy=3.0, sigma_rgb=0.7, stride=1.5)
+    p, f = probs.clone().requires_grad_(), feats.clone().requires_grad_()
+    out = pairwise_losses(p, image, f, labels, valid, sigma_feat=4.0, background=1, **kw)
+    assert sorted(out) == ["dfr", "fd", "fr"]
+    (out["dfr"] * 0.3 + out["fd"] * 0.7 - out["fr"] * 1.1).backward()
+    p2, f2 = probs.clone().requires_grad_(), feats.clone().requires_grad_()
+    sep = {"dfr": dfr_loss(p2, image, f2, valid, sigma_feat=4.0, **kw),
+           "fd": feature_distance_loss(f2, labels, valid, radius=2, background=1),
+           "fr": feature_regularized_loss(f2, image, labels, valid, **kw)}
+    (sep["dfr"] * 0.3 + sep["fd"] * 0.7 - sep["fr"] * 1.1).backward()
+    for k in out:
+        _close(out[k], sep[k].item(), rel=1e-13)
+    assert torch.allclose(p.grad, p2.grad, rtol=1e-12, atol=0)
+    assert torch.allclose(f.grad, f2.grad, rtol=1e-12, atol=1e-16)
+    # dfr's gradient never reaches the features (Sect. 3.2: F is a non-gradient value)
+    f3 = feats.clone().requires_grad_()
+    pairwise_losses(probs, image, f3, labels, valid, **kw)["dfr"].backward()
+    assert f3.grad is None or f3.grad.abs().max().item() == 0.0
 
 
 def test_no_labeled_pixel_gives_zero_pce_with_gradient():

@@ -67,8 +67,14 @@ def _step_fn(impl, which, radius, logits, image, feats, valid):
 
     def step():
         probs = logits.softmax(1)
-        loss = dfr(probs, image, feats, valid, radius=radius)
-        if which == "all":
+        if which == "fused" and impl == "efficient":
+            from dfr.modeling.losses import pairwise_losses
+            labels = conf(probs, gamma=0.5)
+            out = pairwise_losses(probs, image, feats, labels, valid, radius=radius)
+            loss = out["dfr"] + out["fd"] + out["fr"]
+        else:
+            loss = dfr(probs, image, feats, valid, radius=radius)
+        if which == "all" or (which == "fused" and impl != "efficient"):
             labels = conf(probs, gamma=0.5)  # ~half the pixels confident on these inputs
             loss = loss + fd(feats, labels, valid, radius=radius)
             loss = loss + fr(feats, image, labels, valid, radius=radius)
@@ -92,19 +98,20 @@ def worker(args):
     else:
         base = _rss_mb()
     value = step()  # warm-up (also the first peak)
-    times = []
+    times, cpu = [], []
     for _ in range(args.runs):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = _maxrss_mb() - base
     print(json.dumps({"time_ms": 1000 * statistics.median(times), "peak_mb": peak,
-                      "value": value}))
+                      "cpu_ms": 1000 * statistics.median(cpu), "value": value}))
 
 
 def run_case(args, impl, loss, b, c, d, size, radius):
@@ -120,33 +127,116 @@ def run_case(args, impl, loss, b, c, d, size, radius):
 def table(args):
     b, c, d = 2, 21, 128
     if args.quick:
-        cases = [("dfr", 32, 5), ("all", 32, 5), ("all", 48, 3)]
+        cases = [("dfr", 32, 5), ("all", 32, 5), ("fused", 32, 5), ("all", 48, 3)]
     else:
-        cases = [("dfr", 128, 5), ("all", 128, 5)]
-        cases += [("all", s, 5) for s in (32, 64)]
-        cases += [("all", 128, r) for r in (1, 3)]
+        cases = [("dfr", 128, 5), ("all", 128, 5), ("fused", 128, 5)]
+        cases += [(k, s, 5) for s in (32, 64) for k in ("all", "fused")]
+        cases += [(k, 128, r) for r in (1, 3) for k in ("all", "fused")]
     print(f"device: {args.device}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"B={b}, C={c}, d={d}, median of {args.runs} runs (fwd+bwd)\n")
-    print("| losses | h×w | r | efficient ms | unfold ms | speed-up | efficient peak MB "
-          "| unfold peak MB | memory ratio | |Δvalue|/value |")
+          f"B={b}, C={c}, d={d}, median of {args.runs} runs (fwd+bwd), "
+          f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print("| losses | h×w | r | efficient ms (CPU ms) | unfold ms (CPU ms) | speed-up wall (CPU) "
+          "| efficient peak MB | unfold peak MB | memory ratio | rel. diff |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    names = {"dfr": "Ldfr", "all": "Ldfr+Lfd+Lfr", "fused": "pairwise_losses (fused)"}
+    unfold_cache = {}
     for loss, size, radius in cases:
         e = run_case(args, "efficient", loss, b, c, d, size, radius)
-        u = run_case(args, "unfold", loss, b, c, d, size, radius)
-        name = "Ldfr" if loss == "dfr" else "Ldfr+Lfd+Lfr"
+        key = ("all" if loss == "fused" else loss, size, radius)
+        if key not in unfold_cache:  # fused vs the same unfold sum
+            unfold_cache[key] = run_case(args, "unfold", key[0], b, c, d, size, radius)
+        u = unfold_cache[key]
         if "error" in e or "error" in u:
-            print(f"| {name} | {size}² | {radius} | {e.get('time_ms', e.get('error'))} | "
-                  f"{u.get('time_ms', u.get('error'))} | | | | | |")
+            print(f"| {names[loss]} | {size}² | {radius} | {e.get('time_ms', e.get('error'))} | "
+                  f"{u.get('time_ms', u.get('error'))} | | | | | |", flush=True)
             continue
         rel = abs(e["value"] - u["value"]) / max(abs(u["value"]), 1e-30)
-        print(f"| {name} | {size}² | {radius} | {e['time_ms']:.0f} | {u['time_ms']:.0f} | "
-              f"{u['time_ms'] / e['time_ms']:.1f}× | {e['peak_mb']:.0f} | {u['peak_mb']:.0f} | "
+        print(f"| {names[loss]} | {size}² | {radius} | {e['time_ms']:.0f} ({e['cpu_ms']:.0f}) | "
+              f"{u['time_ms']:.0f} ({u['cpu_ms']:.0f}) | {u['time_ms'] / e['time_ms']:.1f}× "
+              f"({u['cpu_ms'] / e['cpu_ms']:.1f}×) | {e['peak_mb']:.0f} | {u['peak_mb']:.0f} | "
               f"{u['peak_mb'] / max(e['peak_mb'], 1e-9):.0f}× | {rel:.1e} |", flush=True)
 
 
+def _synthetic_batch(batch, size, num_classes, seed=0):
+    """Random RGB crops with a few scribble-like labeled rows (~3 % of the pixels)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(batch):
+        img = torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
+        sem = torch.full((size, size), 255, dtype=torch.long)
+        for _ in range(max(1, size // 32)):
+            y = int(torch.randint(0, size, (1,), generator=g))
+            sem[y, : size // 2] = int(torch.randint(0, num_classes, (1,), generator=g))
+        out.append({"image": img, "sem_seg": sem, "height": size, "width": size})
+    return out
+
+
 def train_step(args):
-    """Share of the pairwise losses in one training step of the model built from a config."""
-    raise SystemExit("--train-step: not implemented yet")
+    """Share of Ldfr + Lfd + Lfr (forward + backward) in one training step of CONFIG's model."""
+    torch.set_num_threads(args.threads)
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    import dfr.modeling.meta_arch.dfr_segmentor as seg
+    from dfr import add_dfr_config
+
+    cfg = get_cfg()
+    add_dfr_config(cfg)
+    cfg.merge_from_file(args.train_step)
+    cfg.merge_from_list(["MODEL.SWIN.PRETRAINED", "", "MODEL.DEVICE", args.device] + args.opts)
+    model = build_model(cfg)
+    model.train()
+    size = args.crop or cfg.INPUT.CROP.SIZE[0]
+    batch = args.batch or cfg.SOLVER.IMS_PER_BATCH
+    data = _synthetic_batch(batch, size, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
+    names = ("dfr_loss", "feature_distance_loss", "feature_regularized_loss")
+    calls = []
+    originals = {n: getattr(seg.L, n) for n in names}
+
+    def capture(name):
+        def fn(*a, **k):
+            calls.append((name, a, k))
+            return originals[name](*a, **k)
+        return fn
+
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    step_times = []
+    try:
+        for n in names:
+            setattr(seg.L, n, capture(n))
+        for it in range(args.iters + 1):
+            calls.clear()
+            model.zero_grad(set_to_none=True)
+            sync()
+            t0 = time.perf_counter()
+            losses = model(data)
+            sum(losses.values()).backward()
+            sync()
+            if it:  # first step: warm-up
+                step_times.append(time.perf_counter() - t0)
+    finally:
+        for n, f in originals.items():
+            setattr(seg.L, n, f)
+    loss_times = []
+    for _ in range(args.iters):
+        total = 0.0
+        for name, a, k in calls:
+            a = [x.detach().clone().requires_grad_(x.is_floating_point() and i == 0)
+                 if torch.is_tensor(x) else x for i, x in enumerate(a)]
+            sync()
+            t0 = time.perf_counter()
+            originals[name](*a, **k).backward()
+            sync()
+            total += time.perf_counter() - t0
+        loss_times.append(total)
+    step, loss = statistics.median(step_times), statistics.median(loss_times)
+    shapes = {name: tuple(a[0].shape) for name, a, _ in calls}
+    print(f"config: {args.train_step}  device: {args.device}  threads: {args.threads}  "
+          f"batch {batch} x {size}²")
+    print(f"pairwise losses called on: {shapes}, radius {cfg.MODEL.DFR.RADIUS}")
+    print("| training step (fwd+bwd) s | Ldfr+Lfd+Lfr (fwd+bwd) s | share |")
+    print("|---|---|---|")
+    print(f"| {step:.3f} | {loss:.3f} | {100 * loss / step:.1f} % |")
 
 
 def main():
@@ -156,7 +246,10 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--train-step", metavar="CONFIG", help="measure the losses' share of a step")
-    p.add_argument("--iters", type=int, default=3, help="--train-step: timed steps")
+    p.add_argument("--iters", type=int, default=3, help="--train-step: timed steps (median)")
+    p.add_argument("--batch", type=int, default=0, help="--train-step: images (0: config's)")
+    p.add_argument("--crop", type=int, default=0, help="--train-step: crop size (0: config's)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="--train-step: config overrides")
     # worker arguments
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--impl", default="efficient", help=argparse.SUPPRESS)

@@ -116,3 +116,15 @@ def test_two_processes_do_not_race(tmp_path):
         outs = pool.map(_gen, [str(tmp_path)] * 2)
     assert outs[0] == outs[1] and len(os.listdir(os.path.join(outs[0], "train", "images"))) == 4
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".race.") and f != ".race.lock"]
+
+
+def test_output_of_an_older_generator_version_is_regenerated(tmp_path):
+    out = ensure_synthetic(str(tmp_path), SPEC)
+    meta_path = os.path.join(out, "meta.json")
+    meta = json.load(open(meta_path))
+    meta["spec"]["version"] = 0
+    json.dump(meta, open(meta_path, "w"))
+    os.remove(os.path.join(out, "train", "images", "train_00000.png"))
+    ensure_synthetic(str(tmp_path), SPEC)
+    assert os.path.isfile(os.path.join(out, "train", "images", "train_00000.png"))
+    assert json.load(open(meta_path))["spec"]["version"] == SPEC["version"]

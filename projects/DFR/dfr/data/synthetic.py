@@ -10,7 +10,7 @@ contrast is sometimes weak. A learned feature kernel can group the two parts by 
 texture; the RGB kernel cannot. Objects are large (radius 18-32 % of the short side) and there
 are 3 object classes + background, so a tiny Swin learns the task at 128 px in minutes on CPU.
 
-Classes: 0 background, 1 disc (ellipse, untextured), 2 bar (rotated rectangle, stripes),
+Classes: 0 background, 1 disc (ellipse, polka dots), 2 bar (rotated rectangle, stripes),
 3 triangle (checkerboard). Scribbles: skeletons of every region (dfr.data.scribble_tools.
 skeleton_scribbles), 3 px wide, shortened together to ~3 % of the pixels (ScribbleSup's rate).
 
@@ -46,7 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SYNTHETIC_CLASSES = ["background", "disc", "bar", "triangle"]
-_VERSION = 1
+_VERSION = 2  # bump when the generator's output changes: caches regenerate
 
 
 class SyntheticSpec(dict):
@@ -138,8 +138,10 @@ def _shape_mask(cls: int, rng, h, w, cx, cy, s) -> np.ndarray:
 def _texture(cls: int, rng, h, w) -> np.ndarray:
     """Multiplicative texture in [1 - a, 1 + a] that identifies the class."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    if cls == 1:
-        return np.ones((h, w), np.float32)
+    if cls == 1:  # polka dots on a square grid
+        period = rng.uniform(6, 9)
+        dy, dx = (yy % period) - period / 2, (xx % period) - period / 2
+        return 1 - 0.35 * (dy * dy + dx * dx < (0.22 * period) ** 2)
     if cls == 2:  # stripes
         t = rng.uniform(0, np.pi)
         period = rng.uniform(6, 10)
@@ -209,6 +211,14 @@ def _generate(dst: str, spec: SyntheticSpec) -> Dict:
     return stats
 
 
+def _stale(meta_path: str, spec: SyntheticSpec) -> bool:
+    """True when meta.json exists but records an older generator version."""
+    if not os.path.isfile(meta_path):
+        return False
+    with open(meta_path) as f:
+        return json.load(f)["spec"].get("version") != spec["version"]
+
+
 def ensure_synthetic(root: Optional[str] = None, spec: SyntheticSpec = DEFAULT_SPEC) -> str:
     """Generate the benchmark under `root` (default $DETECTRON2_DATASETS) unless it exists;
     returns its folder. Safe under concurrent calls (file lock + atomic rename)."""
@@ -217,6 +227,13 @@ def ensure_synthetic(root: Optional[str] = None, spec: SyntheticSpec = DEFAULT_S
     root = root or get_datasets_root()
     out = os.path.join(root, spec["dirname"])
     meta_path = os.path.join(out, "meta.json")
+    if _stale(meta_path, spec):
+        with open(os.path.join(root, f".{spec['dirname']}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _stale(meta_path, spec):
+                logger.info(f"{out} was made by an older generator version; regenerating")
+                shutil.rmtree(out)
+            fcntl.flock(lock, fcntl.LOCK_UN)
     if not os.path.isfile(meta_path):
         os.makedirs(root, exist_ok=True)
         with open(os.path.join(root, f".{spec['dirname']}.lock"), "w") as lock:

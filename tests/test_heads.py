@@ -57,7 +57,7 @@ def test_semantic_feature_and_aux_heads():
     assert sem.bottleneck.weight.shape[-2:] == (3, 3) and sem.predictor.weight.shape[-2:] == (1, 1)
     assert tuple(sem(fused).shape) == (2, 21, 16, 24)
     feat = FeatureConsistencyHead(in_channels=64, feat_dim=128)
-    f = feat(fused)
+    f = feat(fused).detach()
     assert tuple(f.shape) == (2, 128, 16, 24) and float(f.min()) >= 0.0  # ReLU
     assert feat.proj.kernel_size == (1, 1)
     aux = FCNAuxHead(in_feature="res4", in_channels=512, num_classes=21, channels=256)

@@ -1,5 +1,6 @@
 """dfr.data.datasets: registered names, metadata, records on a tiny on-disk fixture tree,
 lazy DETECTRON2_DATASETS lookup and the errors for missing files."""
+
 import os
 
 import numpy as np
@@ -53,7 +54,11 @@ def voc_root(tmp_path, monkeypatch):
     """VOC tree: 3 train_aug (scribble + dense), 2 val (dense), 1 test (image only)."""
     r = str(tmp_path)
     t = VOC_TREE
-    train, val, test = ["2007_000001", "2007_000002", "2008_000003"], ["2007_000010", "2009_1"], ["2010_5"]
+    train, val, test = (
+        ["2007_000001", "2007_000002", "2008_000003"],
+        ["2007_000010", "2009_1"],
+        ["2010_5"],
+    )
     for i, n in enumerate(train + val + test):
         _img(os.path.join(r, t["images"], n + ".jpg"), 20 + i, 30, seed=i)
     for i, n in enumerate(train):

@@ -1,5 +1,6 @@
 """ScribbleDatasetMapper + transforms: output contract under every augmentation, flip
 alignment, nearest-only labels, padding, test mode, and the clear errors for bad inputs."""
+
 import logging
 import os
 
@@ -56,7 +57,8 @@ def _check_contract(out, size):
 
 
 @pytest.mark.parametrize(
-    "which", ["resize", "crop", "flip", "photometric", "all"],
+    "which",
+    ["resize", "crop", "flip", "photometric", "all"],
 )
 def test_output_contract_under_each_augmentation(tmp_path, which):
     np.random.seed(0)
@@ -94,7 +96,11 @@ def test_full_pipeline_keeps_alignment_away_from_edges(tmp_path):
     m = _mapper(augs, pad=(96, 96))
     for _ in range(10):
         out = m(rec)
-        lab, red, ok = out["sem_seg"].numpy(), out["image"][0].numpy().astype(int), out["valid"].numpy()
+        lab, red, ok = (
+            out["sem_seg"].numpy(),
+            out["image"][0].numpy().astype(int),
+            out["valid"].numpy(),
+        )
         expect = np.where(lab == 255, 250, lab * 20)
         agree = (np.abs(red - expect) <= 2)[ok].mean()
         assert agree > 0.9, agree  # only pixels on resampled band edges may differ
@@ -135,7 +141,9 @@ def test_test_mode_has_no_augmentation_or_padding_and_optional_label(tmp_path):
     image, label = _pattern(33, 47)
     m = _mapper([], pad=None, is_train=False)
     out = m(_write(tmp_path, "a", image, label))
-    assert out["image"].shape == (3, 33, 47) and (out["image"].permute(1, 2, 0).numpy() == image).all()
+    assert (
+        out["image"].shape == (3, 33, 47) and (out["image"].permute(1, 2, 0).numpy() == image).all()
+    )
     assert (out["sem_seg"].numpy() == label).all() and "valid" not in out
     out = m(_write(tmp_path, "b", image))
     assert "sem_seg" not in out and out["height"] == 33

@@ -1,5 +1,6 @@
 """dfr.data.scribble_tools: shortening to a fraction of the skeleton length, dropping,
 determinism per seed, skeleton scribbles from dense masks, writing a new label root."""
+
 import os
 
 import cv2

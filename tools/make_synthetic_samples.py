@@ -5,6 +5,7 @@ does (same seeds as the training split), without touching the dataset folder.
 
     .venv/bin/python tools/make_synthetic_samples.py [--num 4] [--output docs/synthetic_samples.png]
 """
+
 import argparse
 import os
 

@@ -9,6 +9,7 @@ label root; deterministic per --seed (each file seeded by (seed, file name)).
     # any folder of label PNGs:
     .venv/bin/python tools/shorten_scribbles.py --src DIR --dst DIR --length 0.3 --drop 0.5
 """
+
 import argparse
 import json
 import os

@@ -1,6 +1,7 @@
 """Data: dataset registration, the scribble mapper, augmentations, scribble tools and the
 embedded synthetic benchmark. Importing `dfr.data` registers the dataset NAMES only; files
 are read (and the synthetic set generated) when a name is first loaded."""
+
 from .dataset_mapper import ScribbleDatasetMapper, build_train_augmentations, read_label
 from .transforms import PhotometricDistortion, PhotometricTransform, RandomScaleKeepRatio
 

@@ -8,6 +8,7 @@ stay the original size, so predictions are resized back).
 Images stay uint8 RGB (the model normalises). Labels are checked: a label map whose size
 differs from its image, or with values outside {0..C-1, 255}, raises ValueError naming the file.
 """
+
 import copy
 import logging
 from typing import List, Optional
@@ -87,7 +88,11 @@ class ScribbleDatasetMapper:
         mode = "training" if is_train else "inference"
         logging.getLogger(__name__).info(
             f"[ScribbleDatasetMapper] Augmentations used in {mode}: {augmentations}"
-            + (f", then pad to {self.pad_size} (image 0, label {ignore_label})" if self.pad_size else "")
+            + (
+                f", then pad to {self.pad_size} (image 0, label {ignore_label})"
+                if self.pad_size
+                else ""
+            )
         )
 
     @classmethod

@@ -9,6 +9,7 @@ distance from one skeleton end, and every scribble pixel whose nearest skeleton 
 All randomness comes from a numpy Generator; file-level tools seed it per file from
 (seed, file name), so the result does not depend on processing order.
 """
+
 import os
 import zlib
 from typing import Dict, Optional, Tuple

@@ -18,6 +18,7 @@ Tree: <root>/<dirname>/{train,val}/{images,labels,scribbles}/<id>.png + meta.jso
 Generation runs once, under a file lock, into a temporary folder renamed atomically, so
 several processes of a distributed launch do not race.
 """
+
 import fcntl
 import json
 import logging
@@ -191,7 +192,9 @@ def _generate(dst: str, spec: SyntheticSpec) -> Dict:
     from PIL import Image
 
     stats = {}
-    for split_idx, (split, n) in enumerate((("train", spec["num_train"]), ("val", spec["num_val"]))):
+    for split_idx, (split, n) in enumerate(
+        (("train", spec["num_train"]), ("val", spec["num_val"]))
+    ):
         for sub in ("images", "labels", "scribbles"):
             os.makedirs(os.path.join(dst, split, sub), exist_ok=True)
         labeled = total = 0
@@ -241,7 +244,9 @@ def ensure_synthetic(root: Optional[str] = None, spec: SyntheticSpec = DEFAULT_S
             try:
                 if not os.path.isfile(meta_path):
                     if os.path.exists(out):
-                        raise RuntimeError(f"{out} exists without meta.json; delete it to regenerate")
+                        raise RuntimeError(
+                            f"{out} exists without meta.json; delete it to regenerate"
+                        )
                     logger.info(f"Generating synthetic scribble benchmark into {out} ...")
                     tmp = tempfile.mkdtemp(prefix=f".{spec['dirname']}.", dir=root)
                     try:
@@ -286,7 +291,9 @@ def load_synthetic(split: str, labels: str, root=None, spec=DEFAULT_SPEC) -> Lis
 
 
 def register_synthetic(
-    prefix: str = "synthetic", spec: SyntheticSpec = DEFAULT_SPEC, root: Optional[str] = None,
+    prefix: str = "synthetic",
+    spec: SyntheticSpec = DEFAULT_SPEC,
+    root: Optional[str] = None,
     names: Sequence[str] = ("scribble_train", "full_train", "scribble_val"),
 ):
     """Register {prefix}_scribble_train (scribbles), {prefix}_full_train (same images, dense

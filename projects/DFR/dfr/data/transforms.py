@@ -4,6 +4,7 @@ Adapted in behaviour from mmsegmentation's `mmseg/datasets/pipelines/transforms.
 (Apache-2.0); the code is our own. Label maps are only ever resized with nearest neighbour
 (Detectron2's ResizeTransform.apply_segmentation) and photometric changes touch images only.
 """
+
 from typing import Tuple
 
 import cv2

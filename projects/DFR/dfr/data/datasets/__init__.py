@@ -1,4 +1,5 @@
 """Dataset registration (lazy: names only at import; files are read when a name is loaded)."""
+
 from .builtin import (
     CONTEXT_TREE,
     VOC_TREE,

@@ -7,6 +7,7 @@ is first requested. A missing root, folder or split file raises FileNotFoundErro
 the path and the `datasets/prepare_*.py` command that creates it.
 The expected tree (the contract with datasets/prepare_*.py) is VOC_TREE / CONTEXT_TREE.
 """
+
 import os
 from typing import Dict, List, Optional
 
@@ -40,9 +41,15 @@ VOC_TREE = {
 CONTEXT_TREE = {
     "root": "PascalContext",
     "images": "PascalContext/JPEGImages",
-    "dense": {60: "PascalContext/SegmentationClassContext60", 59: "PascalContext/SegmentationClassContext59"},
+    "dense": {
+        60: "PascalContext/SegmentationClassContext60",
+        59: "PascalContext/SegmentationClassContext59",
+    },
     "scribble": {60: "PascalContext/scribble_context60", 59: "PascalContext/scribble_context59"},
-    "splits": {"train": "PascalContext/ImageSets/train.txt", "val": "PascalContext/ImageSets/val.txt"},
+    "splits": {
+        "train": "PascalContext/ImageSets/train.txt",
+        "val": "PascalContext/ImageSets/val.txt",
+    },
 }
 # Fig. 3 scribble-length study and the drop study: label roots written by
 # tools/shorten_scribbles.py next to the original scribbles (suffix _len30, _drop50, ...).
@@ -151,8 +158,22 @@ def _register_voc():
     t = VOC_TREE
     sp = t["splits"]
     reg = register_sem_seg_split
-    reg("voc_2012_train_aug_scribble", sp["train_aug"], t["images"], t["scribble"], VOC_CLASSES, PREPARE_VOC)
-    reg("voc_2012_train_aug_full", sp["train_aug"], t["images"], t["dense"], VOC_CLASSES, PREPARE_VOC)
+    reg(
+        "voc_2012_train_aug_scribble",
+        sp["train_aug"],
+        t["images"],
+        t["scribble"],
+        VOC_CLASSES,
+        PREPARE_VOC,
+    )
+    reg(
+        "voc_2012_train_aug_full",
+        sp["train_aug"],
+        t["images"],
+        t["dense"],
+        VOC_CLASSES,
+        PREPARE_VOC,
+    )
     reg("voc_2012_val_sem_seg", sp["val"], t["images"], t["dense"], VOC_CLASSES, PREPARE_VOC)
     reg("voc_2012_test", sp["test"], t["images"], None, VOC_CLASSES, PREPARE_VOC)
     for suffix in [f"len{p}" for p in SCRIBBLE_LENGTHS] + [f"drop{p}" for p in SCRIBBLE_DROPS]:
@@ -172,10 +193,20 @@ def _register_context():
     sp = t["splits"]
     for n, classes in ((59, CONTEXT59_CLASSES), (60, CONTEXT60_CLASSES)):
         register_sem_seg_split(
-            f"context_{n}_train_scribble", sp["train"], t["images"], t["scribble"][n], classes, PREPARE_CONTEXT
+            f"context_{n}_train_scribble",
+            sp["train"],
+            t["images"],
+            t["scribble"][n],
+            classes,
+            PREPARE_CONTEXT,
         )
         register_sem_seg_split(
-            f"context_{n}_val_sem_seg", sp["val"], t["images"], t["dense"][n], classes, PREPARE_CONTEXT
+            f"context_{n}_val_sem_seg",
+            sp["val"],
+            t["images"],
+            t["dense"][n],
+            classes,
+            PREPARE_CONTEXT,
         )
 
 

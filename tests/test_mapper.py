@@ -212,3 +212,20 @@ def test_colour_label_map_is_rejected(tmp_path):
 def test_missing_image_names_file(tmp_path):
     with pytest.raises(ValueError, match="nope.jpg"):
         _mapper([])({"file_name": os.path.join(str(tmp_path), "nope.jpg")})
+
+
+def test_real_voc_image_and_scribble_through_the_paper_pipeline(real_voc):
+    np.random.seed(5)
+    rec = {
+        "file_name": str(real_voc / "jpg" / "2007_000032.jpg"),
+        "sem_seg_file_name": str(real_voc / "scribble_png" / "2007_000032.png"),
+        "image_id": "2007_000032",
+    }
+    orig = set(np.unique(np.asarray(Image.open(rec["sem_seg_file_name"]))).tolist())
+    m = _mapper(build_train_augmentations((512, 512)), pad=(512, 512))
+    for _ in range(3):
+        out = m(rec)
+        assert out["image"].shape == (3, 512, 512) and out["sem_seg"].shape == (512, 512)
+        assert set(out["sem_seg"].unique().tolist()) <= orig
+        assert (out["sem_seg"][~out["valid"]] == 255).all()
+        assert (out["height"], out["width"]) == (281, 500)

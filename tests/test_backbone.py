@@ -77,7 +77,9 @@ def _mmseg(official):
 
 
 def _same_as_reference(backbone, ref):
-    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    """Max difference to timm's forward on a 224x224 image: every stage (56, 28, 14, 7) is a
+    multiple of the window 7, where the official and timm shift orders agree."""
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     backbone.eval()
     with torch.no_grad():
         got = backbone(x)
@@ -117,6 +119,23 @@ def test_feature_info_matches_outputs_and_odd_sizes():
                 s = spec.stride
                 assert tuple(out[name].shape) == (1, spec.channels, -(-h // s), -(-w // s))
                 assert torch.isfinite(out[name]).all()
+
+
+def test_shifted_windows_pad_before_shift_like_official_swin():
+    """H = 7, window 4, shift 2: the official order (pad to 8, then roll) keeps the wrapped top
+    row out of the bottom row's window; timm's own order (roll, then pad) does not."""
+    bb = _backbone(window_size=4).eval()
+    blk = bb.swin.layers_2.blocks[1]
+    assert blk.shift_size == (2, 2) and blk.window_size == (4, 4)
+    x = torch.randn(1, 7, 7, 64, generator=torch.Generator().manual_seed(0))
+    y = x.clone()
+    y[:, 0] += 5.0  # change the top row only
+    with torch.no_grad():
+        ours = (blk._attn(x) - blk._attn(y))[:, 6].abs().max()
+        timm_order = (type(blk)._attn(blk, x) - type(blk)._attn(blk, y))[:, 6].abs().max()
+        z = torch.randn(1, 8, 8, 64)  # window multiple: both orders agree
+        same = (blk._attn(z) - type(blk)._attn(blk, z)).abs().max()
+    assert float(ours) == 0.0 and float(timm_order) > 1e-3 and float(same) < 1e-6
 
 
 def test_frozen_stages_and_drop_path():

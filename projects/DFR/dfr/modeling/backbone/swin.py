@@ -3,6 +3,7 @@
 Outputs `res2..res5` as NCHW maps at strides 4/8/16/32 (reference/dfr_paper.txt Fig. 2).
 """
 import logging
+import types
 from typing import Dict, List, Sequence
 
 import timm
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone, ShapeSpec
+from timm.models.swin_transformer import window_partition, window_reverse
 from torch import nn
 
 from .checkpoint import load_swin_pretrained
@@ -27,14 +29,36 @@ SWIN_SIZES = {
 }
 
 
+def _padded_shifted_window_attention(self, x: torch.Tensor) -> torch.Tensor:
+    """(S)W-MSA in the official Swin / mmseg order: pad the map to a window multiple, THEN
+    shift, so that the shifted-window mask isolates the wrapped-around rows and columns.
+    timm shifts first and pads after, which groups e.g. the bottom rows with wrapped top rows
+    when H % window > shift. Bound to every timm `SwinTransformerBlock` as its `_attn`.
+    x: (B, H, W, C) -> (B, H, W, C)."""
+    b, h, w, c = x.shape
+    wh, ww = self.window_size
+    x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
+    hp, wp = x.shape[1:3]
+    shift = tuple(self.shift_size)
+    if any(shift):
+        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+    windows = window_partition(x, self.window_size).view(-1, self.window_area, c)
+    mask = self.get_attn_mask(x) if any(shift) else None  # regions of the padded map
+    windows = self.attn(windows, mask=mask).view(-1, wh, ww, c)
+    x = window_reverse(windows, self.window_size, hp, wp)
+    if any(shift):
+        x = torch.roll(x, shifts=shift, dims=(1, 2))
+    return x[:, :h, :w, :].contiguous()
+
+
 @BACKBONE_REGISTRY.register()
 class D2SwinTransformer(Backbone):
     """Swin from timm; any input size (padded inside to `size_divisibility`, outputs cropped
     back to ceil(H / stride) x ceil(W / stride)).
 
     Windows are always partitioned and shifted (`always_partition=True`) whatever the map size,
-    and each block pads its map to a window multiple (timm's dynamic mask), as the official
-    Swin segmentation backbone does.
+    and each block pads its map to a window multiple before shifting, as the official Swin
+    segmentation backbone does (`_padded_shifted_window_attention`; parameters are timm's).
     """
 
     @configurable
@@ -71,6 +95,9 @@ class D2SwinTransformer(Backbone):
             mlp_ratio=mlp_ratio,
             drop_path_rate=drop_path_rate,
         )
+        for stage in self._stage_modules_of(self.swin):
+            for blk in stage.blocks:
+                blk._attn = types.MethodType(_padded_shifted_window_attention, blk)
         channels = self.swin.feature_info.channels()
         strides = self.swin.feature_info.reduction()
         names = [f"res{i + 2}" for i in range(len(channels))]
@@ -121,8 +148,12 @@ class D2SwinTransformer(Backbone):
     def size_divisibility(self) -> int:
         return self._size_divisibility
 
+    @staticmethod
+    def _stage_modules_of(swin) -> List[nn.Module]:
+        return [m for n, m in swin.named_children() if n.startswith("layers_")]
+
     def _stage_modules(self) -> List[nn.Module]:
-        return [getattr(self.swin, f"layers_{i}") for i in range(len(self._all_names))]
+        return self._stage_modules_of(self.swin)
 
     def _freeze_stages(self):
         """Freeze the patch embedding (k >= 0) and the timm stages < k (k = frozen_stages)."""

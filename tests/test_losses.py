@@ -166,6 +166,25 @@ def test_fused_pairwise_losses_equal_separate_calls():
     assert f3.grad is None or f3.grad.abs().max().item() == 0.0
 
 
+def test_backward_keeps_only_input_sized_gradients():
+    # Memory: whatever the radius, autograd keeps one gradient buffer per differentiable input
+    # (no per-offset or unfolded tensors).
+    probs, image, feats, labels, valid = _inputs(14, 2, 3, 5, 8, 8)
+    p, f = probs.clone().requires_grad_(), feats.clone().requires_grad_()
+    for r in (1, 5):
+        saved = []
+
+        def pack(t):
+            saved.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            dfr_loss(p, image, f, valid, radius=r)
+            feature_distance_loss(f, labels, valid, radius=r)
+            feature_regularized_loss(f, image, labels, valid, radius=r)
+        assert saved == [p.numel(), f.numel(), f.numel()]
+
+
 def test_no_labeled_pixel_gives_zero_pce_with_gradient():
     logits = torch.randn(2, 4, 5, 5, requires_grad=True)
     loss = partial_cross_entropy(logits, torch.full((2, 5, 5), 255))

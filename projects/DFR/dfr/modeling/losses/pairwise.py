@@ -37,7 +37,8 @@ LOG_EPS = 1e-6
 
 class WindowLayout:
     """Flat, right-padded, channels-last layout of (B, K, h, w) maps and the half-window
-    offsets (dy, dx, s) for radius r."""
+    offsets (dy, dx, s) for radius r. Flat tensors are (B, L + s_max, K): the tail of s_max
+    padding positions lets every offset use slices of the same length L."""
 
     def __init__(self, height: int, width: int, radius: int):
         self.h, self.w, self.r = int(height), int(width), int(radius)
@@ -50,18 +51,20 @@ class WindowLayout:
                     continue
                 offsets.append((dy, dx, dy * self.wp + dx))
         self.offsets = offsets
+        self.Lp = self.L + max((s for _, _, s in offsets), default=0)
 
     def flat(self, x: torch.Tensor, fill=0) -> torch.Tensor:
-        """(B, K, h, w) -> (B, L, K) contiguous, padding columns set to `fill`."""
+        """(B, K, h, w) -> (B, Lp, K) contiguous, padding columns and tail set to `fill`."""
         b, k = x.shape[:2]
-        out = x.new_full((b, self.h, self.wp, k), fill)
-        out[:, :, : self.w] = x.permute(0, 2, 3, 1)
-        return out.view(b, self.L, k)
+        out = x.new_full((b, self.Lp, k), fill)
+        out[:, : self.L].view(b, self.h, self.wp, k)[:, :, : self.w] = x.permute(0, 2, 3, 1)
+        return out
 
     def unflat(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, K) -> (B, K, h, w) contiguous, dropping the padding columns."""
+        """(B, Lp, K) -> (B, K, h, w) contiguous, dropping the padding."""
         b, _, k = x.shape
-        return x.view(b, self.h, self.wp, k)[:, :, : self.w].permute(0, 3, 1, 2).contiguous()
+        return x[:, : self.L].view(b, self.h, self.wp, k)[:, :, : self.w].permute(
+            0, 3, 1, 2).contiguous()
 
 
 def pair_codes(labels, valid, layout, ignore_index):
@@ -81,9 +84,9 @@ def _pair_sets(a, b, background):
 def feature_distance_counts(code, layout, background):
     """Half-window pair counts of (A+bg, A+fg, A-) per offset: (n_offsets, 3) long."""
     rows = []
+    L = layout.L
     for _, _, s in layout.offsets:
-        n = layout.L - s
-        rows.append(torch.stack([m.sum() for m in _pair_sets(code[:, :n], code[:, s:],
+        rows.append(torch.stack([m.sum() for m in _pair_sets(code[:, :L], code[:, s:s + L],
                                                              background)]))
     if not rows:
         return torch.zeros(0, 3, dtype=torch.long, device=code.device)
@@ -98,8 +101,8 @@ def pairwise_loop(layout, V, *, P=None, I=None, F=None, code=None, dfr=None, fd=
                   grad_P=False, grad_F=False):
     """One pass over the half-window offsets evaluating the requested terms.
 
-    V (B, L, 1) 0/1 validity, P (B, L, C) probabilities, I (B, L, 3) image, F (B, L, d) features,
-    code (B, L, 1) from `pair_codes`, all in `layout` and one floating dtype.
+    V (B, Lp, 1) 0/1 validity, P (B, Lp, C) probabilities, I (B, Lp, 3) image, F (B, Lp, d)
+    features, code (B, Lp, 1) from `pair_codes`, all in `layout` and one floating dtype.
     dfr: dict(sigma_xy, sigma_rgb, sigma_feat, stride, use_xy, use_rgb, use_feat, scale) ->
          scale · Σ_ordered K·(1 − P(i)·P(j))                                     (Eq. 4-6)
     fd:  dict(background, inv=(1/|A+bg|, 1/|A+fg|, 1/|A−|) in half-window counts, active=[bool
@@ -107,75 +110,110 @@ def pairwise_loop(layout, V, *, P=None, I=None, F=None, code=None, dfr=None, fd=
     fr:  dict(sigma_xy, sigma_rgb, stride, all_pairs, scale) ->
          scale · Σ_ordered Kf·‖Fi − Fj‖₁ over RA (or R)                            (Eq. 12-13)
     Returns ({name: value}, grad of Ldfr w.r.t. P or None, {name: grad w.r.t. F} for fd / fr).
+
+    Offsets are processed in chunks of G: the channel reductions (‖ΔF‖², ‖ΔF‖₁, P(i)·P(j),
+    ‖ΔI‖²) run per offset into (G, B, L) per-pixel buffers, all per-pixel arithmetic then runs
+    once per chunk, and the gradients are scattered per offset (recomputing sign(ΔF), which
+    costs less than keeping it). G <= the largest channel count, so the buffers stay within
+    the size of the inputs.
     """
-    L = layout.L
+    L, dt = layout.L, V.dtype
+    b = V.shape[0]
+    offsets = layout.offsets
     zero = V.new_zeros(())
     values = {k: zero for k, t in (("dfr", dfr), ("fd", fd), ("fr", fr)) if t is not None}
     gP = torch.zeros_like(P) if (dfr is not None and grad_P) else None
-    gF = {k: torch.zeros_like(F) for k in ("fd", "fr") if values.get(k) is not None and grad_F}
+    gF = {k: torch.zeros_like(F) for k in ("fd", "fr") if k in values and grad_F}
     dfr_feat = dfr is not None and dfr["use_feat"]
     need_rgb = fr is not None or (dfr is not None and dfr["use_rgb"])
     need_l1 = fd is not None or fr is not None
-    if F is not None and (need_l1 or dfr_feat):
-        diff_buf = torch.empty_like(F)
-        sign_buf = torch.empty_like(F) if gF else None
-    if fd is not None:
-        inv_bg, inv_fg, inv_neg = fd["inv"]
-        active = fd["active"]
-    if fr is not None:
-        fr_mask = V if fr["all_pairs"] else (code >= 0).to(V.dtype)
-        d = F.shape[-1]
-    for o, (dy, dx, s) in enumerate(layout.offsets):
-        n = L - s
-        fd_on = fd is not None and active[o]
-        if not (fd_on or dfr is not None or fr is not None):
-            continue
+    active = fd["active"] if fd is not None else [True] * len(offsets)
+    only_fd = fd is not None and dfr is None and fr is None
+    chans = [t.shape[-1] for t in (P, I, F) if t is not None]
+    G = max(1, min(len(offsets), max(chans + [16])))
+    diff_buf = torch.empty((b, L, F.shape[-1]), dtype=dt, device=V.device) \
+        if F is not None else None
+    Va, codeA = V[:, :L, 0], (code[:, :L, 0] if code is not None else None)
+    for c0 in range(0, len(offsets), G):
+        chunk = offsets[c0:c0 + G]
+        on = [not only_fd or active[c0 + i] for i in range(len(chunk))]
+        g = len(chunk)
+        # ---- per offset: channel reductions into per-pixel buffers (g, B, L) ----
+        di2 = V.new_zeros((g, b, L)) if need_rgb else None
+        df2 = V.new_zeros((g, b, L)) if dfr_feat else None
+        l1 = V.new_zeros((g, b, L)) if need_l1 else None
+        dot = V.new_zeros((g, b, L)) if dfr is not None else None
+        Vb = V.new_zeros((g, b, L))
+        codeB = code.new_full((g, b, L), -1) if code is not None else None
+        for i, (_, _, s) in enumerate(chunk):
+            if not on[i]:
+                continue
+            Vb[i] = V[:, s:s + L, 0]
+            if codeB is not None:
+                codeB[i] = code[:, s:s + L, 0]
+            if need_rgb:
+                torch.linalg.vector_norm(I[:, :L] - I[:, s:s + L], 2, dim=2, out=di2[i])
+            if F is not None and (need_l1 or dfr_feat):
+                diff = torch.sub(F[:, :L], F[:, s:s + L], out=diff_buf)
+                if dfr_feat:
+                    torch.linalg.vector_norm(diff, 2, dim=2, out=df2[i])
+                if need_l1:
+                    torch.sum(diff.abs_(), 2, out=l1[i])
+            if dfr is not None:
+                torch.linalg.vecdot(P[:, :L], P[:, s:s + L], dim=-1, out=dot[i])
+        # ---- per chunk: per-pixel arithmetic ----
         if need_rgb:
-            di = I[:, :n] - I[:, s:]
-            di2 = di.mul_(di).sum(2, keepdim=True)  # ‖Ii − Ij‖², (B, n, 1)
-        if F is not None and (fd_on or fr is not None or dfr_feat):
-            diff = torch.sub(F[:, :n], F[:, s:], out=diff_buf[:, :n])
-            if dfr_feat:
-                df2 = torch.linalg.vector_norm(diff, 2, dim=2, keepdim=True).square_()
-            if fd_on or fr is not None:
-                sg = torch.sign(diff, out=sign_buf[:, :n]) if gF else None
-                l1 = diff.abs_().sum(2, keepdim=True)  # ‖Fi − Fj‖₁, (B, n, 1)
-        vv = V[:, :n] * V[:, s:]
+            di2.square_()
+        vv = Vb.mul_(Va)  # both valid
+        kd = g_fd = kf = None
         if dfr is not None:
-            logk = None
-            if dfr["use_rgb"]:
-                logk = di2 * (-0.5 / dfr["sigma_rgb"] ** 2)
-            if dfr_feat:
-                t = df2.mul_(-0.5 / dfr["sigma_feat"] ** 2)
-                logk = t if logk is None else logk.add_(t)
-            k = vv if logk is None else logk.exp_().mul_(vv)
-            c = dfr["scale"]
+            logk = torch.zeros_like(vv)
             if dfr["use_xy"]:
-                c = c * math.exp(_spatial(dy, dx, dfr["stride"], dfr["sigma_xy"]))
-            pa, pb = P[:, :n], P[:, s:]
-            dot = (pa * pb).sum(2, keepdim=True)
-            values["dfr"] = values["dfr"] + c * (k.sum() - (k * dot).sum())
-            if gP is not None:
-                gP[:, :n].addcmul_(k, pb, value=-c)
-                gP[:, s:].addcmul_(k, pa, value=-c)
-        if fd_on:
-            bg, fg, neg = _pair_sets(code[:, :n], code[:, s:], fd["background"])
-            w_pos = bg.to(V.dtype) * inv_bg + fg.to(V.dtype) * inv_fg
-            w_neg = neg.to(V.dtype) * (2.0 * inv_neg)
+                logk += _spatial_column(chunk, dfr["stride"], dfr["sigma_xy"], vv)
+            if dfr["use_rgb"]:
+                logk.add_(di2, alpha=-0.5 / dfr["sigma_rgb"] ** 2)
+            if dfr_feat:
+                logk.add_(df2.square_(), alpha=-0.5 / dfr["sigma_feat"] ** 2)
+            kd = logk.exp_().mul_(vv).mul_(dfr["scale"])  # scale · K, 0 off valid pairs
+            values["dfr"] = values["dfr"] + (kd.sum() - (kd * dot).sum())
+        if fd is not None:
+            bg, fgm, neg = _pair_sets(codeA, codeB, fd["background"])
+            inv_bg, inv_fg, inv_neg = fd["inv"]
             x = l1 / F.shape[-1]  # −log D
+            w_pos = bg.to(dt).mul_(inv_bg).add_(fgm.to(dt), alpha=inv_fg)
+            w_neg = neg.to(dt).mul_(2.0 * inv_neg)
             one_minus = torch.expm1(-x).neg_().add_(LOG_EPS)  # 1 − D + eps
             values["fd"] = values["fd"] + (w_pos * x).sum() - (w_neg * one_minus.log()).sum()
             if "fd" in gF:
-                dmap = torch.exp(-x)
-                g = (w_pos - w_neg * dmap / one_minus).div_(F.shape[-1])
-                gF["fd"][:, :n].addcmul_(sg, g)
-                gF["fd"][:, s:].addcmul_(sg, g, value=-1.0)
+                g_fd = (w_pos - w_neg * torch.exp(-x) / one_minus).div_(F.shape[-1])
         if fr is not None:
-            logk = di2 * (-0.5 / fr["sigma_rgb"] ** 2)
-            logk.add_(_spatial(dy, dx, fr["stride"], fr["sigma_xy"]))
-            kf = logk.exp_().mul_(fr_mask[:, :n]).mul_(fr_mask[:, s:]).mul_(fr["scale"] / d)
+            if fr["all_pairs"]:
+                m = vv
+            else:
+                m = ((codeA >= 0) & (codeB >= 0)).to(dt)
+            logk = _spatial_column(chunk, fr["stride"], fr["sigma_xy"], m)
+            logk = di2.mul(-0.5 / fr["sigma_rgb"] ** 2).add_(logk)
+            kf = logk.exp_().mul_(m).mul_(fr["scale"] / F.shape[-1])
             values["fr"] = values["fr"] + (kf * l1).sum()
-            if "fr" in gF:
-                gF["fr"][:, :n].addcmul_(sg, kf)
-                gF["fr"][:, s:].addcmul_(sg, kf, value=-1.0)
+        # ---- per offset: gradients ----
+        for i, (_, _, s) in enumerate(chunk):
+            if not on[i]:
+                continue
+            if gP is not None:
+                k = kd[i].unsqueeze(-1)
+                gP[:, :L].addcmul_(P[:, s:s + L], k, value=-1.0)
+                gP[:, s:s + L].addcmul_(P[:, :L], k, value=-1.0)
+            if gF:
+                sg = torch.sub(F[:, :L], F[:, s:s + L], out=diff_buf).sign_()
+                for name, coef in (("fd", g_fd), ("fr", kf)):
+                    if name in gF:
+                        c = coef[i].unsqueeze(-1)
+                        gF[name][:, :L].addcmul_(sg, c)
+                        gF[name][:, s:s + L].addcmul_(sg, c, value=-1.0)
     return values, gP, gF
+
+
+def _spatial_column(chunk, stride, sigma_xy, like):
+    """(g, 1, 1) tensor of −‖ΔS‖²/2σ1² for the offsets of a chunk."""
+    vals = [_spatial(dy, dx, stride, sigma_xy) for dy, dx, _ in chunk]
+    return torch.tensor(vals, dtype=like.dtype, device=like.device).view(-1, 1, 1)

@@ -151,7 +151,7 @@ def _run_launch(tmp_path, name, num_gpus, prefix, root):
     out = tmp_path / name
     argv = ["--num-gpus", str(num_gpus), "--dist-url", "auto",
             *map(str, _argv(out, prefix, "SOLVER.MAX_ITER", 1, "SOLVER.IMS_PER_BATCH", 2,
-                            "MODEL.SEM_SEG_HEAD.NORM", "naiveSyncBN", train="full_train"))]  # fmt: skip
+                            train="full_train"))]  # fmt: skip
     script = tmp_path / f"runner_{name}.py"
     result = tmp_path / f"{name}.json"
     script.write_text(textwrap.dedent(_RUNNER).format(

@@ -46,8 +46,8 @@ def _per_class_table(res: dict) -> str:
 class Trainer(DefaultTrainer):
     """DefaultTrainer with DFR's builders. Differences from Detectron2's `__init__`:
     the NaN guard hook on the model, DDP without `device_ids` on CPU (gloo) and with
-    `find_unused_parameters` (switched-off losses leave heads without gradient), and a
-    checkpointer that explains unreadable files."""
+    `find_unused_parameters` only when a switched-off loss leaves the feature head without
+    gradient, and a checkpointer that explains unreadable files."""
 
     def __init__(self, cfg):
         TrainerBase.__init__(self)
@@ -64,7 +64,7 @@ class Trainer(DefaultTrainer):
         model = create_ddp_model(
             model,
             broadcast_buffers=False,
-            find_unused_parameters=True,
+            find_unused_parameters=self._has_unused_parameters(cfg, model),
             **({"device_ids": None} if on_cpu else {}),
         )
         self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(
@@ -76,6 +76,13 @@ class Trainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    @staticmethod
+    def _has_unused_parameters(cfg, model) -> bool:
+        """DDP must look for parameters without gradient when the feature head exists only
+        for the (detached) feature term of the DFR kernel, i.e. without Lfd and Lfr."""
+        d = cfg.MODEL.DFR
+        return getattr(model, "feat_head", None) is not None and not (d.USE_FD or d.USE_FR)
 
     def build_hooks(self):
         ret = super().build_hooks()

@@ -107,7 +107,7 @@ def test_confident_labels_matches_brute_force():
 
 
 def test_gradcheck():
-    probs, image, feats, labels, valid = _inputs(3, 2, 3, 4, 5, 6, feat_scale=3.0)
+    probs, image, feats, labels, valid = _inputs(3, 1, 3, 3, 4, 6, feat_scale=3.0)
     kw = dict(radius=2, stride=1.5, sigma_xy=3.0, sigma_rgb=0.7, sigma_feat=4.0)
     p = probs.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda p: dfr_loss(p, image, feats, valid, **kw), (p,))

@@ -7,9 +7,12 @@ inputs were built; on CUDA (when available, --device cuda) torch.cuda.max_memory
 the memory allocated by the inputs. "dfr" is Ldfr alone; "all" is Ldfr + Lfd + Lfr summed and
 back-propagated together, as in a training step.
 
-    python tools/benchmark_losses.py                # full table (several CPU-minutes)
-    python tools/benchmark_losses.py --quick        # small maps, seconds
-    python tools/benchmark_losses.py --train-step projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml
+    python tools/benchmark_losses.py --threads 1    # full table (~15 CPU-minutes, ~9 GB peak)
+    python tools/benchmark_losses.py --quick        # small maps, about a minute
+    python tools/benchmark_losses.py --train-step \
+        projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml
+    python tools/benchmark_losses.py --threads 2 --batch 2 --crop 512 --iters 2 \
+        --train-step projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml
 
 --train-step builds the model of CONFIG and reports the share of the pairwise losses (Ldfr, Lfd,
 Lfr forward + backward, measured by timing the losses on the shapes the model produces) in one

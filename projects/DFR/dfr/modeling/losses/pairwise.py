@@ -24,8 +24,6 @@ gradient is the stored buffer times grad_output (first-order differentiable only
 `pairwise_loop` evaluates any subset of {Ldfr, Lfd, Lfr} in one pass, sharing the feature and
 RGB differences between them.
 """
-import math
-
 import torch
 
 __all__ = ["LOG_EPS", "WindowLayout", "pair_codes", "feature_distance_counts", "pairwise_loop"]

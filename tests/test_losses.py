@@ -166,6 +166,26 @@ def test_fused_pairwise_losses_equal_separate_calls():
     assert f3.grad is None or f3.grad.abs().max().item() == 0.0
 
 
+def test_fused_subsets_equal_separate_calls():
+    # The model asks only for the switched-on terms (Table 4 rows); each subset must equal
+    # the separate functions, and an unknown term is a clear error.
+    probs, image, feats, labels, valid = _inputs(15, 2, 3, 5, 7, 8, feat_scale=2.0)
+    kw = dict(radius=2, sigma_xy=3.0, sigma_rgb=0.7, stride=1.0)
+    out = pairwise_losses(probs, image, None, None, valid, use_feat=False, terms=("dfr",), **kw)
+    assert list(out) == ["dfr"]
+    _close(out["dfr"], dfr_loss(probs, image, None, valid, use_feat=False, **kw).item(),
+           rel=1e-13)
+    out = pairwise_losses(None, image, feats, labels, valid, background=1, terms=("fd", "fr"),
+                          **kw)
+    assert sorted(out) == ["fd", "fr"]
+    _close(out["fd"], feature_distance_loss(feats, labels, valid, radius=2, background=1).item(),
+           rel=1e-13)
+    _close(out["fr"], feature_regularized_loss(feats, image, labels, valid, **kw).item(),
+           rel=1e-13)
+    with pytest.raises(ValueError, match="terms"):
+        pairwise_losses(probs, image, feats, labels, valid, terms=("dfr", "crf"))
+
+
 def test_backward_keeps_only_input_sized_gradients():
     # Memory: whatever the radius, autograd keeps one gradient buffer per differentiable input
     # (no per-offset or unfolded tensors).

@@ -108,22 +108,31 @@ def evaluate(*, probs=None, image=None, feats=None, labels=None, valid=None, rad
 
 def pairwise_losses(probs, image, feats, labels, valid=None, radius=5, sigma_xy=6.0,
                     sigma_rgb=0.5, sigma_feat=50.0, stride=1.0, use_xy=True, use_rgb=True,
-                    use_feat=True, background=0, fr_pairs="RA", ignore_index=255):
+                    use_feat=True, background=0, fr_pairs="RA", ignore_index=255,
+                    terms=("dfr", "fd", "fr")):
     """Ldfr, Lfd and Lfr of one batch in a single pass over the window offsets (shared feature
     and RGB differences): the same values and gradients as `dfr_loss`,
     `feature_distance_loss` and `feature_regularized_loss` called with these arguments
     (Lfr uses the same sigma_xy, sigma_rgb and stride as Ldfr). labels (B, h, w) supervise the
-    feature head (M of Eq. 7, scribbles, ...). Returns {"dfr", "fd", "fr"} scalars.
+    feature head (M of Eq. 7, scribbles, ...; may be None without "fd"/"fr"). `terms` picks
+    the subset to compute (the others are not evaluated). Returns {term: scalar}.
     """
-    check_map("probs", probs)
+    terms = tuple(terms)
+    if not terms or not set(terms) <= {"dfr", "fd", "fr"}:
+        raise ValueError(f"`terms` must be a non-empty subset of ('dfr', 'fd', 'fr'), got {terms}")
+    if "dfr" in terms:
+        check_map("probs", probs)
+    else:
+        check_map("feats", feats)
     if fr_pairs not in ("RA", "R"):
         raise ValueError(f"`fr_pairs` must be 'RA' or 'R', got {fr_pairs!r}")
+    dfr = dict(sigma_xy=float(sigma_xy), sigma_rgb=float(sigma_rgb), sigma_feat=float(sigma_feat),
+               stride=float(stride), use_xy=bool(use_xy), use_rgb=bool(use_rgb),
+               use_feat=bool(use_feat))
+    fr = dict(sigma_xy=float(sigma_xy), sigma_rgb=float(sigma_rgb), stride=float(stride),
+              all_pairs=fr_pairs == "R")
     return evaluate(
-        probs=probs, image=image, feats=feats, labels=labels, valid=valid, radius=radius,
-        dfr=dict(sigma_xy=float(sigma_xy), sigma_rgb=float(sigma_rgb),
-                 sigma_feat=float(sigma_feat), stride=float(stride), use_xy=bool(use_xy),
-                 use_rgb=bool(use_rgb), use_feat=bool(use_feat)),
-        fd=dict(background=int(background)),
-        fr=dict(sigma_xy=float(sigma_xy), sigma_rgb=float(sigma_rgb), stride=float(stride),
-                all_pairs=fr_pairs == "R"),
-        ignore_index=ignore_index)
+        probs=probs if "dfr" in terms else None, image=image, feats=feats, labels=labels,
+        valid=valid, radius=radius, dfr=dfr if "dfr" in terms else None,
+        fd=dict(background=int(background)) if "fd" in terms else None,
+        fr=fr if "fr" in terms else None, ignore_index=ignore_index)

@@ -232,27 +232,24 @@ class DFRSegmentor(nn.Module):
         feats = out.get("feats")
         if feats is not None:
             feats = _resize(feats, size)
-        common = dict(radius=self.radius, sigma_xy=self.sigma_xy, sigma_rgb=self.sigma_rgb,
-                      stride=self.position_stride)
-        if self.use_dfr:  # Eq. 4-6; F enters the kernel without gradient
-            use_feat = self.kernel_feat
-            losses["loss_dfr"] = self.lambda_dfr * L.dfr_loss(
-                probs, img_s, feats.detach() if use_feat else None, valid_s,
-                sigma_feat=self.sigma_feat, use_xy=self.kernel_xy, use_rgb=self.kernel_rgb,
-                use_feat=use_feat, **common,
-            )
-        if self.use_fd or self.use_fr:
+        target = None
+        if self.use_fd or self.use_fr:  # labels of Eq. 8-13, from the detached prediction
             target = self.feature_targets(probs.detach(), _nearest(labels, size), valid_s)
-            if self.use_fd:  # Eq. 8-11
-                losses["loss_fd"] = self.lambda_feat * L.feature_distance_loss(
-                    feats, target, valid_s, radius=self.radius, background=self.background_id,
-                    ignore_index=self.ignore_value,
-                )
-            if self.use_fr:  # Eq. 12-13
-                losses["loss_fr"] = self.lambda_feat * L.feature_regularized_loss(
-                    feats, img_s, target, valid_s, pairs=self.fr_pairs,
-                    ignore_index=self.ignore_value, **common,
-                )
+        # Eq. 4-13 in one pass over the window offsets (F enters the Ldfr kernel without
+        # gradient; Lfd / Lfr train the feature head only).
+        terms = [t for t, on in (("dfr", self.use_dfr), ("fd", self.use_fd), ("fr", self.use_fr))
+                 if on]
+        use_feat = self.use_dfr and self.kernel_feat
+        pairwise = L.pairwise_losses(
+            probs, img_s, feats, target, valid_s, radius=self.radius, sigma_xy=self.sigma_xy,
+            sigma_rgb=self.sigma_rgb, sigma_feat=self.sigma_feat, stride=self.position_stride,
+            use_xy=self.kernel_xy, use_rgb=self.kernel_rgb, use_feat=use_feat,
+            background=self.background_id, fr_pairs=self.fr_pairs,
+            ignore_index=self.ignore_value, terms=terms,
+        )
+        weights = {"dfr": self.lambda_dfr, "fd": self.lambda_feat, "fr": self.lambda_feat}
+        for t in terms:
+            losses[f"loss_{t}"] = weights[t] * pairwise[t]
         return losses
 
     def feature_targets(self, probs: torch.Tensor, scribbles: torch.Tensor, valid: torch.Tensor):

@@ -58,7 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--output", default="output/ablation")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each 1 process)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="runs in parallel (each one process with --threads threads)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: cores/jobs)")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")

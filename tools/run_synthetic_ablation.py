@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -117,12 +117,22 @@ def main(argv=None):
     if args.opts and args.opts[0] == "--":
         args.opts = args.opts[1:]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    jobs = [(v, s) for v in args.variants for s in args.seeds]
+    # Seed-major order: an interrupted table still has every variant for the first seeds.
+    jobs = [(v, s) for s in args.seeds for v in args.variants]
     print(f"[ablation] {len(jobs)} runs, {args.jobs} in parallel, {threads} thread(s) each")
     t0 = time.time()
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    done = {}
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {(v, s): pool.submit(run_one, args, v, s, threads) for v, s in jobs}
-        out = {v: {s: futures[(v, s)].result() for s in args.seeds} for v in args.variants}
+        futures = {pool.submit(run_one, args, v, s, threads): (v, s) for v, s in jobs}
+        for fut in as_completed(futures):
+            v, s = futures[fut]
+            done[(v, s)] = fut.result()
+            seeds = [k for k in args.seeds if all((w, k) in done for w in args.variants)]
+            if seeds:  # table of the seeds finished so far, for every variant
+                part = {w: {k: done[(w, k)] for k in seeds} for w in args.variants}
+                (Path(args.output) / "results_partial.md").write_text(make_table(part, seeds))
+    out = {v: {s: done[(v, s)] for s in args.seeds} for v in args.variants}
     wall = time.time() - t0
     note = (
         f"Synthetic benchmark (`{os.path.relpath(args.config_file, REPO)}`"

@@ -32,7 +32,8 @@ def register_tiny(root: Path, prefix: str = None) -> str:
 
 
 def dataset_opts(prefix: str, train: str = "scribble_train"):
-    return ["DATASETS.TRAIN", f"('{prefix}_{train}',)", "DATASETS.TEST", f"('{prefix}_scribble_val',)"]
+    return ["DATASETS.TRAIN", f"('{prefix}_{train}',)",
+            "DATASETS.TEST", f"('{prefix}_scribble_val',)"]  # fmt: skip
 
 
 def load_train_net():

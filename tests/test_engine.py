@@ -174,7 +174,8 @@ def test_evaluator_is_semseg_with_ground_truth_and_export_without(tmp_path):
     MetadataCatalog.get(name).set(stuff_classes=["a", "b"], ignore_label=255)
     ev = Trainer.build_evaluator(cfg, name)
     assert isinstance(ev, VOCSubmissionExporter)
-    assert ev.result_dir.endswith("inference/" + name + "/results/VOC2012/Segmentation/comp6_test_cls")
+    layout = "/results/VOC2012/Segmentation/comp6_test_cls"
+    assert ev.result_dir.endswith("inference/" + name + layout)
 
 
 def _first_losses(tmp_path, name, prefix, seed):

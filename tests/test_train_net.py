@@ -45,11 +45,13 @@ def test_train_checkpoint_then_eval_only_gives_the_same_miou(tmp_path):
     assert "eta:" in (out / "log.txt").read_text()
 
     ev = tmp_path / "eval"
-    res2 = tn.main(parse(["--eval-only", *_argv(ev, prefix, "MODEL.WEIGHTS", out / "model_final.pth",
-                                                 "TEST.AUG.ENABLED", True, "TEST.AUG.FLIP", True,
-                                                 "TEST.AUG.SCALES", "[0.75, 1.0, 1.25]")]))  # fmt: skip
+    tta_opts = ["TEST.AUG.ENABLED", True, "TEST.AUG.FLIP", True,
+                "TEST.AUG.SCALES", "[0.75, 1.0, 1.25]"]  # fmt: skip
+    weights = ["MODEL.WEIGHTS", out / "model_final.pth"]
+    res2 = tn.main(parse(["--eval-only", *_argv(ev, prefix, *weights, *tta_opts)]))
     assert res2["sem_seg"]["mIoU"] == pytest.approx(miou_train, abs=1e-9)
-    saved = json.loads((ev / "inference" / f"{prefix}_scribble_val" / "sem_seg_metrics.json").read_text())
+    saved_path = ev / "inference" / f"{prefix}_scribble_val" / "sem_seg_metrics.json"
+    saved = json.loads(saved_path.read_text())
     assert saved["mIoU"] == pytest.approx(miou_train, abs=1e-9)
     assert set(saved) >= {"mIoU", "fwIoU", "pACC", "IoU-background", "IoU-triangle"}
     # multi-scale + flip evaluation is reported separately
@@ -154,8 +156,11 @@ def _run_launch(tmp_path, name, num_gpus, prefix, root):
                             train="full_train"))]  # fmt: skip
     script = tmp_path / f"runner_{name}.py"
     result = tmp_path / f"{name}.json"
-    script.write_text(textwrap.dedent(_RUNNER).format(
-        tests=str(REPO / "tests"), argv=argv, root=str(root), prefix=prefix, result=str(result)))  # fmt: skip
+    script.write_text(
+        textwrap.dedent(_RUNNER).format(
+            tests=str(REPO / "tests"), argv=argv, root=str(root), prefix=prefix, result=str(result)
+        )
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=170)  # fmt: skip

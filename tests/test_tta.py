@@ -113,7 +113,8 @@ def test_tta_on_the_dfr_model_single_scale_equals_model_and_ms_is_at_original_si
     cfg = setup_cfg(tmp_path / "run", prefix)
     torch.manual_seed(0)
     model = Trainer.build_model(cfg).eval()
-    inp = ScribbleDatasetMapper(cfg, is_train=False)(DatasetCatalog.get(f"{prefix}_scribble_val")[0])
+    record = DatasetCatalog.get(f"{prefix}_scribble_val")[0]
+    inp = ScribbleDatasetMapper(cfg, is_train=False)(record)
     with torch.no_grad():
         ref = model([inp])[0]["sem_seg"]
         ss = SemSegTTA(model, scales=[1.0], flip=False)([inp])[0]["sem_seg"]

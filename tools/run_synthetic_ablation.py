@@ -9,7 +9,7 @@ reused (delete the folder or pass --force to rerun). Writes `<output>/results.md
 mIoU, per-seed values) and `<output>/results.json`.
 
     python tools/run_synthetic_ablation.py --seeds 0 1 2 --output output/ablation
-    python tools/run_synthetic_ablation.py --seeds 0 --variants pce full --jobs 2 SOLVER.MAX_ITER 300
+    python tools/run_synthetic_ablation.py --seeds 0 --variants pce full SOLVER.MAX_ITER 300
 """
 import argparse
 import json
@@ -143,9 +143,13 @@ def main(argv=None):
     table = make_table(out, args.seeds, note)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     (Path(args.output) / "results.md").write_text(table)
-    (Path(args.output) / "results.json").write_text(json.dumps(
-        {"config": args.config_file, "opts": args.opts, "seeds": args.seeds,
-         "results": {v: {str(s): r for s, r in d.items()} for v, d in out.items()}}, indent=1))  # fmt: skip
+    summary = {
+        "config": args.config_file,
+        "opts": args.opts,
+        "seeds": args.seeds,
+        "results": {v: {str(s): r for s, r in d.items()} for v, d in out.items()},
+    }
+    (Path(args.output) / "results.json").write_text(json.dumps(summary, indent=1))
     print(table)
     return out
 

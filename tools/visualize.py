@@ -8,7 +8,8 @@ Writes, under --output:
   <id>_M.png       the confident-label map M (Eq. 7, gamma = MODEL.DFR.GAMMA) on the loss map;
                    grey = not confident (255)
 
-    python tools/visualize.py --config-file projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml \
+    python tools/visualize.py \
+        --config-file projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml \
         --weights output/demo/model_final.pth --dataset synthetic_scribble_train \
         --gt-dataset synthetic_full_train --index 0 --output output/vis
 """
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "projects", "DFR"))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_HERE, "..", "projects", "DFR"))
 
 
 def parse_args(argv=None):
@@ -136,7 +138,9 @@ def main(argv=None):
             size = (-(-h // d.LOSS_STRIDE), -(-w // d.LOSS_STRIDE))
             pad_size = (-(-xp.shape[-2] // d.LOSS_STRIDE), -(-xp.shape[-1] // d.LOSS_STRIDE))
             img_s = F.adaptive_avg_pool2d(xp, pad_size)[0, :, : size[0], : size[1]]
-            logits = F.interpolate(out["logits"], size=pad_size, mode="bilinear", align_corners=False)
+            logits = F.interpolate(
+                out["logits"], size=pad_size, mode="bilinear", align_corners=False
+            )
             p_s = logits.softmax(1)[:, :, : size[0], : size[1]]
             feats = out.get("feats")
             if feats is not None:
@@ -153,7 +157,9 @@ def main(argv=None):
             tiles.append(_colorize(gt, colors))
         panel = np.concatenate([np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=255)
                                 for t in tiles], 1)  # fmt: skip
-        panel = cv2.resize(panel, (panel.shape[1] * s, panel.shape[0] * s), interpolation=cv2.INTER_NEAREST)
+        panel = cv2.resize(
+            panel, (panel.shape[1] * s, panel.shape[0] * s), interpolation=cv2.INTER_NEAREST
+        )
         path = os.path.join(args.output, f"{stem}_panel.png")
         cv2.imwrite(path, panel[..., ::-1])
         written.append(path)
@@ -167,7 +173,8 @@ def main(argv=None):
         r = d.RADIUS * d.LOSS_STRIDE
         y0, x0 = py - r, px - r
         crop = np.zeros((2 * r + d.LOSS_STRIDE, 2 * r + d.LOSS_STRIDE, 3), np.uint8)
-        ys, xs = slice(max(y0, 0), py + r + d.LOSS_STRIDE), slice(max(x0, 0), px + r + d.LOSS_STRIDE)
+        ys = slice(max(y0, 0), py + r + d.LOSS_STRIDE)
+        xs = slice(max(x0, 0), px + r + d.LOSS_STRIDE)
         sub = image[ys, xs]
         crop[max(-y0, 0): max(-y0, 0) + sub.shape[0], max(-x0, 0): max(-x0, 0) + sub.shape[1]] = sub
         crop = cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_NEAREST)

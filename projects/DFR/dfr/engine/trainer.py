@@ -138,7 +138,10 @@ class Trainer(DefaultTrainer):
         results = OrderedDict()
         for idx, name in enumerate(cfg.DATASETS.TEST):
             loader = cls.build_test_loader(cfg, name)
-            evaluator = evaluators[idx] if evaluators is not None else cls.build_evaluator(cfg, name)
+            if evaluators is not None:
+                evaluator = evaluators[idx]
+            else:
+                evaluator = cls.build_evaluator(cfg, name)
             res = inference_on_dataset(model, loader, evaluator)
             results[name] = res
             if comm.is_main_process():

@@ -156,8 +156,15 @@ def test_from_config_and_logged_augmentations(caplog):
     cfg.INPUT.FORMAT = "RGB"
     cfg.INPUT.CROP.ENABLED, cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE = True, "absolute", [512, 512]
     cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 0.75
-    with caplog.at_level(logging.INFO, logger="dfr.data.dataset_mapper"):
-        m = ScribbleDatasetMapper(cfg, is_train=True)
+    # Attach caplog's handler to the logger itself: a Detectron2 setup_logger() run by an
+    # earlier test (train_net) stops "dfr" records from propagating to the root logger.
+    logger = logging.getLogger("dfr.data.dataset_mapper")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="dfr.data.dataset_mapper"):
+            m = ScribbleDatasetMapper(cfg, is_train=True)
+    finally:
+        logger.removeHandler(caplog.handler)
     names = [type(a).__name__ for a in m.augmentations.augs]
     assert names == ["RandomScaleKeepRatio", "RandomCrop_CategoryAreaConstraint", "RandomFlip",
                      "PhotometricDistortion"]  # fmt: skip

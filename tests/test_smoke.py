@@ -65,3 +65,15 @@ def test_add_dfr_config_does_not_overwrite_detectron2_defaults():
         for part in key.split("."):
             a, b = a[part], b[part]
         assert a == b, key
+
+
+def test_get_dfr_cfg_merges_file_then_opts_and_falls_back_to_cpu():
+    import torch
+
+    from dfr.config import get_dfr_cfg
+
+    cfg = get_dfr_cfg(CONFIGS / "Base-DFR.yaml", ["MODEL.DFR.RADIUS", "3", "MODEL.DEVICE", "cuda"])
+    assert cfg.MODEL.META_ARCHITECTURE == "DFRSegmentor" and cfg.MODEL.DFR.RADIUS == 3
+    assert cfg.MODEL.DEVICE == ("cuda" if torch.cuda.is_available() else "cpu")
+    kept = get_dfr_cfg(None, ["MODEL.DEVICE", "cuda"], cpu_fallback=False)
+    assert kept.MODEL.DEVICE == "cuda"

@@ -177,16 +177,15 @@ def _synthetic_batch(batch, size, num_classes, seed=0):
 def train_step(args):
     """Share of Ldfr + Lfd + Lfr (forward + backward) in one training step of CONFIG's model."""
     torch.set_num_threads(args.threads)
-    from detectron2.config import get_cfg
+
     from detectron2.modeling import build_model
 
     import dfr.modeling.meta_arch.dfr_segmentor as seg
-    from dfr import add_dfr_config
+    from dfr.config import get_dfr_cfg
 
-    cfg = get_cfg()
-    add_dfr_config(cfg)
-    cfg.merge_from_file(args.train_step)
-    cfg.merge_from_list(["MODEL.SWIN.PRETRAINED", "", "MODEL.DEVICE", args.device] + args.opts)
+    cfg = get_dfr_cfg(args.train_step,
+                      ["MODEL.SWIN.PRETRAINED", "", "MODEL.DEVICE", args.device] + args.opts,
+                      cpu_fallback=False)
     model = build_model(cfg)
     model.train()
     size = args.crop or cfg.INPUT.CROP.SIZE[0]

@@ -18,16 +18,12 @@ import torch
 
 
 def convert(src: str, dst: str, config_file: str, opts=()):
-    from detectron2.config import get_cfg
     from detectron2.modeling import build_backbone
 
-    from dfr import add_dfr_config
+    from dfr.config import get_dfr_cfg
     from dfr.modeling.backbone import swin_state_dict_from_file
 
-    cfg = get_cfg()
-    add_dfr_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts) + ["MODEL.SWIN.PRETRAINED", src])
+    cfg = get_dfr_cfg(config_file, list(opts) + ["MODEL.SWIN.PRETRAINED", src])
     backbone = build_backbone(cfg)  # loads `src` and logs missing / unexpected keys
     converted, fmt = swin_state_dict_from_file(backbone, src)
     own = backbone.state_dict()

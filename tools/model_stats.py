@@ -14,15 +14,11 @@ import torch
 
 
 def build(config_file: str, device: str):
-    from detectron2.config import get_cfg
     from detectron2.modeling import META_ARCH_REGISTRY
 
-    from dfr import add_dfr_config
+    from dfr.config import get_dfr_cfg
 
-    cfg = get_cfg()
-    add_dfr_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(["MODEL.SWIN.PRETRAINED", ""])
+    cfg = get_dfr_cfg(config_file, ["MODEL.SWIN.PRETRAINED", ""])
     if device == "meta":  # timm needs real drop-path rates (linspace(...).tolist())
         linspace = torch.linspace
         torch.linspace = lambda *a, **k: linspace(*a, **{**k, "device": "cpu"})

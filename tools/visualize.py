@@ -92,20 +92,15 @@ def _default_pixel(scribble: np.ndarray, gt: np.ndarray):
 
 def main(argv=None):
     args = parse_args(argv)
-    from detectron2.config import get_cfg
+
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    from dfr import add_dfr_config
+    from dfr.config import get_dfr_cfg
     from dfr.data import ScribbleDatasetMapper
     from dfr.engine import DFRCheckpointer, Trainer
     from dfr.modeling.losses import confident_labels
 
-    cfg = get_cfg()
-    add_dfr_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"
+    cfg = get_dfr_cfg(args.config_file, args.opts)
     cfg.freeze()
     model = Trainer.build_model(cfg).eval()
     DFRCheckpointer(model).load(args.weights)

@@ -12,23 +12,17 @@ import logging
 import os
 
 import torch
-from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from dfr import add_dfr_config
+from dfr.config import get_dfr_cfg
 from dfr.engine import DFRCheckpointer, Trainer
 
 
 def setup(args):
-    cfg = get_cfg()
-    add_dfr_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"
+    cfg = get_dfr_cfg(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="dfr")

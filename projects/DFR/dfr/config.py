@@ -6,7 +6,7 @@ no Detectron2 default is overwritten here. Values are the paper's recipe
 """
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_dfr_config"]
+__all__ = ["add_dfr_config", "get_dfr_cfg"]
 
 
 def add_dfr_config(cfg):
@@ -108,3 +108,21 @@ def add_dfr_config(cfg):
     # ---- Training guard ----
     cfg.DFR = CN()
     cfg.DFR.NAN_GUARD = True  # stop on a non-finite loss with iteration, loss name, files
+
+
+def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):
+    """Detectron2's defaults + DFR's keys, merged with `config_file` and then `opts`
+    (["KEY", "VALUE", ...], as on the command line). With `cpu_fallback`, a CUDA
+    MODEL.DEVICE becomes "cpu" on a machine without CUDA. Returns an unfrozen config."""
+    import torch
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_dfr_config(cfg)
+    if config_file:
+        cfg.merge_from_file(str(config_file))
+    cfg.merge_from_list(list(opts))
+    if cpu_fallback and cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
+

@@ -26,30 +26,21 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_NET = REPO / "projects" / "DFR" / "train_net.py"
 DEFAULT_CONFIG = REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml"
 
-_OFF = ["MODEL.DFR.USE_DFR", "False", "MODEL.DFR.USE_FD", "False", "MODEL.DFR.USE_FR", "False"]
+def _switches(dfr: bool, feat: bool = False, fd: bool = False, fr: bool = False):
+    """Config overrides for the loss switches of one variant (Tables 4-5 on synthetic data)."""
+    return ["MODEL.DFR.USE_DFR", str(dfr), "MODEL.DFR.KERNEL_FEAT", str(feat),
+            "MODEL.DFR.USE_FD", str(fd), "MODEL.DFR.USE_FR", str(fr)]
+
+
 # name -> (table label, config overrides). Equal iterations: only the loss switches differ.
 VARIANTS = {
-    "pce": ("pCE only", _OFF),
-    "dfr_xy_rgb": (
-        "pCE + Ldfr (XY+RGB)",
-        ["MODEL.DFR.USE_DFR", "True", "MODEL.DFR.KERNEL_FEAT", "False",
-         "MODEL.DFR.USE_FD", "False", "MODEL.DFR.USE_FR", "False"],
-    ),
-    "dfr_xy_rgb_f": (
-        "pCE + Ldfr (XY+RGB+F)",
-        ["MODEL.DFR.USE_DFR", "True", "MODEL.DFR.KERNEL_FEAT", "True",
-         "MODEL.DFR.USE_FD", "False", "MODEL.DFR.USE_FR", "False"],
-    ),
-    "full": (
-        "full DFR (+ Lfd + Lfr)",
-        ["MODEL.DFR.USE_DFR", "True", "MODEL.DFR.KERNEL_FEAT", "True",
-         "MODEL.DFR.USE_FD", "True", "MODEL.DFR.USE_FR", "True"],
-    ),
-    "full_sup": (
-        "fully supervised (dense labels, pCE)",
-        _OFF + ["DATASETS.TRAIN", "('synthetic_full_train',)"],
-    ),
-}  # fmt: skip
+    "pce": ("pCE only", _switches(False)),
+    "dfr_xy_rgb": ("pCE + Ldfr (XY+RGB)", _switches(True)),
+    "dfr_xy_rgb_f": ("pCE + Ldfr (XY+RGB+F)", _switches(True, feat=True)),
+    "full": ("full DFR (+ Lfd + Lfr)", _switches(True, feat=True, fd=True, fr=True)),
+    "full_sup": ("fully supervised (dense labels, pCE)",
+                 _switches(False) + ["DATASETS.TRAIN", "('synthetic_full_train',)"]),
+}
 
 
 def parse_args(argv=None):

@@ -128,6 +128,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _both_done(dir60: Path, dir59: Path, iid: str, size) -> bool:
+    """Idempotent re-runs: the 60- and the 59-class PNG of `iid` exist and are valid."""
+    return existing_label_ok(dir60 / f"{iid}.png", size, VALID60) and existing_label_ok(
+        dir59 / f"{iid}.png", size
+    )
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     out = a.out or default_root() / "PascalContext"
@@ -174,11 +181,7 @@ def main(argv=None) -> int:
     for iid in tqdm(splits["train"] + splits["val"], desc="dense labels", unit="img"):
         if iid not in sizes:
             continue
-        if (
-            not a.force
-            and existing_label_ok(d60 / f"{iid}.png", sizes[iid], VALID60)
-            and existing_label_ok(d59 / f"{iid}.png", sizes[iid])
-        ):
+        if not a.force and _both_done(d60, d59, iid, sizes[iid]):
             continue
         src = a.context_root / f"{iid}.mat"
         if not src.is_file():
@@ -214,11 +217,7 @@ def main(argv=None) -> int:
             if iid not in source:
                 pr.error("missing scribble", f"{iid}: not in {a.scribbles}")
                 continue
-            if (
-                not a.force
-                and existing_label_ok(s60 / f"{iid}.png", sizes[iid], VALID60)
-                and existing_label_ok(s59 / f"{iid}.png", sizes[iid])
-            ):
+            if not a.force and _both_done(s60, s59, iid, sizes[iid]):
                 continue
             h, w = sizes[iid]
             try:

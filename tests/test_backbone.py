@@ -142,8 +142,10 @@ def test_frozen_stages_and_drop_path():
     bb = _backbone(frozen_stages=1, drop_path_rate=0.2).train()
     assert not any(p.requires_grad for p in bb.swin.patch_embed.parameters())
     assert not any(p.requires_grad for p in bb.swin.layers_0.parameters())
-    assert all(p.requires_grad for p in bb.swin.layers_1.parameters())
-    assert not bb.swin.layers_0.training and bb.swin.layers_1.training
+    # mmseg's stage 0 ends with its patch merging = timm's layers_1.downsample
+    assert not any(p.requires_grad for p in bb.swin.layers_1.downsample.parameters())
+    assert all(p.requires_grad for p in bb.swin.layers_1.blocks.parameters())
+    assert not bb.swin.layers_0.training and bb.swin.layers_1.blocks.training
     assert bb.swin.layers_3.blocks[-1].drop_path1.drop_prob == pytest.approx(0.2)
 
 
@@ -187,8 +189,6 @@ def test_timm_safetensors_and_mmseg_checkpoints_load(tmp_path):
 
 
 def test_other_window_size_is_interpolated(tmp_path):
-    from timm.layers import resize_rel_pos_bias_table
-
     from dfr.modeling.backbone import load_swin_pretrained
 
     ref = _timm_reference(window=7)
@@ -200,7 +200,10 @@ def test_other_window_size_is_interpolated(tmp_path):
     got = bb.swin.layers_2.blocks[1].attn.relative_position_bias_table
     src = ref.layers[2].blocks[1].attn.relative_position_bias_table
     assert tuple(src.shape) == (13 * 13, 2) and tuple(got.shape) == (23 * 23, 2)
-    want = resize_rel_pos_bias_table(src, new_window_size=(12, 12), new_bias_shape=(529, 2))
+    # bicubic on the (13, 13) grid, as the official Swin / mmseg loaders (not timm's resize)
+    want = torch.nn.functional.interpolate(
+        src.detach().permute(1, 0).reshape(1, 2, 13, 13), size=(23, 23), mode="bicubic"
+    ).reshape(2, 529).permute(1, 0)
     assert torch.allclose(got, want)
 
 

@@ -4,7 +4,10 @@ MODEL.WEIGHTS (keys "backbone.swin.*", "backbone.out_norms.*").
 
 The backbone is built from the config (size, window), the file is read and converted exactly as
 MODEL.SWIN.PRETRAINED would be (timm's checkpoint filter, relative-position tables resized to
-the config's window), and only the tensors that came from the file are written.
+the config's window, bicubically), and only the tensors that came from the file are written.
+The file is read with torch.load(weights_only=True); one that holds pickled objects is refused
+unless `MODEL.ALLOW_UNSAFE_CHECKPOINT True` is passed among the overrides (trusted files only):
+the output then holds tensors only and loads without that opt-in.
 
     python tools/convert_swin_weights.py --config-file \
         projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml \
@@ -25,7 +28,9 @@ def convert(src: str, dst: str, config_file: str, opts=()):
 
     cfg = get_dfr_cfg(config_file, list(opts) + ["MODEL.SWIN.PRETRAINED", src])
     backbone = build_backbone(cfg)  # loads `src` and logs missing / unexpected keys
-    converted, fmt = swin_state_dict_from_file(backbone, src)
+    converted, fmt = swin_state_dict_from_file(
+        backbone, src, allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT
+    )
     own = backbone.state_dict()
     model = {
         f"backbone.{k}": own[k].clone()

@@ -103,7 +103,7 @@ def main(argv=None):
     cfg = get_dfr_cfg(args.config_file, args.opts)
     cfg.freeze()
     model = Trainer.build_model(cfg).eval()
-    DFRCheckpointer(model).load(args.weights)
+    DFRCheckpointer(model, allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT).load(args.weights)
     d = cfg.MODEL.DFR
     colors = np.array(MetadataCatalog.get(args.dataset).stuff_colors, dtype=np.uint8)
     records = DatasetCatalog.get(args.dataset)

@@ -38,7 +38,9 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DFRCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        DFRCheckpointer(
+            model, save_dir=cfg.OUTPUT_DIR, allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT
+        ).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         res = Trainer.test(cfg, model)

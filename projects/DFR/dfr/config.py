@@ -22,12 +22,20 @@ def add_dfr_config(cfg):
     cfg.MODEL.SWIN.PRETRAIN_IMG_SIZE = 384  # image size the backbone is created for
     cfg.MODEL.SWIN.MLP_RATIO = 4.0
     cfg.MODEL.SWIN.DROP_PATH_RATE = 0.3
-    cfg.MODEL.SWIN.FROZEN_STAGES = -1  # -1: train all; k: freeze patch embed + stages < k
+    # mmseg's frozen_stages: -1 trains all; k >= 0 freezes the patch embedding and, for
+    # k >= 1, stages 0..k-1 with their patch merging (at the stage end, as in mmseg) and
+    # their output norms.
+    cfg.MODEL.SWIN.FROZEN_STAGES = -1
     cfg.MODEL.SWIN.OUT_NORM = True  # LayerNorm on each output (as the Swin UperNet recipe)
     cfg.MODEL.SWIN.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
     # Local file: official Microsoft Swin / mmseg / timm checkpoint (.pth/.pkl/.safetensors).
     # Empty: random init. Never downloaded.
     cfg.MODEL.SWIN.PRETRAINED = ""
+    # Checkpoints (MODEL.WEIGHTS, MODEL.SWIN.PRETRAINED) are read with
+    # torch.load(weights_only=True) / a numpy-only unpickler for .pkl: a file that needs more
+    # (pickled classes or functions, which can run code) is refused with an error. True: load
+    # such files in full; set it only for files you trust.
+    cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT = False
 
     # ---- UperNet fusion (PPM on res5 + FPN), Sect. 4.2 / Fig. 2 ----
     cfg.MODEL.UPERNET = CN()

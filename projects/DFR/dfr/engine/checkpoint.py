@@ -1,22 +1,167 @@
-"""DetectionCheckpointer whose unreadable files fail with a message a user can act on."""
+"""DetectionCheckpointer that reads files without running code from them, loads full mmseg
+UperNet-Swin checkpoints, and fails on unreadable files with a message a user can act on."""
+import logging
 import os
+import re
+from typing import Dict, List, Optional
 
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-__all__ = ["DFRCheckpointer", "CheckpointReadError"]
+from ..modeling.backbone.checkpoint import (
+    UnsafeCheckpointError,
+    load_checkpoint_file,
+    swin_state_dict_from_dict,
+)
+
+__all__ = [
+    "DFRCheckpointer",
+    "CheckpointReadError",
+    "UnsafeCheckpointError",
+    "is_mmseg_checkpoint",
+    "mmseg_to_dfr_state_dict",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointReadError(RuntimeError):
     """A checkpoint file exists but cannot be deserialised (truncated or corrupt)."""
 
 
+# mmseg UPerHead / FCNHead module -> ours (dfr/modeling/heads). "{level}" = the fusion's
+# input level of mmseg's index i (in_index order, e.g. "res2"); "{i}" = i itself. The first
+# candidate present in the model's state dict wins, so a ModuleList or a ModuleDict by level
+# name both match, and levels the model does not build are reported as unused.
+_HEAD_MODULES = [
+    (r"decode_head\.psp_modules\.(\d+)\.1\.", ["fusion.ppm.{i}.1."]),
+    (r"decode_head\.bottleneck\.", ["fusion.ppm_bottleneck."]),
+    (r"decode_head\.lateral_convs\.(\d+)\.", ["fusion.lateral_convs.{level}.",
+                                               "fusion.lateral_convs.{i}."]),
+    (r"decode_head\.fpn_convs\.(\d+)\.", ["fusion.fpn_convs.{level}.", "fusion.fpn_convs.{i}."]),
+    (r"decode_head\.fpn_bottleneck\.", ["sem_seg_head.bottleneck."]),
+    (r"decode_head\.conv_seg\.", ["sem_seg_head.predictor."]),
+    (r"auxiliary_head\.convs\.0\.", ["aux_head.conv."]),
+    (r"auxiliary_head\.conv_seg\.", ["aux_head.predictor."]),
+]
+# mmcv ConvModule (conv, bn) -> Detectron2 Conv2d with norm (weight, norm.*)
+_CONV_MODULE_PARAMS = [(r"^conv\.", ""), (r"^bn\.", "norm.")]
+
+
+def is_mmseg_checkpoint(obj) -> bool:
+    """An mmseg / mmengine checkpoint: {"state_dict": {...}, "meta": ..., ...} whose keys are
+    those of an EncoderDecoder (backbone.*, decode_head.*, auxiliary_head.*) or of an mmseg
+    Swin alone (stages.*, patch_embed.projection.*)."""
+    sd = obj.get("state_dict") if isinstance(obj, dict) else None
+    if not isinstance(sd, dict):
+        return False
+    prefixes = ("backbone.", "decode_head.", "auxiliary_head.", "stages.", "patch_embed.projection")
+    return any(isinstance(k, str) and k.startswith(prefixes) for k in sd)
+
+
+def _head_key(key: str, own: Dict[str, torch.Tensor], levels: List[str]) -> Optional[str]:
+    """Our key for mmseg head key `key`, or None when the model has no such tensor."""
+    for pattern, targets in _HEAD_MODULES:
+        m = re.match(pattern, key)
+        if not m:
+            continue
+        rest = key[m.end():]
+        if not pattern.endswith(r"conv_seg\."):
+            for p, r in _CONV_MODULE_PARAMS:
+                rest = re.sub(p, r, rest)
+        i = int(m.group(1)) if m.groups() else 0
+        level = levels[i] if i < len(levels) else f"res{i + 2}"
+        for t in targets:
+            name = t.format(i=i, level=level) + rest
+            if name in own:
+                return name
+        return None
+    return None
+
+
+def mmseg_to_dfr_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):
+    """An mmseg UperNet-Swin state dict (EncoderDecoder keys: backbone.* in mmseg's Swin
+    naming, decode_head.* = UPerHead, auxiliary_head.* = FCNHead) -> (state dict in `model`'s
+    names, list of mmseg keys that have no counterpart in `model`).
+
+    The backbone goes through the Swin converter (`swin_state_dict_from_dict`: mmseg -> timm
+    names, merging order, bicubic resize of relative-position tables); the heads through
+    `_HEAD_MODULES`, reading the target names from `model.state_dict()`. Unused keys are kept
+    under their mmseg names so that the checkpointer logs them as unexpected."""
+    own = model.state_dict()
+    sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+    if not any(k.startswith(("backbone.", "decode_head.", "auxiliary_head.")) for k in sd):
+        sd = {"backbone." + k: v for k, v in sd.items()}  # an mmseg Swin on its own
+    out, unused = {}, []
+    backbone_sd = {k: v for k, v in sd.items() if k.startswith("backbone.")}
+    if backbone_sd:
+        backbone = getattr(model, "backbone", None)
+        if backbone is not None and hasattr(backbone, "swin"):
+            converted, _ = swin_state_dict_from_dict(backbone, backbone_sd)
+            out.update({"backbone." + k: v for k, v in converted.items()})
+        else:
+            out.update(backbone_sd)
+    fusion = getattr(model, "fusion", None)
+    levels = list(getattr(fusion, "in_features", []))
+    for k, v in sd.items():
+        if k.startswith("backbone."):
+            continue
+        name = _head_key(k, own, levels)
+        if name is None:
+            unused.append(k)
+            out[k] = v
+        else:
+            out[name] = v
+    unused += [k for k in out if k.startswith("backbone.") and k not in own]
+    return out, unused
+
+
 class DFRCheckpointer(DetectionCheckpointer):
-    """Detectron2's checkpointer; a truncated/corrupt file raises CheckpointReadError with the
-    path, its size and what to do, instead of a bare unpickling/zip error."""
+    """Detectron2's checkpointer, with:
+
+    - no code execution: `.pth` through torch.load(weights_only=True), `.pkl` through a
+      numpy-only unpickler; a file needing more raises UnsafeCheckpointError naming the file
+      and MODEL.ALLOW_UNSAFE_CHECKPOINT (pass `allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT`);
+    - full mmseg UperNet-Swin checkpoints (`meta` + `state_dict`) as MODEL.WEIGHTS, mapped to
+      our names (`mmseg_to_dfr_state_dict`); missing / unexpected keys logged as usual;
+    - a truncated/corrupt file raising CheckpointReadError with the path, its size and what
+      to do, instead of a bare unpickling/zip error.
+    """
+
+    def __init__(self, model, save_dir="", *, allow_unsafe: bool = False, **kwargs):
+        super().__init__(model, save_dir, **kwargs)
+        self.allow_unsafe = allow_unsafe
+
+    def _load_file(self, filename):
+        if filename.endswith((".pkl", ".pyth")):
+            data = self._read(filename)
+            if filename.endswith(".pyth"):  # pycls, as Detectron2
+                sd = data["model_state"]
+                sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+                return {"model": sd, "__author__": "pycls", "matching_heuristics": True}
+            if "model" in data and "__author__" in data:  # Detectron2 model zoo, as Detectron2
+                return data
+            data = data.get("blobs", data)  # Caffe2 / Detectron1 model zoo, as Detectron2
+            data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
+            return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
+        loaded = super()._load_file(filename)  # -> _torch_load; wraps {"model": ...}
+        if is_mmseg_checkpoint(loaded.get("model")):
+            model_sd, unused = mmseg_to_dfr_state_dict(self.model, loaded["model"]["state_dict"])
+            self.logger.info(
+                f"Read '{filename}' as an mmseg checkpoint: {len(model_sd) - len(unused)} "
+                f"tensors mapped to this model, {len(unused)} without counterpart."
+            )
+            loaded = {"model": model_sd, "__author__": "mmseg"}
+        return loaded
 
     def _torch_load(self, f):
+        return self._read(f)
+
+    def _read(self, f):
         try:
-            return super()._torch_load(f)
+            return load_checkpoint_file(f, allow_unsafe=self.allow_unsafe)
+        except UnsafeCheckpointError:
+            raise
         except Exception as e:  # torch raises RuntimeError / EOFError / UnpicklingError here
             size = os.path.getsize(f) if os.path.isfile(f) else -1
             raise CheckpointReadError(

@@ -71,7 +71,10 @@ class Trainer(DefaultTrainer):
             model, data_loader, optimizer
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DFRCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = DFRCheckpointer(
+            model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
+            allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT,
+        )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg

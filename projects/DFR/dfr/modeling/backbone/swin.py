@@ -78,6 +78,7 @@ class D2SwinTransformer(Backbone):
         out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
         pretrained: str = "",
         variant: str = "swin_tiny_patch4_window7_224",
+        allow_unsafe_checkpoint: bool = False,
     ):
         super().__init__()
         self.swin = timm.create_model(
@@ -113,7 +114,7 @@ class D2SwinTransformer(Backbone):
         )
         self.frozen_stages = frozen_stages
         if pretrained:
-            load_swin_pretrained(self, pretrained)
+            load_swin_pretrained(self, pretrained, allow_unsafe=allow_unsafe_checkpoint)
         self._freeze_stages()
 
     @classmethod
@@ -142,6 +143,7 @@ class D2SwinTransformer(Backbone):
             "out_features": list(s.OUT_FEATURES),
             "pretrained": s.PRETRAINED,
             "variant": variant,
+            "allow_unsafe_checkpoint": cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT,
         }
 
     @property
@@ -156,10 +158,23 @@ class D2SwinTransformer(Backbone):
         return self._stage_modules_of(self.swin)
 
     def _freeze_stages(self):
-        """Freeze the patch embedding (k >= 0) and the timm stages < k (k = frozen_stages)."""
+        """mmseg's `frozen_stages` = k: k >= 0 freezes the patch embedding (and an absolute
+        position embedding); each stage i < k is frozen with its output norm and its patch
+        merging, which mmseg puts at the END of stage i and timm at the START of stage i + 1
+        (`layers_{i+1}.downsample`). Frozen modules stay in eval mode."""
         if self.frozen_stages < 0:
             return
-        frozen = [self.swin.patch_embed] + self._stage_modules()[: self.frozen_stages]
+        stages = self._stage_modules()
+        frozen = [self.swin.patch_embed]
+        for i in range(min(self.frozen_stages, len(stages))):
+            frozen.append(stages[i])
+            if i + 1 < len(stages):
+                frozen.append(stages[i + 1].downsample)
+            if self.out_norms is not None:
+                frozen.append(self.out_norms[i])
+        ape = getattr(self.swin, "absolute_pos_embed", None)
+        if isinstance(ape, nn.Parameter):
+            ape.requires_grad = False
         for m in frozen:
             m.eval()
             for p in m.parameters():

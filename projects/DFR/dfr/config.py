@@ -81,6 +81,16 @@ def add_dfr_config(cfg):
     cfg.MODEL.DFR.FEAT_SUPERVISION = "M"
     cfg.MODEL.DFR.FR_PAIRS = "RA"  # Lfr pair set: "RA" (Eq. 12) | "R" (every window pair)
     cfg.MODEL.DFR.BACKGROUND_ID = 0  # class id of background for A+bg / A+fg in Lfd
+    # Feature-branch diagnostics (M coverage, |A+bg|/|A+fg|/|A-|, feature norm and dead
+    # channels, feature factor of the kernel, mean K) as `diag/*` scalars every N training
+    # iterations (0: off); N = 20 = the writers' period, so every metrics.json row has them.
+    cfg.MODEL.DFR.DIAG_PERIOD = 20
+    # Opt-in changes of the feature branch (issue 15; defaults = the paper). FEAT_DETACH_FUSED:
+    # the feature head reads the fused map without gradient (Lfd / Lfr train the head only).
+    # SIGMA_FEAT_RELATIVE > 0: σ3 = this x the batch's mean ‖F(i) - F(j)‖ over window pairs
+    # (detached) instead of the fixed SIGMA_FEAT.
+    cfg.MODEL.DFR.FEAT_DETACH_FUSED = False
+    cfg.MODEL.DFR.SIGMA_FEAT_RELATIVE = 0.0
 
     # ---- Training-time augmentation (mmseg's default pipeline) ----
     cfg.INPUT.DFR = CN()

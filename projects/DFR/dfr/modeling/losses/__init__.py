@@ -4,6 +4,8 @@ The pairwise losses loop over window offsets with shifted views (see `pairwise.p
 memory is O(B·(C + d)·h·w) whatever the radius; gradients are accumulated in the same pass.
 """
 from .dfr import confident_labels, dfr_loss
+from .diagnostics import (DIAGNOSTIC_KEYS, feature_branch_diagnostics,
+                          window_feature_distance)
 from .feature import LOG_EPS, feature_distance_loss, feature_regularized_loss
 from .fused import pairwise_losses
 from .pce import partial_cross_entropy
@@ -15,5 +17,8 @@ __all__ = [
     "feature_distance_loss",
     "feature_regularized_loss",
     "pairwise_losses",
+    "feature_branch_diagnostics",
+    "window_feature_distance",
+    "DIAGNOSTIC_KEYS",
     "LOG_EPS",
 ]

@@ -14,6 +14,7 @@ from detectron2.modeling import (
 )
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
+from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from .. import losses as L
@@ -80,6 +81,8 @@ class DFRSegmentor(nn.Module):
         feat_supervision: str = "M",
         fr_pairs: str = "RA",
         background_id: int = 0,
+        diag_period: int = 0,
+        sigma_feat_relative: float = 0.0,
     ):
         super().__init__()
         self.backbone = backbone
@@ -104,6 +107,8 @@ class DFRSegmentor(nn.Module):
         self.feat_supervision = feat_supervision
         self.fr_pairs = fr_pairs
         self.background_id = background_id
+        self.diag_period = diag_period  # feature-branch diagnostics every N iterations (0: off)
+        self.sigma_feat_relative = sigma_feat_relative  # > 0: σ3 relative to ‖ΔF‖ (opt-in)
         if self.needs_feat_head(use_dfr, kernel_feat, use_fd, use_fr):
             assert feat_head is not None, "the switched-on losses need the feature head"
         if feat_head is not None and not (use_fd or use_fr):
@@ -156,6 +161,8 @@ class DFRSegmentor(nn.Module):
             "feat_supervision": d.FEAT_SUPERVISION,
             "fr_pairs": d.FR_PAIRS,
             "background_id": d.BACKGROUND_ID,
+            "diag_period": d.DIAG_PERIOD,
+            "sigma_feat_relative": d.SIGMA_FEAT_RELATIVE,
         }
 
     @property
@@ -240,6 +247,10 @@ class DFRSegmentor(nn.Module):
         terms = [t for t, on in (("dfr", self.use_dfr), ("fd", self.use_fd), ("fr", self.use_fr))
                  if on]
         use_feat = self.use_dfr and self.kernel_feat
+        if use_feat and self.sigma_feat_relative > 0:  # opt-in: σ3 follows the feature scale
+            dist = float(L.window_feature_distance(feats, valid_s, self.radius))
+            if dist > 0:  # (not NaN: a batch without a window pair keeps the last σ3)
+                self.sigma_feat = self.sigma_feat_relative * dist
         pairwise = L.pairwise_losses(
             probs, img_s, feats, target, valid_s, radius=self.radius, sigma_xy=self.sigma_xy,
             sigma_rgb=self.sigma_rgb, sigma_feat=self.sigma_feat, stride=self.position_stride,
@@ -247,10 +258,31 @@ class DFRSegmentor(nn.Module):
             background=self.background_id, fr_pairs=self.fr_pairs,
             ignore_index=self.ignore_value, terms=terms,
         )
+        self._log_diagnostics(probs, img_s, feats, labels, target, valid_s)
         weights = {"dfr": self.lambda_dfr, "fd": self.lambda_feat, "fr": self.lambda_feat}
         for t in terms:
             losses[f"loss_{t}"] = weights[t] * pairwise[t]
         return losses
+
+    def _log_diagnostics(self, probs, img_s, feats, labels, target, valid_s):
+        """Every `diag_period` iterations of a training run (inside an EventStorage), put the
+        feature-branch diagnostics (losses/diagnostics.py) as scalars `diag/<key>`."""
+        if not (self.training and self.diag_period > 0):
+            return
+        try:
+            storage = get_event_storage()
+        except AssertionError:  # no EventStorage: called outside a trainer
+            return
+        if storage.iter % self.diag_period != 0:
+            return
+        vals = L.feature_branch_diagnostics(
+            probs.detach(), img_s, feats.detach() if feats is not None else None,
+            _nearest(labels, valid_s.shape[-2:]), target, valid_s, radius=self.radius,
+            sigma_xy=self.sigma_xy, sigma_rgb=self.sigma_rgb, sigma_feat=self.sigma_feat,
+            stride=self.position_stride, use_xy=self.kernel_xy, use_rgb=self.kernel_rgb,
+            gamma=self.gamma, background=self.background_id, ignore_index=self.ignore_value)
+        for k, v in vals.items():
+            storage.put_scalar(f"diag/{k}", v, smoothing_hint=False)
 
     def feature_targets(self, probs: torch.Tensor, scribbles: torch.Tensor, valid: torch.Tensor):
         """Labels supervising the feature head (Table 7), (B, h, w) long with 255 = none:

@@ -111,7 +111,7 @@ def test_swin_base_shapes_strides_channels(monkeypatch):
 
 def test_feature_info_matches_outputs_and_odd_sizes():
     bb = _backbone().eval()
-    assert bb.size_divisibility == 32
+    assert bb.size_divisibility == 0  # any size: the backbone pads only where Swin needs it
     with torch.no_grad():
         for h, w in ((64, 64), (333, 517), (45, 31)):
             out = bb(torch.randn(1, 3, h, w))
@@ -252,3 +252,19 @@ def test_convert_tool_writes_a_detectron2_checkpoint(tmp_path):
 
     report = load_swin_pretrained(_backbone(out_norm=False), str(tmp_path / "d2.pth"))
     assert report["format"] == "detectron2" and report["missing"] == []
+
+
+def test_input_is_padded_to_the_patch_size_only_not_to_32():
+    """mmseg's Swin pads the image to a multiple of the patch size (4) and nothing more: an
+    odd-sized input gives exactly the output of the same input zero-padded to 4, and differs
+    from padding it to 32 (what a whole-image pad would compute)."""
+    bb = _backbone().eval()
+    x = torch.randn(1, 3, 202, 266, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = bb(x)
+        to4 = bb(torch.nn.functional.pad(x, (0, 2, 0, 2)))
+        to32 = bb(torch.nn.functional.pad(x, (0, 22, 0, 22)))
+    for name in ("res2", "res3", "res4", "res5"):
+        h, w = out[name].shape[-2:]
+        assert torch.equal(out[name], to4[name]), name
+        assert (out[name] - to32[name][..., :h, :w]).abs().max() > 1e-3, name

@@ -161,3 +161,37 @@ def test_ablation_yaml_matches_its_table_row(name):
         node = cfg.MODEL.UPERNET if key == "FUSION_LEVELS" else cfg.MODEL.DFR
         assert node[key] == value, key
     assert cfg.MODEL.SWIN.SIZE == "B" and cfg.SOLVER.MAX_ITER == 40000  # over the paper recipe
+
+
+TINY = ["MODEL.SWIN.SIZE", "custom", "MODEL.SWIN.EMBED_DIM", "8", "MODEL.SWIN.DEPTHS", "[1,1,1,1]",
+        "MODEL.SWIN.NUM_HEADS", "[1,1,1,1]", "MODEL.SWIN.WINDOW_SIZE", "4",
+        "MODEL.SWIN.DROP_PATH_RATE", "0.1", "MODEL.UPERNET.CHANNELS", "8",
+        "MODEL.AUX_HEAD.CHANNELS", "8", "MODEL.DFR.FEAT_DIM", "4", "MODEL.DEVICE", "cpu",
+        "MODEL.SEM_SEG_HEAD.NORM", "BN", "INPUT.CROP.SIZE", "(40, 56)"]  # fmt: skip
+
+
+@pytest.mark.parametrize("rel", ALL_YAMLS)
+def test_every_yaml_gives_every_trainable_parameter_a_gradient(rel):
+    """DistributedDataParallel without find_unused_parameters needs this: one training step of
+    each shipped YAML (its heads, losses and fusion levels; tiny widths) reaches every
+    trainable parameter. Table 6 once built FPN convs its fused map never used."""
+    from detectron2.modeling import build_model
+
+    cfg = _cfg(rel, *TINY)
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    g = torch.Generator().manual_seed(1)
+    batch = []
+    for h, w in ((40, 56), (33, 47)):  # the second is padded to the crop after normalising
+        label = torch.full((h, w), 255, dtype=torch.long)
+        label[5:9, 4:30], label[20:24, 10:40] = 0, 1
+        label[12:16, 20:26] = 2
+        batch.append({"image": torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8),
+                      "sem_seg": label})  # fmt: skip
+    if cfg.MODEL.DFR.FEAT_SUPERVISION != "scribble":
+        cfg.defrost()
+    model.gamma = 0.0  # every pixel confident: M covers the image, so A+ and A- are non-empty
+    losses = model(batch)
+    sum(losses.values()).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == [], missing

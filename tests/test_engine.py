@@ -39,7 +39,9 @@ def _decay_of(opt):
     return out
 
 
-def test_adamw_groups_no_decay_on_norms_biases_and_position_tables():
+def test_adamw_groups_are_mmseg_swin_paramwise_cfg():
+    """mmseg's custom_keys (norm, relative_position_bias_table, absolute_pos_embed -> decay 0)
+    reach LayerNorms and position tables only; biases and BatchNorm keep weight decay."""
     from dfr.engine import build_optimizer
 
     m = ToyAttn()
@@ -47,12 +49,39 @@ def test_adamw_groups_no_decay_on_norms_biases_and_position_tables():
     assert isinstance(opt, torch.optim.AdamW)
     assert opt.defaults["betas"] == (0.9, 0.999)
     wd = _decay_of(opt)
-    assert wd[id(m.proj.weight)] == pytest.approx(0.01)
-    for p in (m.proj.bias, m.norm.weight, m.norm.bias, m.bn.weight, m.bn.bias,
-              m.relative_position_bias_table):  # fmt: skip
+    for p in (m.proj.weight, m.proj.bias, m.bn.weight, m.bn.bias):
+        assert wd[id(p)] == pytest.approx(0.01)
+    for p in (m.norm.weight, m.norm.bias, m.relative_position_bias_table):
         assert wd[id(p)] == 0.0
     assert sum(len(g["params"]) for g in opt.param_groups) == 7
     assert all(g["lr"] == pytest.approx(1e-3) for g in opt.param_groups)
+
+
+def test_dfr_model_groups_name_by_name():
+    """On the real model: every backbone LayerNorm / relative-position table has decay 0,
+    every other trainable parameter (heads' BN and biases included) 0.01; frozen ones absent."""
+    from dfr.config import get_dfr_cfg
+    from dfr.engine import Trainer, build_optimizer
+    from engine_helpers import INSTANT
+
+    cfg = get_dfr_cfg(INSTANT, ["MODEL.SEM_SEG_HEAD.NORM", "BN", "SOLVER.WEIGHT_DECAY", "0.01",
+                                "MODEL.DFR.USE_FD", "False", "MODEL.DFR.USE_FR", "False"])
+    model = Trainer.build_model(cfg)
+    wd = _decay_of(build_optimizer(cfg, model))
+    zero = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert name.startswith("feat_head.") and id(p) not in wd  # frozen (Table 4 row 2)
+            continue
+        if wd[id(p)] == 0.0:
+            zero.append(name)
+        else:
+            assert wd[id(p)] == pytest.approx(0.01), name
+    expected_zero = [n for n, _ in model.named_parameters() if n.startswith("backbone.") and (
+        "relative_position_bias_table" in n or ".norm" in n or "out_norms" in n)]
+    assert sorted(zero) == sorted(expected_zero)
+    assert any(n.startswith("fusion.") and n.endswith("norm.weight") for n, p in
+               model.named_parameters() if wd.get(id(p)) == pytest.approx(0.01))
 
 
 def test_sgd_option_and_gradient_clipping():

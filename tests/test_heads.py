@@ -28,6 +28,7 @@ def test_fused_map_is_2048_channels_at_stride_4_for_swin_b():
     # PPM scales 1, 2, 3, 6 and 3 lateral/FPN convs (levels below res5)
     assert [m[0].output_size for m in fusion.ppm] == [1, 2, 3, 6]
     assert len(fusion.lateral_convs) == len(fusion.fpn_convs) == 3
+    assert list(fusion.fpn_convs.keys()) == ["res2", "res3", "res4"]
 
 
 @pytest.mark.parametrize(
@@ -37,12 +38,20 @@ def test_fewer_fusion_levels_give_fewer_channels(levels):
     shapes = {k: ShapeSpec(channels=s.channels // 8, stride=s.stride) for k, s in SWIN_B.items()}
     full = _fusion(["res2", "res3", "res4", "res5"], channels=16, shapes=shapes).eval()
     part = _fusion(levels, channels=16, shapes=shapes).eval()
-    part.load_state_dict(full.state_dict())  # same parameters: the FPN is always complete
+    order = ["res2", "res3", "res4", "res5"]
+    # Same parameters, minus what the fused map cannot reach (it would never get a gradient
+    # under DistributedDataParallel): the 3x3 output convs of levels that are not fused and
+    # the laterals below the finest fused level (a lateral only feeds its level and finer ones).
+    res = part.load_state_dict(full.state_dict(), strict=False)
+    assert res.missing_keys == []
+    finest = min(order.index(f) for f in levels)
+    expect = {f"fpn_convs.{f}" for f in order[:3] if f not in levels}
+    expect |= {f"lateral_convs.{f}" for f in order[:finest]}
+    assert {".".join(k.split(".")[:2]) for k in res.unexpected_keys} == expect
     feats = _features(shapes)
     with torch.no_grad():
         a, b = full(feats), part(feats)
     assert tuple(b.shape) == (2, 16 * len(levels), 16, 24)
-    order = ["res2", "res3", "res4", "res5"]
     for j, name in enumerate(levels):  # the selected slices of the full fused map
         i = order.index(name)
         assert torch.allclose(b[:, 16 * j : 16 * (j + 1)], a[:, 16 * i : 16 * (i + 1)])

@@ -1,28 +1,35 @@
-"""Test-time augmentation and sliding-window inference (dfr.evaluation.tta)."""
+"""Test-time augmentation and sliding-window inference (dfr.evaluation.tta), against mmseg's
+definitions: slide averages LOGITS; multi-scale resizes each view's logits to the original
+size, then softmax, then averages probabilities; a single view equals the plain model."""
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
-class PixelModel(nn.Module):
-    """predict_probs = softmax(1x1 conv(image)): a per-pixel model, so crops cannot change it."""
+class ContextModel(nn.Module):
+    """predict_logits = 3x3 conv(image) + (mean of the input window): each pixel's logits
+    depend on the whole crop it is seen in, so a wrong slide / averaging rule is visible."""
 
     def __init__(self, num_classes=4):
         super().__init__()
         g = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(3, num_classes, 1)
+        self.conv = nn.Conv2d(3, num_classes, 3, padding=1)
         with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.05)
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.1)
+            self.conv.bias.copy_(torch.tensor([0.0, 1.0, -1.0, 0.5])[:num_classes])
         self.calls = []
 
     @property
     def device(self):
         return torch.device("cpu")
 
-    def predict_probs(self, images):
+    def predict_logits(self, images):
         assert images.dtype == torch.uint8 and images.dim() == 4
         self.calls.append(tuple(images.shape[-2:]))
-        return self.conv(images.float() - 128.0).softmax(1)
+        x = images.double() / 64.0 - 2.0
+        return self.conv.double()(x) + x.mean(dim=(1, 2, 3), keepdim=True) * 3.0
 
 
 def _image(h, w, seed=0):
@@ -30,98 +37,111 @@ def _image(h, w, seed=0):
     return torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
 
 
-def test_tta_output_is_at_original_size_and_averages_every_view():
-    from dfr.evaluation import SemSegTTA
-
-    model = PixelModel()
-    tta = SemSegTTA(model, scales=[0.5, 1.0, 1.5], flip=True)
-    # mapper image 40x60 for an original image of 81x122 (e.g. a resized test input)
-    out = tta([{"image": _image(40, 60), "height": 81, "width": 122}])
-    p = out[0]["sem_seg"]
-    assert p.shape == (4, 81, 122)
-    assert torch.allclose(p.sum(0), torch.ones(81, 122), atol=1e-5)
-    # one batched (image, flipped) call per scale, at the scaled sizes
-    assert model.calls == [(20, 30), (40, 60), (60, 90)]
-
-
-def test_tta_single_scale_without_flip_equals_plain_prediction():
-    from dfr.evaluation import SemSegTTA
-
-    model = PixelModel()
-    img = _image(33, 47, seed=1)
-    p = SemSegTTA(model, scales=[1.0], flip=False)([{"image": img, "height": 33, "width": 47}])
-    ref = model.predict_probs(img[None])[0]
-    assert torch.equal(p[0]["sem_seg"], ref)
-
-
-def test_flip_of_a_pixel_model_is_a_no_op():
-    from dfr.evaluation import SemSegTTA
-
-    model = PixelModel()
-    img = _image(16, 24, seed=2)
-    a = SemSegTTA(model, scales=[1.0], flip=True)([{"image": img, "height": 16, "width": 24}])
-    b = model.predict_probs(img[None])[0]
-    assert torch.allclose(a[0]["sem_seg"], b, atol=1e-6)
-
-
 @pytest.mark.parametrize("hw", [(70, 50), (64, 64), (20, 30)])
-def test_slide_equals_whole_for_a_pixel_model_and_covers_every_pixel(hw):
-    from dfr.evaluation import slide_probs
+def test_slide_averages_logits_of_every_window_brute_force(hw):
+    from dfr.evaluation import slide_logits
 
-    model = PixelModel()
+    model = ContextModel()
     img = _image(*hw, seed=3)[None]
-    whole = model.predict_probs(img)
-    model.calls.clear()
-    slide = slide_probs(model.predict_probs, img, crop_size=(32, 32), stride=(21, 21))
-    assert slide.shape == whole.shape
-    assert torch.allclose(slide, whole, atol=1e-6)
     h, w = hw
-    n_expected = (max(h - 32 + 20, 0) // 21 + 1) * (max(w - 32 + 20, 0) // 21 + 1)
-    assert len(model.calls) == n_expected
-    assert all(c == (min(32, h), min(32, w)) for c in model.calls)
+    out = slide_logits(model.predict_logits, img, crop_size=(32, 32), stride=(21, 21))
+    # brute force: enumerate mmseg's windows, accumulate per pixel in float64
+    total = torch.zeros(1, 4, h, w, dtype=torch.float64)
+    count = torch.zeros(h, w, dtype=torch.float64)
+    prob_total = torch.zeros_like(total)
+    ys = sorted({max(min(i * 21 + 32, h) - 32, 0) for i in range((max(h - 32 + 20, 0)) // 21 + 1)})
+    xs = sorted({max(min(j * 21 + 32, w) - 32, 0) for j in range((max(w - 32 + 20, 0)) // 21 + 1)})
+    for y in ys:
+        for x in xs:
+            logit = model.predict_logits(img[:, :, y : y + 32, x : x + 32])
+            total[:, :, y : y + 32, x : x + 32] += logit
+            prob_total[:, :, y : y + 32, x : x + 32] += logit.softmax(1)
+            count[y : y + 32, x : x + 32] += 1
+    assert (count > 0).all()
+    assert torch.allclose(out, total / count, atol=1e-12)
+    if len(ys) * len(xs) > 1:  # probability averaging (the old rule) is measurably different
+        assert (out.softmax(1) - prob_total / count).abs().max() > 1e-3
 
 
-def test_slide_mode_through_the_wrapper_with_mmseg_default_window():
+def test_tta_view_sizes_follow_mmseg_0x_multiscale_and_1x_ratios():
+    from dfr.evaluation import tta_sizes
+
+    # VOC-sized 375x500 with (2048, 512): r = 1 -> short side 512; r = 0.5 -> fits (1024, 256)
+    assert tta_sizes(375, 500, [0.5, 1.0, 1.75], (2048, 512)) == [(256, 341), (512, 683),
+                                                                  (896, 1195)]  # fmt: skip
+    # a long panorama: the long side binds (2048 * 0.75 = 1536)
+    assert tta_sizes(100, 2000, [0.75], (2048, 512)) == [(77, 1536)]
+    # no base scale (mmseg 1.x TestTimeAug / native size): ratios of the original size
+    assert tta_sizes(375, 500, [0.5, 1.25]) == [(188, 250), (469, 625)]
+
+
+def test_tta_resizes_logits_to_original_size_before_softmax_and_averages_probabilities():
     from dfr.evaluation import SemSegTTA
 
-    model = PixelModel()
-    img = _image(600, 700, seed=4)
-    tta = SemSegTTA(model, scales=[1.0], flip=False, mode="slide")
-    out = tta([{"image": img, "height": 600, "width": 700}])[0]["sem_seg"]
-    assert model.calls == [(512, 512)] * 4  # 2 x 2 windows, stride 341
-    assert torch.allclose(out, model.predict_probs(img[None])[0], atol=1e-6)
+    model = ContextModel()
+    img = _image(30, 40, seed=1)
+    tta = SemSegTTA(model, scales=[0.5, 1.0], flip=True, test_scale=(80, 60))
+    out = tta([{"image": img, "height": 30, "width": 40}])[0]["sem_seg"]
+    assert model.calls == [(30, 40), (60, 80)]  # one (image, flipped) batch per scale
+    # expected, view by view (OpenCV bilinear resize of the original, as mmcv)
+    hwc = img.permute(1, 2, 0).numpy()
+    expect, logit_sum = 0, 0
+    for h, w in [(30, 40), (60, 80)]:
+        x = torch.from_numpy(np.ascontiguousarray(
+            __import__("cv2").resize(hwc, (w, h), interpolation=1).transpose(2, 0, 1)))
+        for flip in (False, True):
+            v = x.flip(-1) if flip else x
+            y = model.predict_logits(v[None])
+            y = y.flip(-1) if flip else y
+            y = F.interpolate(y, size=(30, 40), mode="bilinear", align_corners=False)
+            expect = expect + y.softmax(1)[0] / 4
+            logit_sum = logit_sum + y[0] / 4
+    assert out.shape == (4, 30, 40)
+    assert torch.allclose(out.double(), expect, atol=1e-9)
+    assert (out.double() - logit_sum.softmax(0)).abs().max() > 1e-3  # not logit averaging
 
 
-def test_wrapper_rejects_models_without_predict_probs_and_unknown_modes():
+def test_wrapper_rejects_models_without_predict_logits_and_unknown_modes():
     from dfr.evaluation import SemSegTTA
 
-    with pytest.raises(TypeError, match="predict_probs"):
+    with pytest.raises(TypeError, match="predict_logits"):
         SemSegTTA(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="TEST.MODE"):
-        SemSegTTA(PixelModel(), mode="sliding")
+        SemSegTTA(ContextModel(), mode="sliding")
 
 
-def test_tta_on_the_dfr_model_single_scale_equals_model_and_ms_is_at_original_size(tmp_path):
-    from detectron2.data import DatasetCatalog
-    from engine_helpers import register_tiny, setup_cfg
+@pytest.mark.parametrize("test_resize", [False, True])
+def test_single_view_tta_and_one_window_slide_equal_the_dfr_model_at_odd_sizes(
+    tmp_path, test_resize
+):
+    """Single-scale TTA and slide with one window give the plain model's output (1e-6), at an
+    odd size, with mmseg's test resize on (TTA gets the ORIGINAL image and resizes it with
+    the same rule) and off."""
+    from engine_helpers import setup_cfg
 
     from dfr.data import ScribbleDatasetMapper
     from dfr.engine import Trainer
     from dfr.evaluation import SemSegTTA
+    from PIL import Image
 
-    prefix = register_tiny(tmp_path / "ds")
-    cfg = setup_cfg(tmp_path / "run", prefix)
+    path = tmp_path / "odd.png"
+    Image.fromarray(_image(45, 71, seed=5).permute(1, 2, 0).numpy()).save(path)
+    record = {"file_name": str(path), "height": 45, "width": 71, "image_id": "odd"}
+    cfg = setup_cfg(tmp_path / "run", "synthetic_tiny", "INPUT.DFR.TEST_RESIZE", str(test_resize),
+                    "INPUT.DFR.RESIZE_SCALE", "[160, 100]")  # fmt: skip
+    cfg.defrost()
     torch.manual_seed(0)
     model = Trainer.build_model(cfg).eval()
-    record = DatasetCatalog.get(f"{prefix}_scribble_val")[0]
-    inp = ScribbleDatasetMapper(cfg, is_train=False)(record)
+    plain_in = ScribbleDatasetMapper(cfg, is_train=False)(record)
+    orig_in = ScribbleDatasetMapper(cfg, is_train=False, test_resize=False)(record)
+    assert tuple(plain_in["image"].shape[-2:]) == ((100, 158) if test_resize else (45, 71))
     with torch.no_grad():
-        ref = model([inp])[0]["sem_seg"]
-        ss = SemSegTTA(model, scales=[1.0], flip=False)([inp])[0]["sem_seg"]
-        assert ss.shape == ref.shape == (4, inp["height"], inp["width"])
-        assert torch.allclose(ss, ref, atol=1e-5)
-        # the mapper gave a 2x smaller image than the original: output still at original size
-        small = dict(inp, image=inp["image"][:, ::2, ::2].contiguous())
-        ms = SemSegTTA(cfg, model)([small])[0]["sem_seg"]  # TEST.AUG.SCALES (6 ratios) + flip
-    assert ms.shape == (4, inp["height"], inp["width"])
-    assert torch.allclose(ms.sum(0), torch.ones_like(ms[0]), atol=1e-4)
+        ref = model([plain_in])[0]["sem_seg"]
+        ss = SemSegTTA(cfg, model, tta=False)([orig_in])[0]["sem_seg"]
+        cfg.TEST.MODE, cfg.TEST.SLIDE.CROP_SIZE = "slide", [512, 512]
+        slide = SemSegTTA(cfg, model, tta=False)([orig_in])[0]["sem_seg"]
+        ms = SemSegTTA(cfg, model)([orig_in])[0]["sem_seg"]  # 6 ratios x flip, slide
+    assert ref.shape == ss.shape == slide.shape == ms.shape == (4, 45, 71)
+    assert (ss - ref).abs().max() <= 1e-6 and (slide - ref).abs().max() <= 1e-6
+    assert torch.allclose(ms.sum(0), torch.ones(45, 71), atol=1e-5)
+    assert (ms - ref).abs().max() > 1e-4  # the other views do change the average

@@ -1,10 +1,11 @@
 """ScribbleDatasetMapper: dataset dict -> model input (DESIGN.md "Tensors and conventions").
 
 Training: mmseg's default pipeline as Detectron2 augmentations (random keep-ratio resize,
-random crop with category-max-ratio, horizontal flip, photometric distortion), then padding to
-the crop size with image 0 / label 255 and `valid` False. Test: no augmentation, no padding
-(INPUT.DFR.TEST_RESIZE: mmseg's keep-ratio resize to RESIZE_SCALE first; "height"/"width"
-stay the original size, so predictions are resized back).
+random crop with category-max-ratio, horizontal flip, photometric distortion). mmseg then
+normalises and pads to the crop size; normalising needs floats, so the model does both
+(`DFRSegmentor`, pad value 0 = the mean colour, label 255, `valid` False).
+Test: INPUT.DFR.TEST_RESIZE = mmseg's keep-ratio resize to RESIZE_SCALE (2048, 512), else
+the original size; "height"/"width" stay the original size, so predictions are resized back.
 Images stay uint8 RGB (the model normalises). Labels are checked: a label map whose size
 differs from its image, or with values outside {0..C-1, 255}, raises ValueError naming the file.
 """
@@ -21,7 +22,7 @@ from detectron2.data import transforms as T
 from PIL import Image
 
 from .classes import IGNORE_LABEL
-from .transforms import PhotometricDistortion, RandomScaleKeepRatio
+from .transforms import KeepRatioResize, PhotometricDistortion, RandomScaleKeepRatio
 
 __all__ = ["ScribbleDatasetMapper", "build_train_augmentations", "read_label"]
 
@@ -64,9 +65,8 @@ def build_train_augmentations(
 
 class ScribbleDatasetMapper:
     """Maps a record {file_name, sem_seg_file_name?, height, width, image_id} to
-    {"image": uint8 (3, H, W) RGB, "sem_seg": long (H, W) (255 = unlabeled / padding),
-    "valid": bool (H, W) (training: False on padding), "height", "width" (original size),
-    "file_name", "image_id"}."""
+    {"image": uint8 (3, H, W) RGB, "sem_seg": long (H, W) (255 = unlabeled), "height",
+    "width" (original size), "file_name", "image_id"}. Nothing is padded here."""
 
     @configurable
     def __init__(
@@ -77,33 +77,30 @@ class ScribbleDatasetMapper:
         num_classes: int,
         image_format: str = "RGB",
         ignore_label: int = IGNORE_LABEL,
-        pad_size: Optional[tuple] = None,
     ):
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.num_classes = num_classes
         self.image_format = image_format
         self.ignore_label = ignore_label
-        self.pad_size = tuple(pad_size) if pad_size else None
         mode = "training" if is_train else "inference"
         logging.getLogger(__name__).info(
             f"[ScribbleDatasetMapper] Augmentations used in {mode}: {augmentations}"
-            + (
-                f", then pad to {self.pad_size} (image 0, label {ignore_label})"
-                if self.pad_size
-                else ""
-            )
         )
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = True):
+    def from_config(cls, cfg, is_train: bool = True, test_resize: Optional[bool] = None):
+        """test_resize: override INPUT.DFR.TEST_RESIZE (False for TTA, which resizes the
+        original image itself for every scale)."""
         crop = cfg.INPUT.CROP
         crop_size = tuple(crop.SIZE) if crop.ENABLED else None
         if crop_size is not None and crop.TYPE != "absolute":
             raise ValueError(f"INPUT.CROP.TYPE must be 'absolute' for DFR, got {crop.TYPE!r}")
         augs = []
-        if not is_train and cfg.INPUT.DFR.TEST_RESIZE:
-            augs = [RandomScaleKeepRatio(tuple(cfg.INPUT.DFR.RESIZE_SCALE), (1.0, 1.0))]
+        if test_resize is None:
+            test_resize = cfg.INPUT.DFR.TEST_RESIZE
+        if not is_train and test_resize:
+            augs = [KeepRatioResize(tuple(cfg.INPUT.DFR.RESIZE_SCALE))]
         if is_train:
             augs = build_train_augmentations(
                 crop_size=crop_size,
@@ -120,7 +117,6 @@ class ScribbleDatasetMapper:
             "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
             "image_format": cfg.INPUT.FORMAT,
             "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
-            "pad_size": crop_size if is_train else None,
         }
 
     def _read(self, d):
@@ -157,20 +153,6 @@ class ScribbleDatasetMapper:
         aug_input = T.AugInput(image, sem_seg=label)
         self.augmentations(aug_input)
         image, label = aug_input.image, aug_input.sem_seg
-        h, w = image.shape[:2]
-        valid = np.ones((h, w), dtype=bool)
-        if self.pad_size is not None:
-            ph, pw = max(self.pad_size[0], h), max(self.pad_size[1], w)
-            if (ph, pw) != (h, w):
-                canvas = np.zeros((ph, pw, 3), dtype=image.dtype)
-                canvas[:h, :w] = image
-                image = canvas
-                valid = np.zeros((ph, pw), dtype=bool)
-                valid[:h, :w] = True
-                if label is not None:
-                    lab = np.full((ph, pw), self.ignore_label, dtype=label.dtype)
-                    lab[:h, :w] = label
-                    label = lab
         out = {
             "image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "height": d.get("height", h0),
@@ -178,8 +160,6 @@ class ScribbleDatasetMapper:
             "file_name": d["file_name"],
             "image_id": d.get("image_id", d["file_name"]),
         }
-        if self.is_train:
-            out["valid"] = torch.as_tensor(valid)
         if label is not None:
             out["sem_seg"] = torch.as_tensor(label.astype(np.int64))
         return out

@@ -11,15 +11,71 @@ import cv2
 import numpy as np
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import NoOpTransform, Transform
-from PIL import Image
 
-__all__ = ["RandomScaleKeepRatio", "PhotometricDistortion", "PhotometricTransform"]
+__all__ = [
+    "CV2ResizeTransform",
+    "KeepRatioResize",
+    "RandomScaleKeepRatio",
+    "PhotometricDistortion",
+    "PhotometricTransform",
+    "keep_ratio_size",
+]
+
+
+def keep_ratio_size(h: int, w: int, scale: Tuple[int, int]) -> Tuple[int, int]:
+    """mmcv `rescale_size` with a (long, short) bound: the largest keep-ratio size that fits
+    max(scale) on the long side and min(scale) on the short side. Returns (new_h, new_w)."""
+    f = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    return int(h * f + 0.5), int(w * f + 0.5)
+
+
+class CV2ResizeTransform(Transform):
+    """Resize with OpenCV as mmcv's `imresize` does: images `INTER_LINEAR` (uint8 in, uint8
+    out), label maps `INTER_NEAREST`. Detectron2's ResizeTransform uses PIL, whose bilinear
+    filter anti-aliases when shrinking and so computes a different image than mmseg."""
+
+    def __init__(self, h: int, w: int, new_h: int, new_w: int):
+        super().__init__()
+        self._set_attributes(locals())
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        if img.shape[:2] == (self.new_h, self.new_w):
+            return img
+        return cv2.resize(img, (self.new_w, self.new_h), interpolation=cv2.INTER_LINEAR)
+
+    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
+        if segmentation.shape[:2] == (self.new_h, self.new_w):
+            return segmentation
+        size = (self.new_w, self.new_h)
+        return cv2.resize(segmentation, size, interpolation=cv2.INTER_NEAREST)
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        coords[:, 0] = coords[:, 0] * (self.new_w * 1.0 / self.w)
+        coords[:, 1] = coords[:, 1] * (self.new_h * 1.0 / self.h)
+        return coords
+
+    def inverse(self) -> Transform:
+        return CV2ResizeTransform(self.new_h, self.new_w, self.h, self.w)
+
+
+class KeepRatioResize(T.Augmentation):
+    """mmseg's test-time `Resize(scale=(2048, 512), keep_ratio=True)`: rescale so that the
+    image fits (long, short) = `scale`, aspect ratio kept (OpenCV bilinear)."""
+
+    def __init__(self, scale: Tuple[int, int] = (2048, 512)):
+        super().__init__()
+        self._init(locals())
+
+    def get_transform(self, image):
+        h, w = image.shape[:2]
+        return CV2ResizeTransform(h, w, *keep_ratio_size(h, w, self.scale))
 
 
 class RandomScaleKeepRatio(T.Augmentation):
     """mmseg `Resize(img_scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True)`: draw
-    r ~ U(ratio_range), then rescale so the image fits (long * r, short * r) with its aspect
-    ratio kept. Image: bilinear; label: nearest."""
+    r ~ U(ratio_range), then rescale (OpenCV, as mmcv) so the image fits
+    (int(long * r), int(short * r)) with its aspect ratio kept. Image: bilinear; label:
+    nearest."""
 
     def __init__(self, scale: Tuple[int, int] = (2048, 512), ratio_range=(0.5, 2.0)):
         super().__init__()
@@ -28,10 +84,8 @@ class RandomScaleKeepRatio(T.Augmentation):
     def get_transform(self, image):
         h, w = image.shape[:2]
         r = np.random.uniform(*self.ratio_range)
-        long_t, short_t = max(self.scale) * r, min(self.scale) * r
-        f = min(long_t / max(h, w), short_t / min(h, w))
-        nh, nw = int(h * f + 0.5), int(w * f + 0.5)
-        return T.ResizeTransform(h, w, nh, nw, Image.BILINEAR)
+        target = (int(max(self.scale) * r), int(min(self.scale) * r))
+        return CV2ResizeTransform(h, w, *keep_ratio_size(h, w, target))
 
 
 class PhotometricTransform(Transform):

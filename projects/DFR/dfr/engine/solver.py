@@ -1,45 +1,83 @@
 """Optimizer and LR schedule of the Swin UperNet recipe, built from Detectron2's solver parts.
 
-- AdamW (or SGD) over `get_default_optimizer_params` groups: no weight decay on norm layers,
-  biases and Swin's position tables (`relative_position_bias_table`, `absolute_pos_embed`).
+- AdamW (or SGD) over mmseg's Swin `paramwise_cfg` groups (custom_keys "norm",
+  "relative_position_bias_table", "absolute_pos_embed" -> decay_mult 0): no weight decay on the
+  backbone's LayerNorms and position tables; everything else, biases and the heads'
+  BatchNorm included, decays with SOLVER.WEIGHT_DECAY (mmseg's heads name BN "bn", so its
+  "norm" key never reaches them).
 - Gradient clipping through `maybe_add_gradient_clipping` (SOLVER.CLIP_GRADIENTS.*).
 - "WarmupPolyLR": fvcore's PolynomialDecayParamScheduler inside Detectron2's
-  WarmupParamScheduler + LRMultiplier (this Detectron2 has no WarmupPolyLR of its own);
-  mmseg's `poly` policy: lr = base · (1 − t/T)^power, after a linear warmup. Any other
-  SOLVER.LR_SCHEDULER_NAME is Detectron2's.
+  WarmupParamScheduler + LRMultiplier (this Detectron2 has no WarmupPolyLR of its own).
+  It is the official Swin / mmseg 0.x (mmcv) `poly` policy of the paper's era:
+  lr(t) = base · (1 − t/T)^power · (r + (1 − r)·t/W) during the W warmup iterations, poly
+  from t = 0. (mmseg 1.x's config instead runs LinearLR for W iterations and starts PolyLR at
+  t = W, i.e. (1 − (t − W)/(T − W))^power.) Any other SOLVER.LR_SCHEDULER_NAME is Detectron2's.
 """
 import logging
 
 import torch
 from detectron2.solver import LRMultiplier, WarmupParamScheduler
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
-from detectron2.solver import get_default_optimizer_params
+from detectron2.solver.build import reduce_param_groups
 from detectron2.solver.build import maybe_add_gradient_clipping
 from fvcore.common.param_scheduler import ParamScheduler, PolynomialDecayParamScheduler
 
-__all__ = ["build_optimizer", "build_lr_scheduler", "NO_DECAY_EMBED_NAMES", "PolyParamScheduler"]
+__all__ = [
+    "build_optimizer",
+    "build_lr_scheduler",
+    "swin_param_groups",
+    "NO_DECAY_EMBED_NAMES",
+    "PolyParamScheduler",
+]
 
 # Swin's position tables (timm and official names); they get SOLVER.WEIGHT_DECAY_EMBED.
 NO_DECAY_EMBED_NAMES = ("relative_position_bias_table", "absolute_pos_embed", "pos_embed")
+# mmseg's "norm" custom key matches the Swin backbone's LayerNorms (norm1/2, patch-embed and
+# patch-merging norms, the output norms) and nothing in the UperNet / FCN heads.
+NO_DECAY_NORM_TYPES = (torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def swin_param_groups(
+    model: torch.nn.Module,
+    base_lr: float,
+    weight_decay: float,
+    weight_decay_norm: float = 0.0,
+    weight_decay_embed: float = 0.0,
+    weight_decay_bias=None,
+    bias_lr_factor: float = 1.0,
+):
+    """Optimizer groups of mmseg's Swin `paramwise_cfg`: LayerNorm/GroupNorm parameters get
+    `weight_decay_norm`, position tables `weight_decay_embed`, biases `weight_decay_bias`
+    (None: as their module), the rest `weight_decay`. Frozen parameters are left out."""
+    groups, seen = [], set()
+    for module_name, module in model.named_modules():
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or p in seen:
+                continue
+            seen.add(p)
+            wd, lr = weight_decay, base_lr
+            if isinstance(module, NO_DECAY_NORM_TYPES):
+                wd = weight_decay_norm
+            elif name in NO_DECAY_EMBED_NAMES:
+                wd = weight_decay_embed
+            elif name == "bias":
+                lr = base_lr * bias_lr_factor
+                if weight_decay_bias is not None:
+                    wd = weight_decay_bias
+            groups.append({"params": [p], "lr": lr, "weight_decay": wd})
+    return reduce_param_groups(groups)
 
 
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """AdamW / SGD with per-parameter groups (norms, biases, position tables without decay)."""
-    embed = {"weight_decay": cfg.SOLVER.WEIGHT_DECAY_EMBED}
-    params = get_default_optimizer_params(
+    """AdamW / SGD over `swin_param_groups` (mmseg's Swin paramwise_cfg)."""
+    params = swin_param_groups(
         model,
         base_lr=cfg.SOLVER.BASE_LR,
         weight_decay=cfg.SOLVER.WEIGHT_DECAY,
         weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+        weight_decay_embed=cfg.SOLVER.WEIGHT_DECAY_EMBED,
+        weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
         bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
-        # Detectron2's WEIGHT_DECAY_BIAS default (None) means "as the weights"; the Swin
-        # recipe puts no decay on biases, so None falls back to the norm value.
-        weight_decay_bias=(
-            cfg.SOLVER.WEIGHT_DECAY_BIAS
-            if cfg.SOLVER.WEIGHT_DECAY_BIAS is not None
-            else cfg.SOLVER.WEIGHT_DECAY_NORM
-        ),
-        overrides={name: dict(embed) for name in NO_DECAY_EMBED_NAMES},
     )
     name = cfg.SOLVER.OPTIMIZER.upper()
     if name == "ADAMW":

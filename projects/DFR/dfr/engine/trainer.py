@@ -1,6 +1,8 @@
 """The DFR Trainer: Detectron2's DefaultTrainer with the scribble data pipeline, the Swin
 optimizer recipe, WarmupPolyLR, the NaN guard, CPU-capable DDP, sem-seg evaluation and TTA.
 """
+import contextlib
+import functools
 import json
 import logging
 import os
@@ -13,16 +15,15 @@ from detectron2.data import (
     build_detection_test_loader,
     build_detection_train_loader,
 )
-from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
-from detectron2.engine.defaults import create_ddp_model
+from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import SemSegEvaluator, inference_on_dataset, print_csv_format
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
 from ..data import ScribbleDatasetMapper
 from ..evaluation import SemSegTTA, VOCSubmissionExporter
 from .checkpoint import DFRCheckpointer
+from .checks import run_startup_checks
 from .guard import install_nan_guard
 from .solver import build_lr_scheduler, build_optimizer
 
@@ -43,51 +44,49 @@ def _per_class_table(res: dict) -> str:
     return tabulate(head + rows, headers=["class", "IoU"], tablefmt="pipe")
 
 
+@contextlib.contextmanager
+def _ddp_options(cfg):
+    """DefaultTrainer.__init__ wraps the model with `create_ddp_model(model,
+    broadcast_buffers=False)`, which passes `device_ids=[local rank]`; a CPU module under
+    gloo needs `device_ids=None`. This swaps in that one keyword for the duration of
+    `DefaultTrainer.__init__` instead of copying it. Every trainable parameter gets a gradient
+    in every shipped config (tests/test_configs.py), so `find_unused_parameters` stays off."""
+    from detectron2.engine import defaults
+
+    original = defaults.create_ddp_model
+    if torch.device(cfg.MODEL.DEVICE).type == "cpu":
+        defaults.create_ddp_model = functools.partial(original, device_ids=None)
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model = original
+
+
 class Trainer(DefaultTrainer):
-    """DefaultTrainer with DFR's builders. Differences from Detectron2's `__init__`:
-    the NaN guard hook on the model, DDP without `device_ids` on CPU (gloo) and with
-    `find_unused_parameters` only when a switched-off loss leaves the feature head without
-    gradient, and a checkpointer that explains unreadable files."""
+    """DefaultTrainer with DFR's builders: the scribble mapper, mmseg's Swin optimizer
+    groups and LR schedule, the NaN guard (in `build_model`), the checkpointer that refuses
+    to unpickle code and explains unreadable files, DDP on CPU (gloo), sem-seg evaluation
+    chosen from the dataset's metadata, and multi-scale TTA."""
 
-    def __init__(self, cfg):
-        TrainerBase.__init__(self)
-        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
-            setup_logger()
-        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+    def __init__(self, cfg, skip_checks: bool = False):
+        # NUM_CLASSES, batch size and the label files, before anything is built (checks.py)
+        run_startup_checks(cfg, train=True, scan=not skip_checks)
+        with _ddp_options(cfg):
+            super().__init__(cfg)
 
-        model = self.build_model(cfg)
-        optimizer = self.build_optimizer(cfg, model)
-        data_loader = self.build_train_loader(cfg)
+    @classmethod
+    def build_model(cls, cfg):
+        model = super().build_model(cfg)
         if cfg.DFR.NAN_GUARD:
             install_nan_guard(model)
-        on_cpu = torch.device(cfg.MODEL.DEVICE).type == "cpu"
-        model = create_ddp_model(
-            model,
-            broadcast_buffers=False,
-            find_unused_parameters=self._has_unused_parameters(cfg, model),
-            **({"device_ids": None} if on_cpu else {}),
-        )
-        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(
-            model, data_loader, optimizer
-        )
-        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DFRCheckpointer(
-            model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-            allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT,
-        )
-        self.start_iter = 0
-        self.max_iter = cfg.SOLVER.MAX_ITER
-        self.cfg = cfg
-        self.register_hooks(self.build_hooks())
-
-    @staticmethod
-    def _has_unused_parameters(cfg, model) -> bool:
-        """DDP must look for parameters without gradient when the feature head exists only
-        for the (detached) feature term of the DFR kernel, i.e. without Lfd and Lfr."""
-        d = cfg.MODEL.DFR
-        return getattr(model, "feat_head", None) is not None and not (d.USE_FD or d.USE_FR)
+        return model
 
     def build_hooks(self):
+        # DefaultTrainer made a DetectionCheckpointer; ours is used by every hook built here.
+        self.checkpointer = DFRCheckpointer(
+            self._trainer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
+            allow_unsafe=self.cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT,
+        )
         ret = super().build_hooks()
         if self.cfg.TEST.AUG.ENABLED:
             # Multi-scale evaluation at the end of training (before the writers).
@@ -114,8 +113,9 @@ class Trainer(DefaultTrainer):
         return build_detection_train_loader(cfg, mapper=ScribbleDatasetMapper(cfg, is_train=True))
 
     @classmethod
-    def build_test_loader(cls, cfg, dataset_name):
-        mapper = ScribbleDatasetMapper(cfg, is_train=False)
+    def build_test_loader(cls, cfg, dataset_name, test_resize=None):
+        """test_resize=False: original-size images, for SemSegTTA (it resizes per scale)."""
+        mapper = ScribbleDatasetMapper(cfg, is_train=False, test_resize=test_resize)
         return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
 
     @classmethod
@@ -140,7 +140,10 @@ class Trainer(DefaultTrainer):
             assert len(evaluators) == len(cfg.DATASETS.TEST), (evaluators, cfg.DATASETS.TEST)
         results = OrderedDict()
         for idx, name in enumerate(cfg.DATASETS.TEST):
-            loader = cls.build_test_loader(cfg, name)
+            if isinstance(model, SemSegTTA):
+                loader = cls.build_test_loader(cfg, name, test_resize=False)
+            else:
+                loader = cls.build_test_loader(cfg, name)
             if evaluators is not None:
                 evaluator = evaluators[idx]
             else:

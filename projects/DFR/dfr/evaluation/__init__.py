@@ -1,5 +1,5 @@
 """Inference wrappers (multi-scale/flip TTA, sliding window) and the VOC test-server export."""
 from .export import VOCSubmissionExporter, save_indexed_png
-from .tta import SemSegTTA, slide_probs
+from .tta import SemSegTTA, slide_logits, tta_sizes
 
-__all__ = ["SemSegTTA", "slide_probs", "VOCSubmissionExporter", "save_indexed_png"]
+__all__ = ["SemSegTTA", "slide_logits", "tta_sizes", "VOCSubmissionExporter", "save_indexed_png"]

@@ -53,8 +53,8 @@ def _padded_shifted_window_attention(self, x: torch.Tensor) -> torch.Tensor:
 
 @BACKBONE_REGISTRY.register()
 class D2SwinTransformer(Backbone):
-    """Swin from timm; any input size (padded inside to `size_divisibility`, outputs cropped
-    back to ceil(H / stride) x ceil(W / stride)).
+    """Swin from timm; any input size, computing the official Swin / mmseg function
+    (no whole-image padding; level i has size ceil(H / stride_i) x ceil(W / stride_i)).
 
     Windows are always partitioned and shifted (`always_partition=True`) whatever the map size,
     and each block pads its map to a window multiple before shifting, as the official Swin
@@ -108,7 +108,7 @@ class D2SwinTransformer(Backbone):
         self._out_feature_channels = dict(zip(names, channels))
         self._out_feature_strides = dict(zip(names, strides))
         self._all_names = names
-        self._size_divisibility = max(strides)
+        self._patch_size = patch_size
         self.out_norms = (
             nn.ModuleList([nn.LayerNorm(c) for c in channels]) if out_norm else None
         )
@@ -148,7 +148,8 @@ class D2SwinTransformer(Backbone):
 
     @property
     def size_divisibility(self) -> int:
-        return self._size_divisibility
+        """0: any input size works; the backbone pads inside (see `forward`)."""
+        return 0
 
     @staticmethod
     def _stage_modules_of(swin) -> List[nn.Module]:
@@ -180,16 +181,28 @@ class D2SwinTransformer(Backbone):
             for p in m.parameters():
                 p.requires_grad = False
 
+    def drop_output_norms(self, names: Sequence[str]):
+        """Replace the output LayerNorm of `names` by Identity: outputs a model reads only for
+        their size (the fused map of Table 6 rows without res2) carry no parameter that
+        would go without gradient under DistributedDataParallel."""
+        if self.out_norms is None:
+            return
+        for name in names:
+            self.out_norms[self._all_names.index(name)] = nn.Identity()
+
     def train(self, mode: bool = True):
         super().train(mode)
         self._freeze_stages()
         return self
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """x: (B, 3, H, W) normalised image -> {"res2": (B, C2, ceil(H/4), ceil(W/4)), ...}."""
+        """x: (B, 3, H, W) normalised image, any size -> {"res2": (B, C2, ceil(H/4), ceil(W/4)),
+        ...}. Padding happens only where Swin needs it, as in the official Swin / mmseg
+        backbone: the input to a multiple of the patch size (bottom/right, zeros), each block's
+        map to a window multiple, odd maps before patch merging (timm's PatchMerging)."""
         h, w = x.shape[-2:]
-        d = self._size_divisibility
-        ph, pw = (d - h % d) % d, (d - w % d) % d
+        p = self._patch_size
+        ph, pw = (p - h % p) % p, (p - w % p) % p
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
         outs = {}
@@ -198,9 +211,7 @@ class D2SwinTransformer(Backbone):
                 continue
             if self.out_norms is not None:
                 y = self.out_norms[i](y)  # NHWC: LayerNorm over channels
-            s = self._out_feature_strides[name]
-            y = y.permute(0, 3, 1, 2)[..., : -(-h // s), : -(-w // s)]
-            outs[name] = y.contiguous()
+            outs[name] = y.permute(0, 3, 1, 2).contiguous()
         return outs
 
     def output_shape(self) -> Dict[str, ShapeSpec]:

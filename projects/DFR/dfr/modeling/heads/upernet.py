@@ -12,6 +12,8 @@ from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from torch import nn
 
+from ...utils import resize
+
 __all__ = ["UperNetFusion", "UperNetHead", "conv_bn_relu"]
 
 
@@ -23,12 +25,6 @@ def conv_bn_relu(in_ch: int, out_ch: int, k: int, norm: str) -> Conv2d:
     )
     weight_init.c2_msra_fill(conv)
     return conv
-
-
-def _resize(x: torch.Tensor, size) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class UperNetFusion(nn.Module):
@@ -66,10 +62,20 @@ class UperNetFusion(nn.Module):
         )
         self.ppm_bottleneck = conv_bn_relu(in_ch[-1] + len(pool_scales) * channels, channels, 3,
                                            norm)
-        # FPN (Lin et al.) laterals and output convs for all but the last level
-        self.lateral_convs = nn.ModuleList([conv_bn_relu(c, channels, 1, norm) for c in in_ch[:-1]])
-        self.fpn_convs = nn.ModuleList(
-            [conv_bn_relu(channels, channels, 3, norm) for _ in in_ch[:-1]]
+        # FPN (Lin et al.): 1x1 laterals and 3x3 output convs, keyed by level. Only what the
+        # fused map uses is built, so that every parameter gets a gradient (DDP without
+        # find_unused_parameters, Table 6 rows): a lateral feeds its own level and, through
+        # the top-down path, every finer one, so laterals start at the finest fused level;
+        # output convs exist for fused levels only. The finest input still sets the size.
+        start = min(self.in_features.index(f) for f in self.fusion_levels)
+        self.used_features = self.in_features[start:]
+        self.lateral_convs = nn.ModuleDict(
+            {f: conv_bn_relu(input_shape[f].channels, channels, 1, norm)
+             for f in self.used_features[:-1]}  # fmt: skip
+        )
+        self.fpn_convs = nn.ModuleDict(
+            {f: conv_bn_relu(channels, channels, 3, norm)
+             for f in self.used_features[:-1] if f in self.fusion_levels}  # fmt: skip
         )
 
     @classmethod
@@ -88,18 +94,21 @@ class UperNetFusion(nn.Module):
         return ShapeSpec(channels=self.channels * len(self.fusion_levels), stride=self.out_stride)
 
     def _psp(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [x] + [_resize(m(x), x.shape[-2:]) for m in self.ppm]
+        outs = [x] + [resize(m(x), x.shape[-2:]) for m in self.ppm]
         return self.ppm_bottleneck(torch.cat(outs, dim=1))
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
-        xs = [features[f] for f in self.in_features]
-        laterals: List[torch.Tensor] = [conv(x) for conv, x in zip(self.lateral_convs, xs)]
-        laterals.append(self._psp(xs[-1]))
+        names = self.used_features
+        laterals: List[torch.Tensor] = [self.lateral_convs[f](features[f]) for f in names[:-1]]
+        laterals.append(self._psp(features[names[-1]]))
         for i in range(len(laterals) - 1, 0, -1):  # top-down
-            laterals[i - 1] = laterals[i - 1] + _resize(laterals[i], laterals[i - 1].shape[-2:])
-        outs = [conv(x) for conv, x in zip(self.fpn_convs, laterals[:-1])] + [laterals[-1]]
-        size = outs[0].shape[-2:]
-        fused = [_resize(outs[self.in_features.index(f)], size) for f in self.fusion_levels]
+            laterals[i - 1] = laterals[i - 1] + resize(laterals[i], laterals[i - 1].shape[-2:])
+        size = features[self.in_features[0]].shape[-2:]
+        fused = []
+        for name in self.fusion_levels:
+            i = names.index(name)
+            y = laterals[i] if i == len(laterals) - 1 else self.fpn_convs[name](laterals[i])
+            fused.append(resize(y, size))
         return torch.cat(fused, dim=1)
 
 

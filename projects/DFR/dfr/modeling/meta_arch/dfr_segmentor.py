@@ -1,7 +1,7 @@
 """The DFR segmentor (reference/dfr_paper.txt Fig. 1, Eq. 1):
     L = Lpce + λ1·Ldfr (semantic head) + λ2·(Lfd + Lfr) (feature head)  [+ 0.4·Laux].
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,15 +18,22 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from .. import losses as L
+from ...utils import resize
 from ..heads import FCNAuxHead, FeatureConsistencyHead, UperNetFusion
 
 __all__ = ["DFRSegmentor"]
 
 
-def _resize(x: torch.Tensor, size) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+def _pad_batch(images: List[torch.Tensor], min_size=None) -> ImageList:
+    """Batch (3, H_i, W_i) normalised images, zero-padded bottom/right to the largest size
+    and at least `min_size` (h, w)."""
+    batch = ImageList.from_tensors(images, 0, pad_value=0.0)
+    if min_size:
+        ph = max(0, min_size[0] - batch.tensor.shape[-2])
+        pw = max(0, min_size[1] - batch.tensor.shape[-1])
+        if ph or pw:
+            batch = ImageList(F.pad(batch.tensor, (0, pw, 0, ph)), batch.image_sizes)
+    return batch
 
 
 def _nearest(x: torch.Tensor, size) -> torch.Tensor:
@@ -83,6 +90,7 @@ class DFRSegmentor(nn.Module):
         background_id: int = 0,
         diag_period: int = 0,
         sigma_feat_relative: float = 0.0,
+        train_pad_size: Optional[Sequence[int]] = None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -109,6 +117,7 @@ class DFRSegmentor(nn.Module):
         self.background_id = background_id
         self.diag_period = diag_period  # feature-branch diagnostics every N iterations (0: off)
         self.sigma_feat_relative = sigma_feat_relative  # > 0: σ3 relative to ‖ΔF‖ (opt-in)
+        self.train_pad_size = tuple(train_pad_size) if train_pad_size else None
         if self.needs_feat_head(use_dfr, kernel_feat, use_fd, use_fr):
             assert feat_head is not None, "the switched-on losses need the feature head"
         if feat_head is not None and not (use_fd or use_fr):
@@ -132,6 +141,9 @@ class DFRSegmentor(nn.Module):
         need = cls.needs_feat_head(d.USE_DFR, d.KERNEL_FEAT, d.USE_FD, d.USE_FR)
         feat_head = FeatureConsistencyHead(cfg, fusion.output_shape()) if need else None
         aux_head = FCNAuxHead(cfg, backbone.output_shape()) if cfg.MODEL.AUX_HEAD.ENABLED else None
+        used = set(fusion.used_features) | ({aux_head.in_feature} if aux_head else set())
+        if hasattr(backbone, "drop_output_norms"):
+            backbone.drop_output_norms([f for f in fusion.in_features if f not in used])
         return {
             "backbone": backbone,
             "fusion": fusion,
@@ -163,25 +175,23 @@ class DFRSegmentor(nn.Module):
             "background_id": d.BACKGROUND_ID,
             "diag_period": d.DIAG_PERIOD,
             "sigma_feat_relative": d.SIGMA_FEAT_RELATIVE,
+            # mmseg pads every training crop to the crop size after normalisation.
+            "train_pad_size": cfg.INPUT.CROP.SIZE if cfg.INPUT.CROP.ENABLED else None,
         }
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
-    @property
-    def size_divisibility(self) -> int:
-        return self.backbone.size_divisibility
-
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8/float RGB in [0, 255] -> (x - mean) / std (ImageNet)."""
         return (images.to(self.device).float() - self.pixel_mean) / self.pixel_std
 
     def forward_features(self, images: torch.Tensor, with_feats: bool = False) -> Dict:
-        """images: normalised (B, 3, H, W), H and W multiples of `size_divisibility`.
+        """images: normalised (B, 3, H, W), any size.
         Returns {"features": backbone dict, "fused": (B, C_f, H/4, W/4),
         "logits": (B, K, H/4, W/4), ["feats": (B, d, H/4, W/4)], ["aux_logits": (B, K, H/16,
-        W/16)] (aux only in training)}."""
+        W/16)] (aux only in training)}; "H/4" is ceil(H / 4)."""
         features = self.backbone(images)
         fused = self.fusion(features)
         out = {"features": features, "fused": fused, "logits": self.sem_seg_head(fused)}
@@ -191,19 +201,19 @@ class DFRSegmentor(nn.Module):
             out["aux_logits"] = self.aux_head(features)
         return out
 
-    def predict_probs(self, images: torch.Tensor) -> torch.Tensor:
-        """images: uint8/float RGB (B, 3, H, W) -> probabilities (B, K, H, W) at input size."""
-        h, w = images.shape[-2:]
-        x = ImageList.from_tensors([self.normalize(im) for im in images], self.size_divisibility)
-        logits = self.forward_features(x.tensor)["logits"]
-        logits = _resize(logits, x.tensor.shape[-2:])[..., :h, :w]
-        return logits.softmax(dim=1)
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """mmseg's `encode_decode`: uint8/float RGB (B, 3, H, W) -> logits (B, K, H, W),
+        upsampled (bilinear) to the input size. No padding: the backbone pads inside."""
+        logits = self.forward_features(self.normalize(images))["logits"]
+        return resize(logits, images.shape[-2:])
 
     def forward(self, batched_inputs: List[Dict]):
         images = [self.normalize(x["image"]) for x in batched_inputs]
-        images = ImageList.from_tensors(images, self.size_divisibility, pad_value=0.0)
         if not self.training:
-            return self.inference(batched_inputs, images)
+            return self.inference(batched_inputs, _pad_batch(images))
+        # mmseg's Pad(size=crop_size) after Normalize: pad value 0 (= the mean colour), label
+        # 255, and `valid` False on the padding so that no loss sees it.
+        images = _pad_batch(images, self.train_pad_size)
         out = self.forward_features(images.tensor, with_feats=True)
         b, _, hp, wp = images.tensor.shape
         valid = torch.zeros((b, hp, wp), dtype=torch.bool, device=self.device)
@@ -223,11 +233,11 @@ class DFRSegmentor(nn.Module):
         logits = out["logits"]
         if self.use_pce:  # Eq. 2, logits upsampled to the label size (mmseg convention)
             losses["loss_pce"] = L.partial_cross_entropy(
-                _resize(logits, labels.shape[-2:]), labels, self.ignore_value
+                resize(logits, labels.shape[-2:]), labels, self.ignore_value
             )
         if "aux_logits" in out:
             losses["loss_aux"] = self.aux_weight * L.partial_cross_entropy(
-                _resize(out["aux_logits"], labels.shape[-2:]), labels, self.ignore_value
+                resize(out["aux_logits"], labels.shape[-2:]), labels, self.ignore_value
             )
         if not (self.use_dfr or self.use_fd or self.use_fr):
             return losses
@@ -235,10 +245,10 @@ class DFRSegmentor(nn.Module):
         size = (-(-image.shape[-2] // self.loss_stride), -(-image.shape[-1] // self.loss_stride))
         img_s = F.adaptive_avg_pool2d(image, size)  # "area" resize, any ratio
         valid_s = _nearest(valid, size)
-        probs = _resize(logits, size).softmax(dim=1)
+        probs = resize(logits, size).softmax(dim=1)
         feats = out.get("feats")
         if feats is not None:
-            feats = _resize(feats, size)
+            feats = resize(feats, size)
         target = None
         if self.use_fd or self.use_fr:  # labels of Eq. 8-13, from the detached prediction
             target = self.feature_targets(probs.detach(), _nearest(labels, size), valid_s)
@@ -299,8 +309,11 @@ class DFRSegmentor(nn.Module):
         return target
 
     def inference(self, batched_inputs: List[Dict], images: ImageList):
+        """Whole-image inference (mmseg `whole_inference` + `postprocess_result`): logits
+        upsampled to the network input, cropped to each image and resized to its original
+        (height, width); returns softmax probabilities, Detectron2's sem-seg convention."""
         logits = self.forward_features(images.tensor)["logits"]
-        logits = _resize(logits, images.tensor.shape[-2:])
+        logits = resize(logits, images.tensor.shape[-2:])
         results = []
         for x, y, image_size in zip(batched_inputs, logits, images.image_sizes):
             h = x.get("height", image_size[0])

@@ -99,6 +99,7 @@ def main(argv=None):
     from dfr.data import ScribbleDatasetMapper
     from dfr.engine import DFRCheckpointer, Trainer
     from dfr.modeling.losses import confident_labels
+    from dfr.utils import resize
 
     cfg = get_dfr_cfg(args.config_file, args.opts)
     cfg.freeze()
@@ -125,22 +126,14 @@ def main(argv=None):
         with torch.no_grad():
             probs = model([inp])[0]["sem_seg"]
             pred = probs.argmax(0).numpy().astype(np.uint8)
-            x = model.normalize(inp["image"])[None]
-            h, w = x.shape[-2:]
-            div = max(model.size_divisibility, 1)
-            xp = F.pad(x, (0, (-w) % div, 0, (-h) % div))
-            out = model.forward_features(xp, with_feats=True)
-            size = (-(-h // d.LOSS_STRIDE), -(-w // d.LOSS_STRIDE))
-            pad_size = (-(-xp.shape[-2] // d.LOSS_STRIDE), -(-xp.shape[-1] // d.LOSS_STRIDE))
-            img_s = F.adaptive_avg_pool2d(xp, pad_size)[0, :, : size[0], : size[1]]
-            logits = F.interpolate(
-                out["logits"], size=pad_size, mode="bilinear", align_corners=False
-            )
-            p_s = logits.softmax(1)[:, :, : size[0], : size[1]]
+            x = model.normalize(inp["image"])[None]  # any size: the backbone pads inside
+            out = model.forward_features(x, with_feats=True)
+            size = (-(-x.shape[-2] // d.LOSS_STRIDE), -(-x.shape[-1] // d.LOSS_STRIDE))
+            img_s = F.adaptive_avg_pool2d(x, size)[0]
+            p_s = resize(out["logits"], size).softmax(1)
             feats = out.get("feats")
             if feats is not None:
-                feats = F.interpolate(feats, size=pad_size, mode="bilinear", align_corners=False)
-                feats = feats[0, :, : size[0], : size[1]]
+                feats = resize(feats, size)[0]
             M = confident_labels(p_s, d.GAMMA)[0].numpy().astype(np.uint8)
 
         gt = None

@@ -1,0 +1,172 @@
+"""Start-up checks: what would otherwise fail after hours (at the first evaluation, or when the
+sampler reaches a bad file) fails before the first iteration, naming the config key or file.
+
+- ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` against ``len(stuff_classes)`` of every train/test set;
+- ``SOLVER.IMS_PER_BATCH``: a positive multiple of the number of processes;
+- a scan of the label PNGs (``--skip-checks`` skips it): every test-set ground truth and every
+  training label has the image's size and values in {0..C-1, ignore_label} (else an error
+  naming the files and values); training images without any labeled pixel are counted and
+  logged as a WARNING with a few names.
+
+The scan decodes each PNG once (PIL + ``np.bincount``) in a thread pool; on a multi-process
+run only rank 0 reads the files and every rank raises the same error.
+"""
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.utils import comm
+from PIL import Image
+
+__all__ = ["StartupCheckError", "run_startup_checks", "check_num_classes", "check_batch_size",
+           "scan_labels"]  # fmt: skip
+
+logger = logging.getLogger(__name__)
+SHOW = 5  # files named in a message
+
+
+class StartupCheckError(ValueError):
+    """A configuration or dataset problem found before training; the message names the key
+    or the files."""
+
+
+def check_num_classes(cfg, dataset_names: Sequence[str], key: str = "DATASETS"):
+    """Every dataset is registered and has as many ``stuff_classes`` as the head predicts."""
+    num = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
+    registered = set(DatasetCatalog.list())
+    for name in dataset_names:
+        if name not in registered:
+            raise StartupCheckError(f"{key}: dataset {name!r} is not registered")
+        classes = MetadataCatalog.get(name).get("stuff_classes", None)
+        if classes is None:
+            raise StartupCheckError(
+                f"{key}: dataset {name!r} has no stuff_classes metadata, so "
+                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES = {num} cannot be checked (and the evaluator "
+                f"needs it): set MetadataCatalog.get({name!r}).stuff_classes"
+            )
+        if len(classes) != num:
+            raise StartupCheckError(
+                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES = {num}, but dataset {name!r} ({key}) has "
+                f"{len(classes)} classes (stuff_classes {list(classes[:3])} ...): set "
+                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES {len(classes)} or use a dataset with {num}"
+            )
+
+
+def check_batch_size(cfg, world_size: int):
+    """The global batch (after Detectron2's SOLVER.REFERENCE_WORLD_SIZE scaling, if set) is a
+    positive multiple of the number of processes."""
+    n = cfg.SOLVER.IMS_PER_BATCH
+    ref = cfg.SOLVER.REFERENCE_WORLD_SIZE
+    scaled = int(round(n * world_size / ref)) if ref and n > 0 else n
+    if n <= 0 or scaled % world_size:
+        via = f" (scaled to {scaled} by SOLVER.REFERENCE_WORLD_SIZE = {ref})" if scaled != n else ""
+        raise StartupCheckError(
+            f"SOLVER.IMS_PER_BATCH = {n}{via} must be a positive multiple of the number of "
+            f"processes ({world_size} = --num-gpus x --num-machines): it is the global batch, "
+            "split evenly over the processes"
+        )
+
+
+def _label_summary(rec: Dict) -> Dict:
+    """Size and set of values of one label PNG (or the error reading it)."""
+    path = rec["sem_seg_file_name"]
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except Exception as e:  # PIL raises several types for broken files
+        return {"file": path, "error": f"unreadable ({e})"}
+    if arr.ndim != 2:
+        return {"file": path, "error": f"not a single-channel label map (shape {arr.shape})"}
+    if arr.dtype == np.uint8:
+        values = np.flatnonzero(np.bincount(arr.ravel(), minlength=256))
+    else:
+        values = np.unique(arr)
+    out = {"file": path, "values": values.tolist(), "shape": arr.shape}
+    if "height" in rec and "width" in rec and arr.shape != (rec["height"], rec["width"]):
+        out["error"] = (
+            f"label is {arr.shape[1]}x{arr.shape[0]} (WxH) but the image is "
+            f"{rec['width']}x{rec['height']}"
+        )
+    return out
+
+
+def scan_labels(records: Sequence[Dict], workers: int = 0) -> List[Dict]:
+    """``_label_summary`` of every record with a ``sem_seg_file_name``, in a thread pool (PIL
+    releases the GIL while decoding); ``workers`` <= 0: min(8, CPU count)."""
+    recs = [r for r in records if "sem_seg_file_name" in r]
+    workers = workers if workers > 0 else min(8, os.cpu_count() or 1)
+    if len(recs) < 16:
+        return [_label_summary(r) for r in recs]
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(_label_summary, recs, chunksize=16))
+
+
+def _dataset_problems(name: str, role: str, num_classes: int) -> Optional[str]:
+    """Scan one dataset; return an error message, or None (and log the unlabeled count)."""
+    ignore = MetadataCatalog.get(name).get("ignore_label", 255)
+    allowed = set(range(num_classes)) | {ignore}
+    results = scan_labels(DatasetCatalog.get(name))
+    bad = []
+    for r in results:
+        if "error" in r:
+            bad.append(f"{r['file']}: {r['error']}")
+        else:
+            extra = sorted(set(r["values"]) - allowed)
+            if extra:
+                bad.append(f"{r['file']}: values {extra} outside 0..{num_classes - 1}, {ignore}")
+    if bad:
+        what = "ground-truth" if role == "test" else "label"
+        more = f"\n  ... and {len(bad) - SHOW} more" if len(bad) > SHOW else ""
+        return (
+            f"dataset {name!r} (DATASETS.{role.upper()}): {len(bad)} of {len(results)} {what} "
+            f"files unusable with MODEL.SEM_SEG_HEAD.NUM_CLASSES = {num_classes}, "
+            f"ignore_label = {ignore}:\n  " + "\n  ".join(bad[:SHOW]) + more + "\n"
+            "Fix the files (or the dataset / NUM_CLASSES); --skip-checks skips this scan."
+        )
+    if role == "train":
+        empty = [r["file"] for r in results if set(r["values"]) <= {ignore}]
+        if empty:
+            names = ", ".join(os.path.basename(f) for f in empty[:SHOW])
+            logger.warning(
+                f"dataset {name!r}: {len(empty)} of {len(results)} training images have no "
+                f"labeled pixel (all {ignore}), so no partial cross-entropy on them, e.g. "
+                f"{names}{' ...' if len(empty) > SHOW else ''}"
+            )
+    return None
+
+
+def run_startup_checks(cfg, train: bool = True, scan: bool = True):
+    """The checks for a training run (``train``) or an evaluation (test sets only). Raises
+    ``StartupCheckError``; every process of a multi-process run raises the same one."""
+    if train:
+        check_batch_size(cfg, comm.get_world_size())
+        check_num_classes(cfg, cfg.DATASETS.TRAIN, "DATASETS.TRAIN")
+    check_num_classes(cfg, cfg.DATASETS.TEST, "DATASETS.TEST")
+    if not scan:
+        logger.info("Start-up label scan skipped (--skip-checks)")
+        return
+    msg, err = None, None
+    if comm.is_main_process():
+        t0 = time.perf_counter()
+        roles = [("train", n) for n in cfg.DATASETS.TRAIN] if train else []
+        roles += [("test", n) for n in cfg.DATASETS.TEST]
+        try:
+            for role, name in roles:
+                msg = _dataset_problems(name, role, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
+                if msg:
+                    break
+        except Exception as e:  # e.g. a missing dataset folder: the other ranks must stop too
+            err, msg = e, f"{type(e).__name__}: {e}"
+        logger.info(
+            f"Start-up label scan of {len(roles)} dataset(s): {time.perf_counter() - t0:.2f} s"
+        )
+    if comm.get_world_size() > 1:
+        msg = comm.all_gather(msg)[0]
+    if err is not None:
+        raise err
+    if msg:
+        raise StartupCheckError(msg)

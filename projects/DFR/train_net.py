@@ -5,6 +5,10 @@
     python projects/DFR/train_net.py --config-file <cfg.yaml> --eval-only MODEL.WEIGHTS <pth>
     python projects/DFR/train_net.py --config-file <cfg.yaml> --resume
 
+Before the first iteration (and before --eval-only) dfr.engine.checks checks NUM_CLASSES
+against the datasets, the batch size and the label files (--skip-checks skips the file scan).
+SIGTERM / Ctrl-C to a --num-gpus N run stops every worker (dfr.engine.launch).
+
 Without CUDA the run falls back to MODEL.DEVICE=cpu; --num-gpus N then starts N CPU
 processes over gloo (SOLVER.IMS_PER_BATCH is the global batch, split over processes).
 """
@@ -12,13 +16,13 @@ import logging
 import os
 
 import torch
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from dfr.config import get_dfr_cfg
-from dfr.engine import DFRCheckpointer, Trainer
+from dfr.engine import DFRCheckpointer, Trainer, launch, run_startup_checks
 
 
 def setup(args):
@@ -36,7 +40,9 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    skip_checks = getattr(args, "skip_checks", False)
     if args.eval_only:
+        run_startup_checks(cfg, train=False, scan=not skip_checks)
         model = Trainer.build_model(cfg)
         DFRCheckpointer(
             model, save_dir=cfg.OUTPUT_DIR, allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT
@@ -50,13 +56,24 @@ def main(args):
             verify_results(cfg, res)
         return res
 
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, skip_checks=skip_checks)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
 
 
+def argument_parser():
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--skip-checks",
+        action="store_true",
+        help="skip the start-up scan of the label files (NUM_CLASSES and batch size are "
+        "still checked)",
+    )
+    return parser
+
+
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = argument_parser().parse_args()
     print("Command Line Args:", args)
     launch(
         main,

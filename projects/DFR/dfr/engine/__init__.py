@@ -1,8 +1,11 @@
 """Training engine: the Trainer (DefaultTrainer + DFR builders), optimizer/LR schedule,
-NaN guard and checkpointer. `dfr.engine` imports `dfr.data` (mapper) — it is the layer
-that wires the package to Detectron2's training loop."""
+NaN guard, checkpointer, start-up checks and the multi-process launcher. `dfr.engine`
+imports `dfr.data` (mapper) — it is the layer that wires the package to Detectron2's
+training loop."""
 from .checkpoint import CheckpointReadError, DFRCheckpointer
+from .checks import StartupCheckError, run_startup_checks
 from .guard import check_losses_finite, install_nan_guard
+from .launch import launch
 from .solver import PolyParamScheduler, build_lr_scheduler, build_optimizer
 from .trainer import Trainer
 
@@ -15,4 +18,7 @@ __all__ = [
     "check_losses_finite",
     "DFRCheckpointer",
     "CheckpointReadError",
+    "run_startup_checks",
+    "StartupCheckError",
+    "launch",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointReadError",
     "UnsafeCheckpointError",
     "is_mmseg_checkpoint",
+    "mmseg_param_name_map",
     "mmseg_to_dfr_state_dict",
 ]
 
@@ -77,6 +78,41 @@ def _head_key(key: str, own: Dict[str, torch.Tensor], levels: List[str]) -> Opti
                 return name
         return None
     return None
+
+
+def _mmseg_backbone_name(key: str) -> str:
+    """mmseg Swin parameter name (without "backbone.") -> ours (without "backbone."):
+    stages.i.* -> swin.layers_i.* except stages.i.downsample -> swin.layers_{i+1}.downsample
+    (mmseg merges at the end of a stage, timm at the start of the next), norm{i} ->
+    out_norms.{i}, w_msa / ffn / projection names -> timm's."""
+    m = re.match(r"^norm(\d+)\.(.*)$", key)
+    if m:
+        return f"out_norms.{m.group(1)}.{m.group(2)}"
+    key = key.replace("patch_embed.projection.", "patch_embed.proj.")
+    m = re.match(r"^stages\.(\d+)\.(.*)$", key)
+    if m:
+        i, rest = int(m.group(1)), m.group(2)
+        if rest.startswith("downsample."):
+            return f"swin.layers_{i + 1}.{rest}"
+        rest = rest.replace("attn.w_msa.", "attn.").replace("ffn.layers.0.0.", "mlp.fc1.")
+        return f"swin.layers_{i}.{rest.replace('ffn.layers.1.', 'mlp.fc2.')}"
+    return "swin." + key
+
+
+def mmseg_param_name_map(model: torch.nn.Module, names) -> Dict[str, Optional[str]]:
+    """{mmseg EncoderDecoder parameter / buffer name: the name of the same tensor in `model`,
+    or None} -- the names `mmseg_to_dfr_state_dict` loads into (e.g. to compare optimizer
+    groups parameter by parameter)."""
+    own = model.state_dict()
+    levels = list(getattr(getattr(model, "fusion", None), "in_features", []))
+    out = {}
+    for k in names:
+        if k.startswith("backbone."):
+            name = "backbone." + _mmseg_backbone_name(k[len("backbone."):])
+            out[k] = name if name in own else None
+        else:
+            out[k] = _head_key(k, own, levels)
+    return out
 
 
 def mmseg_to_dfr_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):

@@ -69,7 +69,7 @@ def _weights_only_detail(e: Exception):
         return None
     for line in msg.splitlines():
         if re.search(r"unsupported (global|operand)|allowed global|GLOBAL ", line, re.I):
-            return line.strip()
+            return line.split(". Please")[0].replace("WeightsUnpickler error: ", "").strip()
     return None
 
 

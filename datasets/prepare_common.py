@@ -1,13 +1,17 @@
-"""Helpers shared by datasets/prepare_*.py: problem log, idempotent writes, links, counts."""
+"""Helpers shared by datasets/prepare_*.py: problem log, idempotent writes, links, counts,
+image checks (full decode in a thread pool) and the options manifest of an output folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -94,12 +98,21 @@ def existing_label_ok(path: Path, size_hw, valid_ids: Optional[np.ndarray] = Non
     return valid_ids is None or bool(np.isin(arr, valid_ids).all())
 
 
+def _placed(src: Path, dst: Path, mode: str) -> bool:
+    """``dst`` already is ``src`` put there the ``mode`` way (a symlink where a copy is asked
+    for is not: re-running with another --link replaces it)."""
+    if mode == "symlink":
+        return dst.is_symlink() and dst.resolve() == src.resolve()
+    if dst.is_symlink() or not dst.exists():
+        return False
+    same = os.path.samefile(src, dst)
+    return same if mode == "hardlink" else not same and dst.stat().st_size == src.stat().st_size
+
+
 def link_file(src: Path, dst: Path, mode: str = "symlink"):
-    """Put ``src`` at ``dst`` (symlink / hardlink / copy); no-op when already there."""
+    """Put ``src`` at ``dst`` (symlink / hardlink / copy); no-op when already there that way."""
     if dst.exists() or dst.is_symlink():
-        if dst.resolve() == src.resolve() or (
-            mode == "copy" and dst.stat().st_size == src.stat().st_size
-        ):
+        if _placed(src, dst, mode):
             return
         dst.unlink()
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -113,13 +126,137 @@ def link_file(src: Path, dst: Path, mode: str = "symlink"):
         raise ValueError(f"unknown link mode {mode!r}")
 
 
-def image_size(path: Path, deep: bool = False):
-    """(height, width) of an image, reading only the header unless ``deep`` (full decode)."""
+def image_size(path: Path, deep: bool = True):
+    """(height, width) of an image. ``deep`` (default) decodes every pixel, so a truncated or
+    corrupt file raises here and not when the training sampler reaches it; ``deep=False``
+    reads the header only."""
     with Image.open(path) as im:
         if deep:
             im.load()
         w, h = im.size
     return h, w
+
+
+def image_sizes(
+    paths: Sequence[Tuple[str, Path]], deep: bool = True, desc: str = "images", workers: int = 0
+) -> Dict[str, object]:
+    """``{key: (h, w)}`` for ``(key, path)`` pairs, or ``{key: exception}`` for unreadable files.
+    Decoding runs in a thread pool (PIL releases the GIL while it decodes), with a progress
+    bar; ``workers`` <= 0: min(8, CPU count)."""
+    from PIL import ImageFile
+
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # set by some library: would hide truncated JPEGs
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True: cannot check images")
+
+    def one(item):
+        try:
+            return item[0], image_size(item[1], deep=deep)
+        except Exception as e:  # PIL raises several types for broken files
+            return item[0], e
+
+    workers = workers if workers > 0 else min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        res = dict(tqdm(ex.map(one, paths), total=len(paths), desc=desc, unit="img"))
+    return res
+
+
+MANIFEST = "prepare_manifest.json"
+
+
+def _shown(v):
+    return "(not given)" if v is None else str(v)
+
+
+def check_manifest(
+    out: Path, script: str, options: Dict[str, object], compared: Sequence[str], force: bool,
+    output_dirs: Sequence[Path],
+) -> Optional[str]:
+    """Why this run must not go on over ``out`` (a message), or None.
+
+    ``<out>/prepare_manifest.json`` records the options of the run that wrote ``out``. Without
+    ``--force`` existing valid files are kept, so a run with different ``compared`` options
+    would leave files made with the old options behind: that stops here, naming each option.
+    Outputs without a manifest (older script, or by hand) stop too: their options are
+    unknown. A ``--force`` rewrite that did not finish must be finished with ``--force``."""
+    if force:
+        return None
+    path = out / MANIFEST
+    if not path.is_file():
+        found = [d for d in output_dirs if d.is_dir() and any(d.iterdir())]
+        if found:
+            return (
+                f"{out} already holds outputs ({', '.join(d.name for d in found)}) but no "
+                f"{MANIFEST}: the options they were made with are unknown and they would be "
+                "kept as they are. Re-run with --force to rewrite them, or choose another --out."
+            )
+        return None
+    try:
+        old = json.loads(path.read_text())
+        old_opts = old["options"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{path} is unreadable ({e}): re-run with --force to rewrite {out}"
+    if old.get("script") not in (None, script):
+        return f"{out} was written by {old.get('script')}, not {script}: choose another --out"
+    diffs = [
+        f"{k} {_shown(old_opts.get(k))} (now {_shown(options.get(k))})"
+        for k in compared
+        if old_opts.get(k) != options.get(k)
+    ]
+    if diffs:
+        return (
+            f"{out} was prepared with {'; '.join(diffs)}. Its existing files would be kept as "
+            "they are, i.e. made with the old options. Re-run with --force to rewrite them "
+            "with the new options, or choose another --out."
+        )
+    if not old.get("complete", True) and old.get("force"):
+        return (
+            f"the last run over {out} (with --force) did not finish: part of its files may "
+            "still come from the options before it. Re-run with --force."
+        )
+    return None
+
+
+def write_manifest(
+    out: Path, script: str, options: Dict[str, object], compared: Sequence[str], force: bool,
+    complete: bool,
+):
+    """Record the options of this run in ``<out>/prepare_manifest.json`` (atomically). At the
+    start of a run (``complete=False``) the file is marked only for a first run or a --force
+    rewrite; a file whose content would not change is left alone (idempotent re-runs)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MANIFEST
+    if not complete and not force and path.is_file():
+        return  # same options (check_manifest passed): nothing can go stale if interrupted
+    # "force": an unfinished --force rewrite (check_manifest asks for --force again)
+    data = {"script": script, "options": dict(options), "compared": list(compared),
+            "force": bool(force and not complete), "complete": bool(complete)}  # fmt: skip
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            old.pop("time", None)
+            if old == data:
+                return
+        except ValueError:
+            pass
+    data["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def run_options(args, path_keys: Iterable[str]) -> Dict[str, object]:
+    """argparse namespace -> ``{"--flag-name": value}``, paths made absolute (symlinks resolved)
+    so that the same tree named two ways compares equal."""
+    opts = {}
+    for k, v in sorted(vars(args).items()):
+        if k == "force":  # how to run, not what to write
+            continue
+        if k in path_keys and v is not None:
+            v = str(Path(v).resolve())
+        elif isinstance(v, Path):
+            v = str(v)
+        opts["--" + k.replace("_", "-")] = v
+    return opts
 
 
 def parse_counts(text: str) -> Dict[str, int]:

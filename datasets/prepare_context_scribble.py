@@ -16,6 +16,10 @@ of dfr.data.classes.CONTEXT_TAG_SYNONYMS); every other class and LabelMap 0 beco
 Scribble tags go through the same name map; tags that are Context classes outside the 59
 are background (60) / unlabeled (59); any other tag is an error naming the file.
 
+Every JPEG is decoded (``--fast``: headers only). Re-running keeps outputs that exist and are
+valid (``--force`` rewrites them); ``<out>/prepare_manifest.json`` records the options, and a
+re-run with other options stops, naming them, unless ``--force`` is given.
+
 Example:
     python datasets/prepare_context_scribble.py --voc2010-root VOCdevkit/VOC2010 \
         --context-root trainval --labels-txt labels.txt \
@@ -34,14 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare_common import (  # noqa: E402
     Problems,
     check_counts,
+    check_manifest,
     default_root,
     existing_label_ok,
-    image_size,
+    image_sizes,
     link_file,
     parse_counts,
     read_ids,
+    run_options,
     tqdm,
     write_ids,
+    write_manifest,
     write_png,
 )
 
@@ -53,6 +60,12 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 EXPECTED = {"train": 4998, "val": 5105}
 VALID60 = np.array(list(range(60)) + [255])
+SCRIPT = "prepare_context_scribble.py"
+PATH_OPTIONS = ("voc2010_root", "context_root", "labels_txt", "scribbles", "train_list",
+                "val_list", "out")  # fmt: skip
+# Options that change what is written: a re-run with other values needs --force.
+COMPARED = ("--voc2010-root", "--context-root", "--labels-txt", "--scribbles", "--train-list",
+            "--val-list", "--line-width", "--point-radius", "--link")  # fmt: skip
 
 
 def lut_459_to_60(labels: dict) -> np.ndarray:
@@ -124,7 +137,14 @@ def parse_args(argv=None):
     p.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink")
     p.add_argument("--expected-counts", default=None, help="override, e.g. train=2,val=1")
     p.add_argument("--no-verify-counts", action="store_true")
-    p.add_argument("--force", action="store_true", help="rewrite existing outputs")
+    p.add_argument(
+        "--fast", action="store_true", help="read only the JPEG headers (default: decode all)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rewrite existing outputs (needed to change the options of a prepared folder)",
+    )
     return p.parse_args(argv)
 
 
@@ -137,24 +157,33 @@ def _both_done(dir60: Path, dir59: Path, iid: str, size) -> bool:
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    out = a.out or default_root() / "PascalContext"
+    out = a.out = a.out or default_root() / "PascalContext"
     pr = Problems()
     point_radius = a.point_radius if a.point_radius >= 0 else None
 
     labels_txt = a.labels_txt
     if labels_txt is None:
         cands = [a.context_root.parent / "labels.txt", a.context_root / "labels.txt"]
-        labels_txt = next((c for c in cands if c.is_file()), cands[0])
+        labels_txt = a.labels_txt = next((c for c in cands if c.is_file()), cands[0])
+    for name in ("train", "val"):  # record the lists actually read
+        if getattr(a, f"{name}_list") is None:
+            setattr(a, f"{name}_list", a.voc2010_root / "ImageSets/Main" / f"{name}.txt")
+    options = run_options(a, PATH_OPTIONS)
+    outputs = [out / d for d in ("SegmentationClassContext60", "scribble_context60")]
+    stop = check_manifest(out, SCRIPT, options, COMPARED, a.force, outputs)
+    if stop:
+        print(f"STOPPED, nothing written: {stop}", file=sys.stderr)
+        return 2
     try:
         names459 = sio.read_context_labels_txt(labels_txt)
         lut = lut_459_to_60(names459)
     except (OSError, ValueError) as e:
         print(f"cannot use labels.txt: {e}", file=sys.stderr)
         return 2
+    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=False)
 
     splits = {}
     for name, path in (("train", a.train_list), ("val", a.val_list)):
-        path = path or a.voc2010_root / "ImageSets/Main" / f"{name}.txt"
         if not path.is_file():
             pr.error("missing list", f"{name}: {path}")
             splits[name] = []
@@ -163,16 +192,20 @@ def main(argv=None) -> int:
 
     sizes = {}
     for split, ids in splits.items():
-        for iid in tqdm(ids, desc=f"images {split}", unit="img"):
+        srcs = []
+        for iid in ids:
             src = a.voc2010_root / "JPEGImages" / f"{iid}.jpg"
             if not src.is_file():
                 pr.error("missing image", f"{iid} ({split}): {src}")
+            else:
+                srcs.append((iid, src))
+        mode = "headers" if a.fast else "decode"
+        got = image_sizes(srcs, deep=not a.fast, desc=f"images {split} ({mode})")
+        for iid, src in srcs:
+            if isinstance(got[iid], Exception):
+                pr.error("unreadable image", f"{src}: {got[iid]}")
                 continue
-            try:
-                sizes[iid] = image_size(src)
-            except Exception as e:
-                pr.error("unreadable image", f"{src}: {e}")
-                continue
+            sizes[iid] = got[iid]
             dst = out / "JPEGImages" / f"{iid}.jpg"
             if src.resolve() != dst.resolve():
                 link_file(src, dst, a.link)
@@ -247,6 +280,9 @@ def main(argv=None) -> int:
     if not a.no_verify_counts:
         check_counts(splits, parse_counts(a.expected_counts) if a.expected_counts else EXPECTED, pr)
     print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    if a.fast:
+        pr.note("images", "--fast: JPEG headers only, pixels not decoded")
+    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=True)
     return pr.report()
 
 

@@ -9,8 +9,10 @@ Writes (the tree read by dfr.data.datasets, see datasets/README.md):
     <out>/ImageSets/Segmentation/{train_aug,val,test}.txt
 
 train_aug = (SBD train + SBD val + VOC train) - VOC val (10,582 ids). Counts, image/label
-sizes and label values are verified; every problem is listed at the end and makes the exit
-status 1. Re-running skips outputs that exist and are valid (``--force`` rewrites them).
+sizes and label values are verified, and every JPEG is decoded (``--fast``: headers only);
+every problem is listed at the end and makes the exit status 1. Re-running skips outputs that
+exist and are valid (``--force`` rewrites them); ``<out>/prepare_manifest.json`` records the
+options, and a re-run with other options stops, naming them, unless ``--force`` is given.
 
 Example:
     python datasets/prepare_voc_scribble.py --voc-root VOCdevkit/VOC2012 \
@@ -29,14 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare_common import (  # noqa: E402
     Problems,
     check_counts,
+    check_manifest,
     default_root,
     existing_label_ok,
-    image_size,
+    image_sizes,
     link_file,
     parse_counts,
     read_ids,
+    run_options,
     tqdm,
     write_ids,
+    write_manifest,
     write_png,
 )
 
@@ -59,6 +64,11 @@ except ImportError:  # run from a checkout without `pip install -e .`
 EXPECTED = {"train_aug": 10582, "val": 1449, "test": 1456}
 NUM_CLASSES = 21
 VALID_IDS = np.array(list(range(NUM_CLASSES)) + [255])
+SCRIPT = "prepare_voc_scribble.py"
+# Options that change what is written: a re-run with other values needs --force.
+PATH_OPTIONS = ("voc_root", "voc_test_root", "sbd_root", "scribbles", "out")
+COMPARED = ("--voc-root", "--voc-test-root", "--sbd-root", "--scribbles", "--line-width",
+            "--point-radius", "--link")  # fmt: skip
 
 
 def load_sbd_mat(path: Path) -> np.ndarray:
@@ -127,15 +137,31 @@ def parse_args(argv=None):
         help="override, e.g. train_aug=3,val=1,test=1 (default 10582/1449/1456)",
     )
     p.add_argument("--no-verify-counts", action="store_true")
-    p.add_argument("--deep-check", action="store_true", help="fully decode every JPEG")
-    p.add_argument("--force", action="store_true", help="rewrite existing outputs")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="read only the JPEG headers (default: decode every JPEG, so a truncated file is "
+        "reported here and not when training reaches it)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rewrite existing outputs (needed to change the options of a prepared folder)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    out = a.out or default_root() / "VOC2012"
-    test_root = a.voc_test_root or a.voc_root
+    out = a.out = a.out or default_root() / "VOC2012"
+    test_root = a.voc_test_root = a.voc_test_root or a.voc_root
+    options = run_options(a, PATH_OPTIONS)
+    outputs = [out / d for d in ("SegmentationClassAug", "pascal_2012_scribble")]
+    stop = check_manifest(out, SCRIPT, options, COMPARED, a.force, outputs)
+    if stop:
+        print(f"STOPPED, nothing written: {stop}", file=sys.stderr)
+        return 2
+    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=False)
     pr = Problems()
     point_radius = a.point_radius if a.point_radius >= 0 else None
 
@@ -170,22 +196,26 @@ def main(argv=None) -> int:
     if test_ids is not None:
         splits["test"] = sorted(set(test_ids))
 
-    # ---- images
+    # ---- images (decoded in full unless --fast)
     sizes = {}
     jpeg_dir = out / "JPEGImages"
     for split, split_ids in splits.items():
         root = test_root if split == "test" else a.voc_root
-        for iid in tqdm(split_ids, desc=f"images {split}", unit="img"):
+        srcs = []
+        for iid in split_ids:
             cands = [root / "JPEGImages" / f"{iid}.jpg", a.sbd_root / "img" / f"{iid}.jpg"]
             src = next((c for c in cands if c.is_file()), None)
             if src is None:
                 pr.error("missing image", f"{iid} ({split}): none of {[str(c) for c in cands]}")
+            else:
+                srcs.append((iid, src))
+        mode = "headers" if a.fast else "decode"
+        got = image_sizes(srcs, deep=not a.fast, desc=f"images {split} ({mode})")
+        for iid, src in srcs:
+            if isinstance(got[iid], Exception):
+                pr.error("unreadable image", f"{src}: {got[iid]}")
                 continue
-            try:
-                sizes[iid] = image_size(src, deep=a.deep_check)
-            except Exception as e:
-                pr.error("unreadable image", f"{src}: {e}")
-                continue
+            sizes[iid] = got[iid]
             dst = jpeg_dir / f"{iid}.jpg"
             if src.resolve() != dst.resolve():
                 link_file(src, dst, a.link)
@@ -288,6 +318,9 @@ def main(argv=None) -> int:
         expected = parse_counts(a.expected_counts) if a.expected_counts else EXPECTED
         check_counts(splits, expected, pr)
     print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    if a.fast:
+        pr.note("images", "--fast: JPEG headers only, pixels not decoded")
+    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=True)
     return pr.report()
 
 

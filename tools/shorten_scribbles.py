@@ -16,13 +16,27 @@ import os
 import re
 import time
 
-from dfr.data.datasets.builtin import VOC_TREE, get_datasets_root
+from dfr.data.datasets.builtin import VOC_TREE, get_datasets_root, register_all
 from dfr.data.scribble_tools import transform_label_root
+
+VARIANT_PREFIX = "voc_2012_train_aug_scribble_"
+
+
+def registered_voc_variants():
+    """Suffixes of the registered voc_2012_train_aug_scribble_<variant> datasets (len30, ...),
+    the only label roots a config can name."""
+    from detectron2.data import DatasetCatalog
+
+    register_all()
+    names = [n[len(VARIANT_PREFIX) :] for n in DatasetCatalog.list()
+             if n.startswith(VARIANT_PREFIX)]  # fmt: skip
+    return sorted(names, key=lambda v: (re.sub(r"\d+", "", v), int(re.sub(r"\D", "", v) or 0)))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Shorten / drop scribbles into a new label root.")
-    ap.add_argument("--voc-variant", help="lenNN or dropNN: VOC scribbles -> registered variant")
+    ap.add_argument("--voc-variant", help="a registered variant (len0, len30, len50, len70, "
+                    "drop10, ..., drop70): VOC scribbles -> the root that dataset reads")
     ap.add_argument("--src", help="folder of scribble label PNGs (255 = unlabeled)")
     ap.add_argument("--dst", help="output folder")
     ap.add_argument("--length", type=float, help="keep this fraction of each scribble (0: a click)")
@@ -30,9 +44,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.voc_variant:
+        registered = registered_voc_variants()
         m = re.fullmatch(r"(len|drop)(\d+)", args.voc_variant)
-        if not m:
-            ap.error(f"--voc-variant must look like len30 or drop50, got {args.voc_variant}")
+        if not m or args.voc_variant not in registered:
+            ap.error(
+                f"--voc-variant {args.voc_variant!r} is not a registered dataset variant "
+                f"(registered: {', '.join(registered)}); for other fractions use --src, --dst "
+                "and --length / --drop"
+            )
         root = get_datasets_root()
         args.src = args.src or os.path.join(root, VOC_TREE["scribble"])
         args.dst = args.dst or f"{os.path.join(root, VOC_TREE['scribble'])}_{args.voc_variant}"

@@ -278,7 +278,8 @@ def parse_scribble_txt(
             raise ScribbleFormatError(f"{name}:{n}: non-numeric value in {line[:60]!r}") from None
         cid = int(nums[0])
         if cid != nums[0] or cid < 0 or (num_classes is not None and cid >= num_classes):
-            raise ScribbleFormatError(f"{name}:{n}: class id {vals[0]} not in 0..{num_classes - 1}")
+            allowed = "a non-negative integer" if num_classes is None else f"in 0..{num_classes - 1}"
+            raise ScribbleFormatError(f"{name}:{n}: class id {vals[0]} is not {allowed}")
         if len(nums) % 2 != 1:
             raise ScribbleFormatError(f"{name}:{n}: odd number of coordinates ({len(nums) - 1})")
         if len(nums) == 1:

@@ -139,8 +139,16 @@ def test_other_schedulers_defer_to_detectron2():
     from dfr.engine import build_lr_scheduler, build_optimizer
 
     cfg = _cfg(LR_SCHEDULER_NAME="WarmupCosineLR", MAX_ITER=10, WARMUP_ITERS=0)
-    sched = build_lr_scheduler(cfg, build_optimizer(cfg, nn.Linear(2, 2)))
+    opt = build_optimizer(cfg, nn.Linear(2, 2))
+    sched = build_lr_scheduler(cfg, opt)
     assert isinstance(sched, LRMultiplier)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # half a cosine from BASE_LR (1e-3) to 0 over MAX_ITER, not our poly schedule
+    assert lrs == pytest.approx([1e-3 * 0.5 * (1 + math.cos(math.pi * t / 10)) for t in range(10)])
 
 
 def test_check_losses_finite_message():

@@ -67,8 +67,12 @@ def test_semantic_feature_and_aux_heads():
     assert tuple(sem(fused).shape) == (2, 21, 16, 24)
     feat = FeatureConsistencyHead(in_channels=64, feat_dim=128)
     f = feat(fused).detach()
-    assert tuple(f.shape) == (2, 128, 16, 24) and float(f.min()) >= 0.0  # ReLU
+    assert tuple(f.shape) == (2, 128, 16, 24)
     assert feat.proj.kernel_size == (1, 1)
+    # 1x1 conv + ReLU, computed by hand from the weights
+    w, b = feat.proj.weight.detach()[:, :, 0, 0], feat.proj.bias
+    ref = torch.einsum("oc,bchw->bohw", w, fused) + (0 if b is None else b.detach()[:, None, None])
+    assert (ref < 0).any() and torch.allclose(f, ref.clamp(min=0), atol=1e-5)
     aux = FCNAuxHead(in_feature="res4", in_channels=512, num_classes=21, channels=256)
     out = aux({"res4": torch.randn(2, 512, 4, 6)})
     assert tuple(out.shape) == (2, 21, 4, 6)

@@ -115,12 +115,15 @@ def test_transform_label_root_is_order_independent_and_deterministic(tmp_path):
         a = np.asarray(Image.open(dst1 / f"img{i}.png"))
         b = np.asarray(Image.open(dst2 / f"img{i}.png"))
         assert (a == b).all()
-    # per-file seeding: the result for a file does not depend on the other files
-    lab = _scribbles(seed=2)
-    rng = file_rng(1, "img2.png")
-    out, _ = drop_scribbles(lab, 0.25, rng)
-    out, _ = shorten_scribbles(out, 0.5, rng)
-    assert (out == np.asarray(Image.open(dst1 / "img2.png"))).all()
+    # per-file seeding: a file's result does not depend on the other files of the folder
+    alone, dst3 = tmp_path / "alone", tmp_path / "c"
+    alone.mkdir()
+    (alone / "img2.png").write_bytes((src / "img2.png").read_bytes())
+    transform_label_root(str(alone), str(dst3), length=0.5, drop=0.25, seed=1)
+    b = np.asarray(Image.open(dst3 / "img2.png"))
+    assert (b == np.asarray(Image.open(dst1 / "img2.png"))).all()
+    assert file_rng(1, "img2.png").random() == file_rng(1, "img2.png").random()
+    assert file_rng(1, "img2.png").random() != file_rng(1, "img1.png").random()
     with pytest.raises(FileNotFoundError, match="missing_dir"):
         transform_label_root(os.path.join(str(tmp_path), "missing_dir"), str(dst1), length=0.3)
 

@@ -3,20 +3,30 @@ import pytest
 from conftest import CONFIGS
 
 
-def test_detectron2_pure_python_parts_import():
-    from detectron2.engine import DefaultTrainer, launch  # noqa: F401
-    from detectron2.evaluation import SemSegEvaluator
+def test_import_dfr_registers_what_the_base_config_names():
+    from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, SEM_SEG_HEADS_REGISTRY
 
-    assert callable(launch)
-    assert hasattr(SemSegEvaluator, "evaluate")
-    assert DefaultTrainer.build_evaluator is not None
+    import dfr  # noqa: F401  (registration side effects)
+    from dfr.modeling.meta_arch import DFRSegmentor
+
+    cfg = _cfg()
+    cfg.merge_from_file(str(CONFIGS / "Base-DFR.yaml"))
+    assert META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE) is DFRSegmentor
+    for reg, name in ((BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME),
+                      (SEM_SEG_HEADS_REGISTRY, cfg.MODEL.SEM_SEG_HEAD.NAME)):  # fmt: skip
+        assert reg.get(name).__module__.startswith("dfr.modeling."), name
 
 
-def test_import_dfr_exports_config_function():
+def test_add_dfr_config_defaults_are_the_paper_values_and_version_matches_setup():
+    import re
+
     import dfr
 
-    assert callable(dfr.add_dfr_config)
-    assert dfr.__version__
+    d = _cfg().MODEL.DFR  # bare get_cfg() + add_dfr_config, no YAML
+    assert (d.LAMBDA_DFR, d.LAMBDA_FEAT, d.GAMMA) == (1e-2, 1e-3, 0.98)  # λ1, λ2, γ
+    assert (d.RADIUS, d.SIGMA_XY, d.SIGMA_RGB, d.SIGMA_FEAT) == (5, 6.0, 0.5, 50.0)  # r, σ1-3
+    setup_py = (CONFIGS.parents[2] / "setup.py").read_text()
+    assert re.search(r'version="([^"]+)"', setup_py).group(1) == dfr.__version__
 
 
 def _cfg():

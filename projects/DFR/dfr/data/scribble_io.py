@@ -8,7 +8,7 @@ Forms read (a folder, a ``.zip`` of the files, or a single file):
 - ``txt``: one scribble per line, ``class_id,x1,y1,x2,y2,...`` (0-based ids and coordinates).
 - ``png``: ready label maps (rloss ``pascal_2012_scribble``), 8-bit ``L`` or ``P`` (index = id).
 
-The standard conversion (``rasterize`` defaults; ../shared/real_voc/README.md, rloss
+The standard conversion (``rasterize`` defaults; tests/fixtures/README.md, rloss
 ``convertscribbles.m``):
 
 - label size = the JPEG's size (never the XML ``<size>``); canvas 255 (unlabeled);

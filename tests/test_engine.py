@@ -114,7 +114,8 @@ def test_warmup_poly_lr_values():
         opt.step()
         sched.step()
     assert lrs[0] == pytest.approx(1e-9)  # base · warmup factor
-    assert lrs[5] == pytest.approx(1e-3 * (1e-6 + (0.9 - 1e-6) * 0.5), rel=1e-6)  # linear ramp
+    # mmcv's linear warmup multiplies poly(t) (not poly(W)): 0.95 · (r + (1 − r) · 5/10)
+    assert lrs[5] == pytest.approx(1e-3 * 0.95 * (1e-6 + (1 - 1e-6) * 0.5), rel=1e-6)
     assert lrs[10] == pytest.approx(0.9e-3)  # poly from here: (1 - t/T)^1
     assert lrs[55] == pytest.approx(0.45e-3)
     assert lrs[99] == pytest.approx(0.01e-3)

@@ -6,8 +6,8 @@
   BatchNorm included, decays with SOLVER.WEIGHT_DECAY (mmseg's heads name BN "bn", so its
   "norm" key never reaches them).
 - Gradient clipping through `maybe_add_gradient_clipping` (SOLVER.CLIP_GRADIENTS.*).
-- "WarmupPolyLR": fvcore's PolynomialDecayParamScheduler inside Detectron2's
-  WarmupParamScheduler + LRMultiplier (this Detectron2 has no WarmupPolyLR of its own).
+- "WarmupPolyLR": fvcore's PolynomialDecayParamScheduler times mmcv's warmup factor
+  (`WarmupMultiplierScheduler`), stepped by Detectron2's LRMultiplier.
   It is the official Swin / mmseg 0.x (mmcv) `poly` policy of the paper's era:
   lr(t) = base · (1 − t/T)^power · (r + (1 − r)·t/W) during the W warmup iterations, poly
   from t = 0. (mmseg 1.x's config instead runs LinearLR for W iterations and starts PolyLR at
@@ -16,7 +16,7 @@
 import logging
 
 import torch
-from detectron2.solver import LRMultiplier, WarmupParamScheduler
+from detectron2.solver import LRMultiplier
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
 from detectron2.solver.build import reduce_param_groups
 from detectron2.solver.build import maybe_add_gradient_clipping
@@ -28,6 +28,7 @@ __all__ = [
     "swin_param_groups",
     "NO_DECAY_EMBED_NAMES",
     "PolyParamScheduler",
+    "WarmupMultiplierScheduler",
 ]
 
 # Swin's position tables (timm and official names); they get SOLVER.WEIGHT_DECAY_EMBED.
@@ -111,17 +112,43 @@ class PolyParamScheduler(ParamScheduler):
         return max(self._poly(where), self._floor)
 
 
+class WarmupMultiplierScheduler(ParamScheduler):
+    """mmcv's warmup: the main schedule's value at t times a warmup factor that reaches 1 at
+    `warmup_length` — linear r + (1 − r)·t/W, "exp" r^(1 − t/W), "constant" r. Detectron2's
+    WarmupParamScheduler instead interpolates from r·main(0) to main(W): 1.9 % lower at
+    iteration 750 of the 40k poly recipe's 1500 warmup iterations."""
+
+    def __init__(self, scheduler: ParamScheduler, warmup_factor: float, warmup_length: float,
+                 warmup_method: str = "linear"):  # fmt: skip
+        if warmup_method not in ("linear", "exp", "constant"):
+            raise ValueError(f"SOLVER.WARMUP_METHOD must be linear, exp or constant, "
+                             f"got {warmup_method!r}")  # fmt: skip
+        self._main, self._r, self._w, self._method = (
+            scheduler, warmup_factor, warmup_length, warmup_method
+        )
+
+    def __call__(self, where: float) -> float:
+        value = self._main(where)
+        if where >= self._w:
+            return value
+        t = where / self._w
+        if self._method == "linear":
+            return value * (self._r + (1.0 - self._r) * t)
+        if self._method == "exp":
+            return value * self._r ** (1.0 - t)
+        return value * self._r
+
+
 def build_lr_scheduler(cfg, optimizer: torch.optim.Optimizer):
     """WarmupPolyLR from fvcore + Detectron2 parts; other names go to Detectron2."""
     if cfg.SOLVER.LR_SCHEDULER_NAME != "WarmupPolyLR":
         return d2_build_lr_scheduler(cfg, optimizer)
     max_iter = cfg.SOLVER.MAX_ITER
-    sched = WarmupParamScheduler(
+    sched = WarmupMultiplierScheduler(
         PolyParamScheduler(cfg.SOLVER.POLY_LR_POWER, cfg.SOLVER.POLY_LR_CONSTANT_ENDING),
         cfg.SOLVER.WARMUP_FACTOR,
         min(cfg.SOLVER.WARMUP_ITERS / max_iter, 1.0),
         cfg.SOLVER.WARMUP_METHOD,
-        cfg.SOLVER.RESCALE_INTERVAL,
     )
     logging.getLogger(__name__).info(
         f"WarmupPolyLR: base_lr={cfg.SOLVER.BASE_LR}, power={cfg.SOLVER.POLY_LR_POWER}, "

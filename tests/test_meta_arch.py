@@ -171,3 +171,25 @@ def test_inference_odd_size_returns_probabilities_at_original_size():
         single = model([{"image": img[:, :70, :90], "height": 70, "width": 90}])[0]["sem_seg"]
     assert tuple(logits.shape) == (1, 4, 70, 90)
     assert torch.allclose(logits.softmax(1)[0], single, atol=1e-6)
+
+
+def test_training_batch_is_padded_to_the_crop_after_normalising():
+    """mmseg: Normalize, then Pad(size=crop_size, pad_val=0, seg_pad_val=255). The backbone
+    sees 0 (the mean colour, not black) on the padding, the crop size (128, from the CPU
+    config) even when every image is smaller, and the losses see 255 / valid False there."""
+    model = _model("MODEL.AUX_HEAD.ENABLED", False)
+    seen = {}
+    model.backbone.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    orig = model.losses
+    model.losses = lambda out, image, labels, valid: seen.update(labels=labels, valid=valid) or \
+        orig(out, image, labels, valid)  # fmt: skip
+    batch = _batch(sizes=((64, 64), (48, 80)))
+    model(batch)
+    x = seen["x"]
+    assert tuple(x.shape) == (2, 3, 128, 128)
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+    assert torch.allclose(x[1, :, :48, :80], (batch[1]["image"].float() - mean) / std)
+    assert (x[1, :, 48:, :] == 0).all() and (x[1, :, :, 80:] == 0).all()
+    assert seen["valid"][1].sum() == 48 * 80 and not seen["valid"][0, 64:].any()
+    assert (seen["labels"][0, :, 64:] == 255).all()

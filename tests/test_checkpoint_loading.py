@@ -144,8 +144,8 @@ EXPECTED_HEAD_MAP = {
     "decode_head.fpn_convs.1.bn.weight": "fusion.fpn_convs.res3.norm.weight",
     "decode_head.fpn_convs.2.bn.num_batches_tracked":
         "fusion.fpn_convs.res4.norm.num_batches_tracked",
-    "decode_head.fpn_bottleneck.conv.weight": "sem_seg_head.bottleneck.weight",
-    "decode_head.fpn_bottleneck.bn.running_var": "sem_seg_head.bottleneck.norm.running_var",
+    "decode_head.fpn_bottleneck.conv.weight": "sem_seg_head.conv.weight",
+    "decode_head.fpn_bottleneck.bn.running_var": "sem_seg_head.conv.norm.running_var",
     "decode_head.conv_seg.weight": "sem_seg_head.predictor.weight",
     "decode_head.conv_seg.bias": "sem_seg_head.predictor.bias",
     "auxiliary_head.convs.0.conv.weight": "aux_head.conv.weight",

@@ -63,7 +63,7 @@ def test_semantic_feature_and_aux_heads():
     fused = torch.randn(2, 64, 16, 24)
     sem = UperNetHead(in_channels=64, num_classes=21, channels=32, dropout=0.1)
     assert sem.dropout.p == pytest.approx(0.1)
-    assert sem.bottleneck.weight.shape[-2:] == (3, 3) and sem.predictor.weight.shape[-2:] == (1, 1)
+    assert sem.conv.weight.shape[-2:] == (3, 3) and sem.predictor.weight.shape[-2:] == (1, 1)
     assert tuple(sem(fused).shape) == (2, 21, 16, 24)
     feat = FeatureConsistencyHead(in_channels=64, feat_dim=128)
     f = feat(fused).detach()

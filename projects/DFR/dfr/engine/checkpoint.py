@@ -40,7 +40,7 @@ _HEAD_MODULES = [
     (r"decode_head\.lateral_convs\.(\d+)\.", ["fusion.lateral_convs.{level}.",
                                                "fusion.lateral_convs.{i}."]),
     (r"decode_head\.fpn_convs\.(\d+)\.", ["fusion.fpn_convs.{level}.", "fusion.fpn_convs.{i}."]),
-    (r"decode_head\.fpn_bottleneck\.", ["sem_seg_head.bottleneck."]),
+    (r"decode_head\.fpn_bottleneck\.", ["sem_seg_head.conv."]),
     (r"decode_head\.conv_seg\.", ["sem_seg_head.predictor."]),
     (r"auxiliary_head\.convs\.0\.", ["aux_head.conv."]),
     (r"auxiliary_head\.conv_seg\.", ["aux_head.predictor."]),

@@ -1,30 +1,18 @@
-"""UperNet fusion (PPM + FPN) and the UperNet scene head (reference/dfr_paper.txt Fig. 2,
-Sect. 4.2). Layout follows mmseg's `uper_head.py`: the fusion returns the shared map (all
-levels at stride 4, concatenated: 4 x 512 = 2048 channels), the heads consume it.
+"""UperNet fusion: PPM + FPN (DFR paper, arXiv:2108.01296, Fig. 2 and Sect. 4.2). Layout as
+mmseg's `uper_head.py`, split in two: the fusion returns the shared map (all levels at stride
+4, concatenated: 4 x 512 = 2048 channels) that the semantic and feature heads consume.
 """
 from typing import Dict, List, Sequence
 
-import fvcore.nn.weight_init as weight_init
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
-from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
+from detectron2.layers import ShapeSpec
 from torch import nn
 
 from ...utils import resize
+from .seg_heads import conv_bn_relu
 
-__all__ = ["UperNetFusion", "UperNetHead", "conv_bn_relu"]
-
-
-def conv_bn_relu(in_ch: int, out_ch: int, k: int, norm: str) -> Conv2d:
-    """mmcv ConvModule equivalent: conv (no bias when normed) -> norm -> ReLU, MSRA init."""
-    conv = Conv2d(
-        in_ch, out_ch, kernel_size=k, padding=k // 2, bias=not norm,
-        norm=get_norm(norm, out_ch), activation=F.relu,
-    )
-    weight_init.c2_msra_fill(conv)
-    return conv
+__all__ = ["UperNetFusion"]
 
 
 class UperNetFusion(nn.Module):
@@ -110,39 +98,3 @@ class UperNetFusion(nn.Module):
             y = laterals[i] if i == len(laterals) - 1 else self.fpn_convs[name](laterals[i])
             fused.append(resize(y, size))
         return torch.cat(fused, dim=1)
-
-
-@SEM_SEG_HEADS_REGISTRY.register()
-class UperNetHead(nn.Module):
-    """UperNet scene head on the fused map: 3x3 conv bottleneck (norm + ReLU) -> dropout ->
-    1x1 classifier. (B, C_in, h, w) -> logits (B, num_classes, h, w)."""
-
-    @configurable
-    def __init__(
-        self,
-        *,
-        in_channels: int,
-        num_classes: int,
-        channels: int = 512,
-        dropout: float = 0.1,
-        norm: str = "BN",
-    ):
-        super().__init__()
-        self.bottleneck = conv_bn_relu(in_channels, channels, 3, norm)
-        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.predictor = nn.Conv2d(channels, num_classes, kernel_size=1)
-        nn.init.normal_(self.predictor.weight, std=0.01)
-        nn.init.zeros_(self.predictor.bias)
-
-    @classmethod
-    def from_config(cls, cfg, input_shape: ShapeSpec):
-        return {
-            "in_channels": input_shape.channels,
-            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            "channels": cfg.MODEL.UPERNET.CHANNELS,
-            "dropout": cfg.MODEL.SEM_SEG_HEAD.DROPOUT,
-            "norm": cfg.MODEL.SEM_SEG_HEAD.NORM,
-        }
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.predictor(self.dropout(self.bottleneck(x)))

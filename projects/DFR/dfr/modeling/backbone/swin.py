@@ -80,6 +80,23 @@ class D2SwinTransformer(Backbone):
         variant: str = "swin_tiny_patch4_window7_224",
         allow_unsafe_checkpoint: bool = False,
     ):
+        """
+        Args:
+            embed_dim, depths, num_heads: the Swin size (T/S/B/L or custom).
+            window_size: attention window (12 for the paper's Swin-B at 384).
+            patch_size: patch-embedding stride (4); the input is padded to a multiple of it.
+            img_size: size the timm model is created for (only sets its defaults; any input
+                size works).
+            mlp_ratio, drop_path_rate: as timm / the official Swin.
+            frozen_stages: mmseg's `frozen_stages` (-1: none; k >= 0: patch embedding, then
+                k stages with the following patch merging and their output norms).
+            out_norm: a LayerNorm on each output level (the Swin segmentation backbone).
+            out_features: levels returned, of res2..res5.
+            pretrained: local checkpoint (official, mmseg, timm or Detectron2); "" = random.
+            variant: timm model whose defaults are used.
+            allow_unsafe_checkpoint: let `pretrained` unpickle arbitrary objects (trusted
+                files only; MODEL.ALLOW_UNSAFE_CHECKPOINT).
+        """
         super().__init__()
         self.swin = timm.create_model(
             variant,

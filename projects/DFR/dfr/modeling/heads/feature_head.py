@@ -17,6 +17,12 @@ class FeatureConsistencyHead(nn.Module):
 
     @configurable
     def __init__(self, *, in_channels: int, feat_dim: int = 128, detach_input: bool = False):
+        """
+        Args:
+            in_channels: channels of the fused map.
+            feat_dim: d, channels of F (MODEL.DFR.FEAT_DIM).
+            detach_input: opt-in MODEL.DFR.FEAT_DETACH_FUSED (see the class docstring).
+        """
         super().__init__()
         self.detach_input = detach_input
         self.proj = nn.Conv2d(in_channels, feat_dim, kernel_size=1)

@@ -33,6 +33,16 @@ class UperNetFusion(nn.Module):
         fusion_levels: Sequence[str] = None,
         norm: str = "BN",
     ):
+        """
+        Args:
+            input_shape: backbone output shapes by name.
+            in_features: backbone levels, finest first (res2..res5); the PPM runs on the last.
+            channels: width of every lateral / FPN / PPM conv (512; fused map = channels x
+                number of fusion levels).
+            pool_scales: PPM bin sizes.
+            fusion_levels: levels concatenated into the fused map (Table 6); default all.
+            norm: Detectron2 norm name of every conv.
+        """
         super().__init__()
         self.in_features = list(in_features)
         self.fusion_levels = list(fusion_levels or in_features)

@@ -92,6 +92,35 @@ class DFRSegmentor(nn.Module):
         sigma_feat_relative: float = 0.0,
         train_pad_size: Optional[Sequence[int]] = None,
     ):
+        """
+        Args:
+            backbone: Swin (res2..res5 at strides 4..32).
+            fusion: UperNet PPM + FPN, returns the shared fused map (stride 4).
+            sem_seg_head: fused map -> logits (Sect. 3.1).
+            feat_head: fused map -> features F (Sect. 3.3); None when no switched-on term
+                needs it (Table 5 rows without F).
+            aux_head: auxiliary FCN head on res4 (Swin UperNet recipe) or None.
+            pixel_mean, pixel_std: ImageNet RGB statistics; the image is normalised in the
+                model, and the RGB kernel term uses the normalised image.
+            ignore_value: label of unlabeled pixels (255).
+            aux_weight: weight of the aux head's pCE (0.4).
+            use_pce, use_dfr, use_fd, use_fr: the loss switches of Table 4 (Eq. 2, 6, 11, 13).
+            lambda_dfr, lambda_feat: λ1 (Ldfr) and λ2 (Lfd + Lfr) of Eq. 1.
+            radius: r, the (2r+1)² window of Eq. 3 / 8.
+            sigma_xy, sigma_rgb, sigma_feat: σ1, σ2, σ3 of the kernel (Eq. 5).
+            gamma: confidence threshold γ of M (Eq. 7).
+            position_stride: S = stride·(x, y) in loss-map pixels.
+            loss_stride: stride of the map the pairwise losses run on (4 = the heads' map).
+            kernel_xy, kernel_rgb, kernel_feat: kernel terms of Table 5.
+            feat_supervision: labels of Lfd / Lfr (Table 7): "M", "scribble" or "both".
+            fr_pairs: Lfr pair set, "RA" (Eq. 12) or "R" (every window pair).
+            background_id: class id of background for A⁺bg / A⁺fg (Eq. 9); -1: none.
+            diag_period: log the feature-branch diagnostics every N iterations (0: off).
+            sigma_feat_relative: opt-in (not the paper): > 0 sets σ3 = this x the batch's
+                mean window feature distance, instead of the fixed sigma_feat.
+            train_pad_size: (h, w) every training batch is padded to after normalising
+                (mmseg's Pad(size=crop_size)); None: the largest image of the batch.
+        """
         super().__init__()
         self.backbone = backbone
         self.fusion = fusion

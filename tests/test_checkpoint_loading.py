@@ -28,6 +28,32 @@ class _CreatesFile:
         return (open, (self.path, "w"))
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    @property
+    def text(self):
+        return "\n".join(self.messages)
+
+
+@pytest.fixture
+def checkpoint_log():
+    """What the checkpointer logs (missing / unexpected keys), read from its own logger: an
+    earlier test's Detectron2 `setup_logger` stops "fvcore" from propagating to caplog."""
+    logger, handler = logging.getLogger("fvcore.common.checkpoint"), _Records()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
 def _model(*opts, seed=0):
     from detectron2.modeling import build_model
 
@@ -182,14 +208,13 @@ def _mmseg_checkpoint(tmp_path, model):
     return path, sd
 
 
-def test_full_mmseg_checkpoint_loads_as_model_weights(tmp_path, caplog):
+def test_full_mmseg_checkpoint_loads_as_model_weights(tmp_path, checkpoint_log):
     from dfr.engine import DFRCheckpointer
 
     model = _model()
     path, sd = _mmseg_checkpoint(tmp_path, model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with caplog.at_level(logging.INFO):
-        DFRCheckpointer(model).load(str(path))
+    DFRCheckpointer(model).load(str(path))
     own = model.state_dict()
     for src, dst in EXPECTED_HEAD_MAP.items():
         assert torch.equal(own[dst], sd[src].to(own[dst].dtype)), (src, dst)
@@ -200,20 +225,19 @@ def test_full_mmseg_checkpoint_loads_as_model_weights(tmp_path, caplog):
     for k in own:
         if k.startswith("backbone.") and ".downsample." not in k:
             assert torch.equal(own[k], before[k] + 0.5), k
-    log = caplog.text
+    log = checkpoint_log.text
     assert "mmseg checkpoint" in log
     assert "feat_head.proj.{bias, weight}" in log  # missing: no mmseg counterpart
 
 
-def test_mmseg_checkpoint_into_a_model_with_fewer_fusion_levels(tmp_path, caplog):
+def test_mmseg_checkpoint_into_a_model_with_fewer_fusion_levels(tmp_path, checkpoint_log):
     """Table 6 rows build only the FPN convs their levels use (laterals from the finest fused
     level, output convs of fused levels): the others are reported unused."""
     from dfr.engine import DFRCheckpointer
 
     model = _model("MODEL.UPERNET.FUSION_LEVELS", ["res3", "res5"])
     path, sd = _mmseg_checkpoint(tmp_path, model)
-    with caplog.at_level(logging.INFO):
-        DFRCheckpointer(model).load(str(path))
+    DFRCheckpointer(model).load(str(path))
     own = model.state_dict()
     want = sd["decode_head.fpn_convs.1.conv.weight"]
     assert torch.equal(own["fusion.fpn_convs.res3.weight"], want)
@@ -221,9 +245,10 @@ def test_mmseg_checkpoint_into_a_model_with_fewer_fusion_levels(tmp_path, caplog
     assert torch.equal(own["fusion.lateral_convs.res4.weight"], want)
     assert not any(k.startswith(("fusion.fpn_convs.res2", "fusion.fpn_convs.res4",
                                  "fusion.lateral_convs.res2")) for k in own)
-    assert "decode_head.fpn_convs.0.conv.weight" in caplog.text  # unexpected, logged
-    assert "decode_head.lateral_convs.0.conv.weight" in caplog.text
-    assert "decode_head.fpn_convs.2.bn.{bias, num_batches_tracked" in caplog.text
+    log = checkpoint_log.text
+    assert "decode_head.fpn_convs.0.conv.weight" in log  # unexpected, logged
+    assert "decode_head.lateral_convs.0.conv.weight" in log
+    assert "decode_head.fpn_convs.2.bn.{bias, num_batches_tracked" in log
 
 
 def test_mmseg_window_7_tables_are_resized_bicubically_into_window_12(tmp_path):

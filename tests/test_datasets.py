@@ -76,7 +76,8 @@ def test_contract_names_registered_with_metadata():
         assert name in DatasetCatalog.list(), name
         meta = MetadataCatalog.get(name)
         assert len(meta.stuff_classes) == n and len(meta.stuff_colors) == n, name
-        assert meta.ignore_label == 255 and meta.evaluator_type == "sem_seg"
+        kind = "voc_submission" if name == "voc_2012_test" else "sem_seg"
+        assert meta.ignore_label == 255 and meta.evaluator_type == kind, name
     assert MetadataCatalog.get("voc_2012_val_sem_seg").stuff_classes[15] == "person"
     assert MetadataCatalog.get("context_60_val_sem_seg").stuff_classes[0] == "background"
     assert MetadataCatalog.get("context_59_val_sem_seg").stuff_classes[0] == "aeroplane"

@@ -196,7 +196,7 @@ def test_nan_guard_stops_training_before_the_step_with_iteration_loss_and_files(
     assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
 
 
-def test_evaluator_is_semseg_with_ground_truth_and_export_without(tmp_path):
+def test_evaluator_follows_the_metadata_evaluator_type(tmp_path):
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.evaluation import SemSegEvaluator
 
@@ -208,12 +208,19 @@ def test_evaluator_is_semseg_with_ground_truth_and_export_without(tmp_path):
     ev = Trainer.build_evaluator(cfg, f"{prefix}_scribble_val")
     assert isinstance(ev, SemSegEvaluator)
     name = f"{prefix}_nogt"
-    DatasetCatalog.register(name, lambda: [{"file_name": "x.jpg", "height": 4, "width": 4}])
-    MetadataCatalog.get(name).set(stuff_classes=["a", "b"], ignore_label=255)
+    loads = []
+    DatasetCatalog.register(name, lambda: loads.append(1) or [{"file_name": "x.jpg"}])
+    MetadataCatalog.get(name).set(stuff_classes=["a", "b"], ignore_label=255,
+                                  evaluator_type="voc_submission")  # fmt: skip
     ev = Trainer.build_evaluator(cfg, name)
     assert isinstance(ev, VOCSubmissionExporter)
     layout = "/results/VOC2012/Segmentation/comp6_test_cls"
     assert ev.result_dir.endswith("inference/" + name + layout)
+    assert loads == []  # chosen from the metadata, without loading the dataset
+    assert MetadataCatalog.get("voc_2012_test").evaluator_type == "voc_submission"
+    MetadataCatalog.get(f"{name}2").set(evaluator_type="coco")
+    with pytest.raises(ValueError, match=f"{name}2.*evaluator_type 'coco'"):
+        Trainer.build_evaluator(cfg, f"{name}2")
 
 
 def _first_losses(tmp_path, name, prefix, seed):

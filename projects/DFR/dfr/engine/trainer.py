@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import torch
 from detectron2.data import (
-    DatasetCatalog,
+    MetadataCatalog,
     build_detection_test_loader,
     build_detection_train_loader,
 )
@@ -30,11 +30,6 @@ from .solver import build_lr_scheduler, build_optimizer
 __all__ = ["Trainer"]
 
 logger = logging.getLogger(__name__)
-
-
-def _has_ground_truth(dataset_name: str) -> bool:
-    dicts = DatasetCatalog.get(dataset_name)
-    return len(dicts) > 0 and "sem_seg_file_name" in dicts[0]
 
 
 def _per_class_table(res: dict) -> str:
@@ -120,12 +115,19 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-        """SemSegEvaluator on datasets with ground truth; the VOC server export otherwise."""
+        """From the dataset's `evaluator_type` metadata: "sem_seg" -> SemSegEvaluator,
+        "voc_submission" -> the VOC test-server export."""
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        if _has_ground_truth(dataset_name):
+        kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "sem_seg")
+        if kind == "sem_seg":
             return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
-        return VOCSubmissionExporter(dataset_name, output_folder)
+        if kind == "voc_submission":
+            return VOCSubmissionExporter(dataset_name, output_folder)
+        raise ValueError(
+            f"dataset {dataset_name!r} has evaluator_type {kind!r} in its MetadataCatalog "
+            "entry; DFR evaluates 'sem_seg' or 'voc_submission'"
+        )
 
     # ---- evaluation -----------------------------------------------------------------
     @classmethod

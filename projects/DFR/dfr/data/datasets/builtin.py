@@ -149,7 +149,8 @@ def register_sem_seg_split(
         stuff_classes=list(classes),
         stuff_colors=voc_colors(len(classes)),
         ignore_label=IGNORE_LABEL,
-        evaluator_type="sem_seg",
+        # no labels (the VOC test set): predictions are exported for the evaluation server
+        evaluator_type="sem_seg" if labels is not None else "voc_submission",
         **extra_metadata,
     )
 

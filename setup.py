@@ -13,7 +13,7 @@ setup(
     install_requires=[
         "torch>=2.1",
         "torchvision",
-        "timm>=0.9",
+        "timm>=1.0.8",  # `always_partition` (Swin windows on any map size) came in 1.0.8
         "fvcore",
         "pycocotools",
         "numpy<2",
@@ -22,5 +22,7 @@ setup(
         "safetensors",
         "tqdm",
     ],
+    # pip install -e .[cluster]: tools/submit_slurm.py (SLURM jobs with requeue on preemption)
+    extras_require={"cluster": ["submitit>=1.5"]},
     include_package_data=True,
 )

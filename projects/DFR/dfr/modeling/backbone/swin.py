@@ -33,8 +33,10 @@ def _padded_shifted_window_attention(self, x: torch.Tensor) -> torch.Tensor:
     """(S)W-MSA in the official Swin / mmseg order: pad the map to a window multiple, THEN
     shift, so that the shifted-window mask isolates the wrapped-around rows and columns.
     timm shifts first and pads after, which groups e.g. the bottom rows with wrapped top rows
-    when H % window > shift. Bound to every timm `SwinTransformerBlock` as its `_attn`.
-    x: (B, H, W, C) -> (B, H, W, C)."""
+    when H % window > shift (timm issue #2438). Bound to every timm `SwinTransformerBlock` as
+    its private `_attn`, whose contract (NHWC in, NHWC out, after norm1, before the residual)
+    was checked against timm 1.0.15, the pinned version (`__init__` fails loudly if a timm
+    release drops the method). x: (B, H, W, C) -> (B, H, W, C)."""
     b, h, w, c = x.shape
     wh, ww = self.window_size
     x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
@@ -115,6 +117,11 @@ class D2SwinTransformer(Backbone):
         )
         for stage in self._stage_modules_of(self.swin):
             for blk in stage.blocks:
+                if not callable(getattr(blk, "_attn", None)):
+                    raise RuntimeError(
+                        f"timm {timm.__version__}: SwinTransformerBlock has no _attn method; "
+                        "DFR's Swin adapter was checked against timm 1.0.15 (requirements.txt)"
+                    )
                 blk._attn = types.MethodType(_padded_shifted_window_attention, blk)
         channels = self.swin.feature_info.channels()
         strides = self.swin.feature_info.reduction()

@@ -22,16 +22,15 @@ def _cfg(rel, *opts):
 
 
 @pytest.fixture
-def meta_build(monkeypatch):
-    """Build on the meta device: timm's Swin calls linspace(...).tolist() for drop-path rates,
-    which needs real data, so that one call is kept on the CPU."""
-    linspace = torch.linspace
-    monkeypatch.setattr(torch, "linspace", lambda *a, **k: linspace(*a, **{**k, "device": "cpu"}))
+def meta_build():
+    """Build on the meta device (dfr.utils.meta_device)."""
 
     def build(cfg):
         from detectron2.modeling import META_ARCH_REGISTRY
 
-        with torch.device("meta"):
+        from dfr.utils import meta_device
+
+        with meta_device():
             return META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
 
     return build

@@ -17,16 +17,12 @@ def build(config_file: str, device: str):
     from detectron2.modeling import META_ARCH_REGISTRY
 
     from dfr.config import get_dfr_cfg
+    from dfr.utils import meta_device
 
     cfg = get_dfr_cfg(config_file, ["MODEL.SWIN.PRETRAINED", ""])
-    if device == "meta":  # timm needs real drop-path rates (linspace(...).tolist())
-        linspace = torch.linspace
-        torch.linspace = lambda *a, **k: linspace(*a, **{**k, "device": "cpu"})
-        try:
-            with torch.device("meta"):
-                return META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
-        finally:
-            torch.linspace = linspace
+    if device == "meta":
+        with meta_device():
+            return META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
     return META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg).to(device)
 
 

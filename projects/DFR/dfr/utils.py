@@ -1,8 +1,10 @@
 """Small helpers shared across the package (no detectron2 imports, no config)."""
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize"]
+__all__ = ["meta_device", "resize"]
 
 
 def resize(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
@@ -12,3 +14,21 @@ def resize(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+@contextlib.contextmanager
+def meta_device():
+    """Build modules on the `meta` device (shapes and parameter counts, no memory). timm's Swin
+    turns `torch.linspace(...)` into Python floats for its drop-path rates, which needs real
+    data, so that one call is kept on the CPU while the context is active."""
+    linspace = torch.linspace
+
+    def cpu_linspace(*args, **kwargs):
+        return linspace(*args, **{**kwargs, "device": "cpu"})
+
+    torch.linspace = cpu_linspace
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        torch.linspace = linspace

@@ -123,6 +123,13 @@ def add_dfr_config(cfg):
     # Multi-scale "ms" inference: TEST.AUG.ENABLED / TEST.AUG.FLIP (Detectron2 keys) + ratios.
     cfg.TEST.AUG.SCALES = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 
+    # ---- Your own datasets (README "Train on your own scribbles") ----
+    cfg.DATASETS.DFR = CN()
+    # dataset.json files (or folders holding one) written by
+    # datasets/prepare_custom_scribbles.py; relative entries are under $DETECTRON2_DATASETS.
+    # get_dfr_cfg registers each: <name>_train (scribbles) and <name>_val (dense labels).
+    cfg.DATASETS.DFR.CUSTOM = []
+
     # ---- Training guard ----
     cfg.DFR = CN()
     cfg.DFR.NAN_GUARD = True  # stop on a non-finite loss with iteration, loss name, files
@@ -131,7 +138,8 @@ def add_dfr_config(cfg):
 def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):
     """Detectron2's defaults + DFR's keys, merged with `config_file` and then `opts`
     (["KEY", "VALUE", ...], as on the command line). With `cpu_fallback`, a CUDA
-    MODEL.DEVICE becomes "cpu" on a machine without CUDA. Returns an unfrozen config."""
+    MODEL.DEVICE becomes "cpu" on a machine without CUDA. The datasets of
+    DATASETS.DFR.CUSTOM are registered (idempotent). Returns an unfrozen config."""
     import torch
     from detectron2.config import get_cfg
 
@@ -142,5 +150,9 @@ def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):
     cfg.merge_from_list(list(opts))
     if cpu_fallback and cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
+    if cfg.DATASETS.DFR.CUSTOM:
+        from .data.datasets.custom import register_custom_from_cfg
+
+        register_custom_from_cfg(cfg)
     return cfg
 

@@ -7,6 +7,10 @@ from .transforms import PhotometricDistortion, PhotometricTransform, RandomScale
 
 # Imported for its registration side effect (DatasetCatalog / MetadataCatalog names).
 from . import datasets  # noqa: F401  isort: skip
+from .datasets import (  # noqa: E402  isort: skip
+    register_scribble_dataset,
+    register_scribble_dataset_from_json,
+)
 
 __all__ = [
     "ScribbleDatasetMapper",
@@ -15,4 +19,6 @@ __all__ = [
     "PhotometricDistortion",
     "PhotometricTransform",
     "RandomScaleKeepRatio",
+    "register_scribble_dataset",
+    "register_scribble_dataset_from_json",
 ]

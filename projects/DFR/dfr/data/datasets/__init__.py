@@ -8,6 +8,12 @@ from .builtin import (
     register_all,
     register_sem_seg_split,
 )
+from .custom import (
+    read_class_list,
+    register_custom_from_cfg,
+    register_scribble_dataset,
+    register_scribble_dataset_from_json,
+)
 
 register_all()
 
@@ -18,4 +24,8 @@ __all__ = [
     "load_sem_seg_split",
     "register_all",
     "register_sem_seg_split",
+    "read_class_list",
+    "register_custom_from_cfg",
+    "register_scribble_dataset",
+    "register_scribble_dataset_from_json",
 ]

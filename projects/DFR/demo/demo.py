@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+"""Run a trained DFR model on your own images (the shape of Detectron2's demo/demo.py).
+
+    python projects/DFR/demo/demo.py --config-file <cfg.yaml> \
+        --input photos/ one.jpg "more/*.png" --output output/demo \
+        --opts MODEL.WEIGHTS output/run/model_final.pth      [--tta]
+
+For every input image <stem> it writes, under --output:
+
+    <stem>_overlay.png   the image with the predicted classes drawn over it (Detectron2's
+                         Visualizer.draw_sem_seg: class names and colours of the dataset)
+    <stem>_label.png     the predicted class ids as a palette PNG (pixel value = class id,
+                         palette = the dataset's colours)
+
+--input takes image files, glob patterns and folders (their images, not recursive). Images go
+through the evaluation pipeline (dfr.engine.Trainer.test): the config's test-time resize and
+TEST.MODE ("whole" / "slide"), and with --tta multi-scale + flip (TEST.AUG.SCALES / FLIP,
+dfr.evaluation.SemSegTTA). Class names and colours come from --dataset (default: the first of
+DATASETS.TEST, else of DATASETS.TRAIN; the config's DATASETS.DFR.CUSTOM sets are registered).
+Runs on the config's MODEL.DEVICE, CPU when CUDA is missing.
+"""
+import argparse
+import glob
+import logging
+import os
+import sys
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+try:
+    import dfr  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, os.path.join(_HERE, ".."))
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+logger = logging.getLogger("dfr.demo")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--config-file", required=True, metavar="FILE", help="path to config file")
+    p.add_argument("--input", nargs="+", required=True,
+                   help="image files, glob patterns ('dir/*.jpg') or folders")
+    p.add_argument("--output", required=True, help="output folder")
+    p.add_argument("--tta", action="store_true",
+                   help="multi-scale + flip inference (TEST.AUG.SCALES, TEST.AUG.FLIP)")
+    p.add_argument("--dataset", default=None,
+                   help="registered dataset whose class names / colours label the output")
+    p.add_argument("--opts", default=[], nargs=argparse.REMAINDER,
+                   help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS model.pth")
+    return p.parse_args(argv)  # fmt: skip
+
+
+def collect_inputs(inputs):
+    """Files, globs and folders -> sorted image paths; an output name (file stem) used twice
+    or an input that matches nothing is an error."""
+    paths = []
+    for x in inputs:
+        if os.path.isdir(x):
+            found = sorted(
+                os.path.join(x, f)
+                for f in os.listdir(x)
+                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+            )
+            if not found:
+                raise FileNotFoundError(f"--input folder {x} holds no image ({IMAGE_EXTENSIONS})")
+        elif os.path.isfile(x):
+            found = [x]
+        else:
+            found = sorted(glob.glob(os.path.expanduser(x)))
+            if not found:
+                raise FileNotFoundError(f"--input {x}: no such file, folder or matching file")
+        paths += found
+    by_stem = {}
+    for p in paths:
+        stem = os.path.splitext(os.path.basename(p))[0]
+        if stem in by_stem and os.path.abspath(by_stem[stem]) != os.path.abspath(p):
+            raise ValueError(
+                f"two inputs would write the same outputs {stem}_*.png: {by_stem[stem]}, {p}"
+            )
+        by_stem[stem] = p
+    return list(by_stem.values())
+
+
+def dataset_metadata(cfg, name=None):
+    """(class names, colours) from `name` or the config's datasets; generic names (and the VOC
+    palette) when none is registered with as many classes as the model predicts."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dfr.data.classes import voc_colors
+
+    n = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
+    candidates = [name] if name else list(cfg.DATASETS.TEST) + list(cfg.DATASETS.TRAIN)
+    for ds in candidates:
+        if name and ds not in DatasetCatalog.list():
+            raise KeyError(f"--dataset {ds!r} is not registered")
+        meta = MetadataCatalog.get(ds) if ds in DatasetCatalog.list() else None
+        classes = getattr(meta, "stuff_classes", None)
+        if classes is not None and len(classes) == n:
+            colors = getattr(meta, "stuff_colors", None) or voc_colors(n)
+            return list(classes), [list(map(int, c)) for c in colors]
+        if name:
+            raise ValueError(f"--dataset {ds!r} has {len(classes or [])} classes, model {n}")
+    logger.warning(f"no registered dataset with {n} classes in the config: generic class names")
+    return [f"class {i}" for i in range(n)], voc_colors(n)
+
+
+def _writer(out_dir, classes, colors, total):
+    """A DatasetEvaluator that writes the overlay and the label PNG of every prediction."""
+    from detectron2.data import detection_utils as utils
+    from detectron2.data.catalog import Metadata
+    from detectron2.evaluation import DatasetEvaluator
+    from detectron2.utils.visualizer import Visualizer
+    from PIL import Image
+    from tqdm import tqdm
+
+    from dfr.data.classes import voc_palette
+    from dfr.evaluation import save_indexed_png
+
+    meta = Metadata(stuff_classes=classes, stuff_colors=colors)
+    palette = voc_palette(256).copy()
+    palette[: len(colors)] = np.asarray(colors, dtype=np.uint8)
+
+    class DemoWriter(DatasetEvaluator):
+        def reset(self):
+            self.written = []
+            self.bar = tqdm(total=total, desc="demo", unit="img")
+
+        def process(self, inputs, outputs):
+            for inp, out in zip(inputs, outputs):
+                label = out["sem_seg"].argmax(dim=0).to("cpu").numpy().astype(np.uint8)
+                image = utils.read_image(inp["file_name"], format="RGB")
+                name = os.path.splitext(os.path.basename(inp["file_name"]))[0]
+                stem = os.path.join(out_dir, name)
+                vis = Visualizer(image, meta).draw_sem_seg(label, alpha=0.5)
+                Image.fromarray(vis.get_image()).save(stem + "_overlay.png")
+                save_indexed_png(label, stem + "_label.png", palette)
+                self.written += [stem + "_overlay.png", stem + "_label.png"]
+                self.bar.update(1)
+
+        def evaluate(self):
+            self.bar.close()
+            return {}
+
+    return DemoWriter()
+
+
+def main(argv=None):
+    """Returns the written file paths (overlay, label) per image, in input order."""
+    args = parse_args(argv)
+    from detectron2.data import DatasetCatalog
+    from detectron2.utils.logger import setup_logger
+
+    from dfr.config import get_dfr_cfg
+    from dfr.data.datasets.custom import image_hw
+    from dfr.engine import DFRCheckpointer, Trainer
+    from dfr.evaluation import SemSegTTA
+
+    setup_logger(name="dfr")
+    paths = collect_inputs(args.input)
+    cfg = get_dfr_cfg(args.config_file, args.opts)
+    classes, colors = dataset_metadata(cfg, args.dataset)
+
+    name = f"dfr_demo_inputs_{os.getpid()}"
+    records = []
+    for p in paths:
+        h, w = image_hw(p)  # after EXIF orientation, as read_image loads it
+        records.append({"file_name": p, "image_id": os.path.splitext(os.path.basename(p))[0],
+                        "height": h, "width": w})  # fmt: skip
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+    DatasetCatalog.register(name, lambda: records)
+    cfg.DATASETS.TEST = (name,)
+    cfg.freeze()
+
+    model = Trainer.build_model(cfg).eval()
+    if cfg.MODEL.WEIGHTS:
+        DFRCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
+    else:
+        logger.warning("MODEL.WEIGHTS is empty: predicting with random weights")
+    if args.tta:
+        model = SemSegTTA(cfg, model)
+    os.makedirs(args.output, exist_ok=True)
+    writer = _writer(args.output, classes, colors, len(records))
+    try:
+        Trainer.test(cfg, model, [writer])
+    finally:
+        DatasetCatalog.remove(name)
+    logger.info(f"wrote {len(writer.written)} files for {len(records)} images to {args.output}")
+    return writer.written
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""projects/DFR/demo/demo.py on a folder of images: an overlay and a palette label PNG per image,
+the labels equal to the model's own prediction, --tta, input globs and the input errors."""
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from PIL import Image
+
+INSTANT = REPO / "projects/DFR/configs/quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"
+SIZES = {"a": (48, 64), "b": (70, 50), "c": (33, 47)}  # (h, w); c is a PNG
+
+
+def _load_demo():
+    spec = importlib.util.spec_from_file_location("dfr_demo", REPO / "projects/DFR/demo/demo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return _load_demo()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A random tiny model saved as a checkpoint (the demo must load MODEL.WEIGHTS)."""
+    from dfr.config import get_dfr_cfg
+    from dfr.engine import Trainer
+
+    torch.manual_seed(0)
+    model = Trainer.build_model(get_dfr_cfg(INSTANT))
+    path = tmp_path_factory.mktemp("w") / "model.pth"
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for stem, (h, w) in SIZES.items():
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(rgb).save(folder / (f"{stem}.png" if stem == "c" else f"{stem}.jpg"))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def _expected_label(path, weights):
+    """The model's own single-scale prediction, through the test mapper."""
+    from dfr.config import get_dfr_cfg
+    from dfr.data import ScribbleDatasetMapper
+    from dfr.engine import DFRCheckpointer, Trainer
+
+    cfg = get_dfr_cfg(INSTANT, ["MODEL.WEIGHTS", str(weights)])
+    model = Trainer.build_model(cfg).eval()
+    DFRCheckpointer(model).load(str(weights))
+    w, h = Image.open(path).size
+    inp = ScribbleDatasetMapper(cfg, is_train=False)({"file_name": str(path), "height": h,
+                                                      "width": w, "image_id": "x"})  # fmt: skip
+    with torch.no_grad():
+        return model([inp])[0]["sem_seg"].argmax(0).numpy()
+
+
+def test_demo_on_a_folder_writes_overlay_and_label(demo, images, weights, tmp_path):
+    from detectron2.data import MetadataCatalog
+
+    out = tmp_path / "out"
+    written = demo.main(["--config-file", str(INSTANT), "--input", str(images), "--output",
+                         str(out), "--opts", "MODEL.WEIGHTS", str(weights)])  # fmt: skip
+    assert sorted(p.split("/")[-1] for p in written) == sorted(
+        f"{s}_{k}.png" for s in SIZES for k in ("overlay", "label"))  # fmt: skip
+    meta = MetadataCatalog.get("synthetic_tiny_scribble_val")  # DATASETS.TEST of the config
+    for stem, (h, w) in SIZES.items():
+        overlay = Image.open(out / f"{stem}_overlay.png")
+        assert overlay.mode == "RGB" and overlay.size == (w, h)
+        label = Image.open(out / f"{stem}_label.png")
+        assert label.mode == "P" and label.size == (w, h)
+        pal = np.asarray(label.getpalette()[: 3 * 4]).reshape(4, 3)
+        np.testing.assert_array_equal(pal, np.asarray(meta.stuff_colors))
+        src = images / (f"{stem}.png" if stem == "c" else f"{stem}.jpg")
+        np.testing.assert_array_equal(np.asarray(label), _expected_label(src, weights))
+
+
+def test_demo_tta_and_glob_inputs(demo, images, weights, tmp_path):
+    out = tmp_path / "tta"
+    written = demo.main(["--config-file", str(INSTANT), "--input", str(images / "*.jpg"),
+                         str(images / "c.png"), "--output", str(out), "--tta", "--opts",
+                         "MODEL.WEIGHTS", str(weights), "TEST.AUG.SCALES", "[0.5, 1.0]",
+                         "TEST.AUG.FLIP", "True"])  # fmt: skip
+    assert len(written) == 6
+    for stem, (h, w) in SIZES.items():
+        lab = np.asarray(Image.open(out / f"{stem}_label.png"))
+        assert lab.shape == (h, w) and lab.max() < 4
+
+
+def test_demo_input_errors(demo, images, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file, folder or matching file"):
+        demo.collect_inputs([str(tmp_path / "missing*.jpg")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no image"):
+        demo.collect_inputs([str(empty)])
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(other / "a.png")
+    with pytest.raises(ValueError, match="same outputs a_\\*.png"):
+        demo.collect_inputs([str(images), str(other / "a.png")])
+    # a folder lists its images only (notes.txt is skipped), sorted
+    assert [p.split("/")[-1] for p in demo.collect_inputs([str(images)])] == [
+        "a.jpg", "b.jpg", "c.png"]  # fmt: skip

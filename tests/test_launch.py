@@ -81,7 +81,7 @@ def test_sigterm_to_train_net_num_gpus_2_stops_every_worker_and_checkpoints(tmp_
     workers = []
     try:
         # training runs: checkpoints are being written
-        started = _wait_until(lambda: len(list(out.glob("model_*.pth"))) >= 2, 120)
+        started = _wait_until(lambda: len(list(out.glob("model_*.pth"))) >= 1, 120)
         assert started and proc.poll() is None, proc.stdout.read()[-3000:]
         workers = _descendants(proc.pid)
         assert len(workers) >= 2, workers  # 2 trainers (+ their data loader workers, tracker)
@@ -118,7 +118,9 @@ def main(mode, folder):
         time.sleep(0.2)
 
 if __name__ == "__main__":
-    launch(main, 2, dist_url="auto", args=(sys.argv[1], sys.argv[2]), grace=3)
+    # fork: the workers need not import torch and detectron2 again (seconds per test)
+    launch(main, 2, dist_url="auto", args=(sys.argv[1], sys.argv[2]), grace=3,
+           start_method="fork")
 """
 
 

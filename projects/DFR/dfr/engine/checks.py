@@ -162,7 +162,8 @@ def run_startup_checks(cfg, train: bool = True, scan: bool = True):
         except Exception as e:  # e.g. a missing dataset folder: the other ranks must stop too
             err, msg = e, f"{type(e).__name__}: {e}"
         logger.info(
-            f"Start-up label scan of {len(roles)} dataset(s): {time.perf_counter() - t0:.2f} s"
+            f"Start-up label scan of {len(roles)} dataset(s) ({', '.join(n for _, n in roles)}): "
+            f"{time.perf_counter() - t0:.2f} s"
         )
     if comm.get_world_size() > 1:
         msg = comm.all_gather(msg)[0]

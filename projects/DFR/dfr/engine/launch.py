@@ -10,7 +10,8 @@ SIGTERM / SIGINT to the parent left every worker training and writing checkpoint
   exits with 128 + the signal number;
 - each worker asks the kernel for SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG on
   Linux, via ctypes; elsewhere a thread that polls `os.getppid()`), and exits at once if the
-  parent is already gone when it starts; SIGINT raises KeyboardInterrupt in the workers again;
+  parent is already gone when it starts; SIGINT raises KeyboardInterrupt in the workers again
+  and ends the worker with status 130, which counts as a failure (next point);
 - a worker that exits with an error (or is killed) stops the others: torch's
   `ProcessContext.join(grace_period=...)` sends them SIGTERM, then SIGKILL, and the parent
   raises the worker's error.
@@ -65,7 +66,12 @@ def _worker(local_rank, parent_pid, main_func, *rest):
     # A shell's background job starts with SIGINT ignored; Ctrl-C / kill -INT must work here.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _distributed_worker(local_rank, main_func, *rest)
+    if hasattr(signal, "SIGHUP") and callable(signal.getsignal(signal.SIGHUP)):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the parent's handler, under fork
+    try:
+        _distributed_worker(local_rank, main_func, *rest)
+    except KeyboardInterrupt:  # torch's wrapper would exit 0 and leave the others waiting
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 class _Stop(Exception):
@@ -97,10 +103,12 @@ def launch(
     args=(),
     timeout=DEFAULT_TIMEOUT,
     grace: float = 10.0,
+    start_method: str = "spawn",
 ):
     """Same arguments as `detectron2.engine.launch`; `grace`: seconds the workers get to exit
     after SIGTERM (from the parent's signal handler, or after another worker failed) before
-    SIGKILL."""
+    SIGKILL. `start_method`: "spawn" (Detectron2's; safe with CUDA and threads); "fork" starts
+    CPU workers without re-importing everything (the tests use it)."""
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
         return main_func(*args)
@@ -116,6 +124,8 @@ def launch(
     handled = [signal.SIGTERM, signal.SIGINT]
     if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
         handled.append(signal.SIGHUP)
+    if threading.current_thread() is not threading.main_thread():
+        handled = []  # only the main thread may install handlers; failures still stop all
     previous = {s: signal.signal(s, on_signal) for s in handled}
     context = None
     try:
@@ -126,6 +136,7 @@ def launch(
                   dist_url, args, timeout),  # fmt: skip
             daemon=False,
             join=False,
+            start_method=start_method,
         )
         while not context.join(timeout=0.5, grace_period=grace):
             pass

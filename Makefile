@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export DETECTRON2_DATASETS ?= $(CURDIR)/datasets
 export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::UserWarning:torch.functional
 
-.PHONY: install test demo ablation benchmark clean
+.PHONY: install test demo ablation benchmark pretrain clean
 
 install:
 	@bash tools/install.sh
@@ -17,8 +17,12 @@ demo: install
 	    --config-file projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml \
 	    OUTPUT_DIR output/demo
 
-ablation: install
-	$(PY) tools/run_synthetic_ablation.py --seeds 0 1 2 --output output/ablation
+ablation: install pretrain
+	$(PY) tools/run_synthetic_ablation.py --seeds 0 1 2 3 4 --output output/ablation
+
+# Backbone pretrained on a separate synthetic task (issue 15), cached: a second run is a no-op.
+pretrain: install
+	$(PY) tools/pretrain_synthetic_backbone.py --threads 1
 
 benchmark: install
 	$(PY) tools/benchmark_losses.py

@@ -149,3 +149,14 @@ def test_training_run_writes_diagnostics_to_metrics_json(tmp_path):
     r0 = rows[2]
     assert 0.0 <= r0["diag/m_frac"] <= 1.0 and 0.0 <= r0["diag/feat_dead_frac"] <= 1.0
     assert 0.0 < r0["diag/k_mean"] <= r0["diag/k_nofeat_mean"] <= 1.0
+    # tools/plot_metrics.py draws them (one panel per key)
+    import importlib.util
+
+    from engine_helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("plot_metrics", REPO / "tools/plot_metrics.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    keys = tool.plot([tmp_path / "run"], ["run"], None, tmp_path / "m.png")
+    assert {f"diag/{k}" for k in DIAGNOSTIC_KEYS} <= set(keys) and "loss_fd" in keys
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,19 +1,30 @@
 #!/usr/bin/env python
-"""The synthetic results table: pCE only / + Ldfr (XY+RGB) / + Ldfr (XY+RGB+F) / full DFR
-(+ Lfd + Lfr) / fully supervised, at equal iterations, over several seeds.
+"""The synthetic results table (issue 15): pCE only / + Ldfr (XY+RGB) / + Ldfr (XY+RGB+F) /
+full DFR (+ Lfd + Lfr) with the feature head supervised by M, by the scribbles or by both
+(Table 7), the opt-in changes of the feature branch, [fully supervised]; from a random init
+and from the synthetic-pretrained backbone (tools/pretrain_synthetic_backbone.py), at equal
+iterations, over several seeds.
 
-Each (variant, seed) is one `projects/DFR/train_net.py` run (a subprocess, the command a user
-would type) with config overrides; its mIoU is read from
-`<output>/<variant>/seed<k>/inference/<val set>/sem_seg_metrics.json`. Finished runs are
-reused (delete the folder or pass --force to rerun). Writes `<output>/results.md` (mean ± std
-mIoU, per-seed values) and `<output>/results.json`.
+Each (init, variant, seed) is one `projects/DFR/train_net.py` run (a subprocess, the command a
+user would type) with config overrides; its mIoU is read from
+`<output>/<init>/<variant>/seed<k>/inference/<val set>/sem_seg_metrics.json` and the
+feature-branch diagnostics (`diag/*`, mean over the last quarter of training) from its
+metrics.json. Finished runs are reused (delete the folder or pass --force to rerun); a run
+that crashes is reported as such, not dropped. Writes `<output>/results.md` (per init: mean ±
+95 % t-interval and every per-seed value, failing seeds marked; paired differences; the
+diagnostics) and `<output>/results.json`, and the partial table after every finished run.
 
-    python tools/run_synthetic_ablation.py --seeds 0 1 2 --output output/ablation
-    python tools/run_synthetic_ablation.py --seeds 0 --variants pce full SOLVER.MAX_ITER 300
+    python tools/run_synthetic_ablation.py --seeds 0 1 2 3 4 --output output/ablation
+    python tools/run_synthetic_ablation.py --seeds 0 --inits random --variants pce full \
+        --max-iter 300
+    # a GPU machine: 14 runs at once; MAX_ITER chosen so that everything ends in 420 s
+    python tools/run_synthetic_ablation.py --device cuda --jobs 14 --fit-budget 420 ...
 """
 import argparse
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +35,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_NET = REPO / "projects" / "DFR" / "train_net.py"
+PRETRAIN = REPO / "tools" / "pretrain_synthetic_backbone.py"
 DEFAULT_CONFIG = REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml"
+DEFAULT_PRETRAINED = "pretrained/swin_tiny_synthetic_pretrain.pth"
+FAIL_GAP = 10.0  # a seed this many mIoU below the median of the variant's seeds is "failing"
+DIAG_KEYS = ("m_frac", "pairs_bg", "pairs_fg", "pairs_neg", "feat_norm", "feat_dead_frac",
+             "feat_dist", "ffac_same", "ffac_diff", "k_mean", "k_nofeat_mean")
+
 
 def _switches(dfr: bool, feat: bool = False, fd: bool = False, fr: bool = False):
     """Config overrides for the loss switches of one variant (Tables 4-5 on synthetic data)."""
@@ -32,26 +49,50 @@ def _switches(dfr: bool, feat: bool = False, fd: bool = False, fr: bool = False)
             "MODEL.DFR.USE_FD", str(fd), "MODEL.DFR.USE_FR", str(fr)]
 
 
-# name -> (table label, config overrides). Equal iterations: only the loss switches differ.
+_FULL = _switches(True, feat=True, fd=True, fr=True)
+# name -> (table label, config overrides). Equal iterations: only these overrides differ.
 VARIANTS = {
     "pce": ("pCE only", _switches(False)),
     "dfr_xy_rgb": ("pCE + Ldfr (XY+RGB)", _switches(True)),
     "dfr_xy_rgb_f": ("pCE + Ldfr (XY+RGB+F)", _switches(True, feat=True)),
-    "full": ("full DFR (+ Lfd + Lfr)", _switches(True, feat=True, fd=True, fr=True)),
+    "full": ("full DFR (+ Lfd + Lfr), feature head on M (Table 7 'M')", _FULL),
+    "full_scribble": ("full DFR, feature head on scribbles (Table 7)",
+                      _FULL + ["MODEL.DFR.FEAT_SUPERVISION", "scribble"]),
+    "full_both": ("full DFR, feature head on scribbles + M (Table 7)",
+                  _FULL + ["MODEL.DFR.FEAT_SUPERVISION", "both"]),
+    "full_detach": ("full DFR + opt-in FEAT_DETACH_FUSED (Lfd/Lfr not into the fused map)",
+                    _FULL + ["MODEL.DFR.FEAT_DETACH_FUSED", "True"]),
+    "full_sigrel": ("full DFR + opt-in SIGMA_FEAT_RELATIVE 1 (σ3 = mean window ‖ΔF‖)",
+                    _FULL + ["MODEL.DFR.SIGMA_FEAT_RELATIVE", "1.0"]),
     "full_sup": ("fully supervised (dense labels, pCE)",
                  _switches(False) + ["DATASETS.TRAIN", "('synthetic_full_train',)"]),
 }
+DEFAULT_VARIANTS = [v for v in VARIANTS if v != "full_sup"]
+INITS = ("random", "pretrained")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config-file", default=str(DEFAULT_CONFIG))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
+    p.add_argument("--inits", nargs="+", default=list(INITS), choices=INITS)
+    p.add_argument("--pretrained", default=DEFAULT_PRETRAINED,
+                   help="backbone of the 'pretrained' init (made by the pretraining tool, cached)")
     p.add_argument("--output", default="output/ablation")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="runs in parallel (each one process with --threads threads)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: cores/jobs)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: cores/jobs)")
+    p.add_argument("--device", default="", help="MODEL.DEVICE of every run (default: config's)")
+    p.add_argument("--max-iter", type=int, default=0,
+                   help="SOLVER.MAX_ITER (= checkpoint and eval period) of every run")
+    p.add_argument("--fit-budget", type=float, default=0.0,
+                   help="seconds: measure the speed with --jobs short runs, then set MAX_ITER "
+                        "(the same for every run, <= the config's) so that all runs end in time")
+    p.add_argument("--calibration-iters", type=int, default=40, help="iterations of --fit-budget")
+    p.add_argument("--deadline", type=float, default=0.0,
+                   help="seconds from start after which no new run starts (then: 'not run')")
+    p.add_argument("--publish", default="", help="also copy results*.md/json into this folder")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     return p.parse_args(argv)
@@ -62,87 +103,326 @@ def _metrics_path(run_dir: Path):
     return found[0] if found else None
 
 
-def run_one(args, variant: str, seed: int, threads: int) -> dict:
-    run_dir = Path(args.output) / variant / f"seed{seed}"
+def read_diagnostics(run_dir: Path) -> dict:
+    """Mean of each diag/* scalar over the last quarter of the logged iterations, plus the
+    first logged value (iteration 0 or the first diag row) as `<key>@0`."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return {}
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    out = {}
+    for k in DIAG_KEYS:
+        vals = [(r["iteration"], r[f"diag/{k}"]) for r in rows if f"diag/{k}" in r]
+        if not vals:
+            continue
+        last = max(it for it, _ in vals)
+        tail = [v for it, v in vals if it >= 0.75 * last and v is not None and math.isfinite(v)]
+        out[k] = float(np.mean(tail)) if tail else float("nan")
+        out[f"{k}@0"] = vals[0][1]
+    return out
+
+
+def _base_cmd(args, init: str, variant: str, seed: int, run_dir: Path, max_iter: int):
+    extra = list(args.opts)
+    if args.device:
+        extra += ["MODEL.DEVICE", args.device]
+    if init == "pretrained":
+        extra += ["MODEL.SWIN.PRETRAINED", args.pretrained]
+    if max_iter:
+        extra += ["SOLVER.MAX_ITER", str(max_iter), "SOLVER.CHECKPOINT_PERIOD", str(max_iter),
+                  "TEST.EVAL_PERIOD", str(max_iter)]
+    return [sys.executable, str(TRAIN_NET), "--num-gpus", "1", "--config-file", args.config_file,
+            *VARIANTS[variant][1], *extra, "SEED", str(seed), "OUTPUT_DIR", str(run_dir)]
+
+
+def run_one(args, init: str, variant: str, seed: int, max_iter: int, run_dir=None) -> dict:
+    run_dir = Path(run_dir or Path(args.output) / init / variant / f"seed{seed}")
     done = _metrics_path(run_dir)
     if done is not None and not args.force:
         res = json.loads(done.read_text())
-        print(f"[ablation] {variant} seed {seed}: reused mIoU {res['mIoU']:.2f} ({done})")
-        return {"mIoU": res["mIoU"], "seconds": None}
+        print(f"[ablation] {init}/{variant} seed {seed}: reused mIoU {res['mIoU']:.2f}", flush=True)
+        return {"mIoU": res["mIoU"], "seconds": None, "status": "ok",
+                "diag": read_diagnostics(run_dir)}
     run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(TRAIN_NET), "--num-gpus", "1", "--config-file", args.config_file,
-           *VARIANTS[variant][1], *args.opts,
-           "SEED", str(seed), "OUTPUT_DIR", str(run_dir)]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    print(f"[ablation] start {variant} seed {seed}: {' '.join(cmd[1:])}", flush=True)
+    cmd = _base_cmd(args, init, variant, seed, run_dir, max_iter)
+    threads = str(args.threads or max(1, (os.cpu_count() or 1) // args.jobs))
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    print(f"[ablation] start {init}/{variant} seed {seed}", flush=True)
     t0 = time.time()
     with open(run_dir / "stdout.log", "w") as log:
+        log.write(" ".join(cmd[1:]) + "\n")
+        log.flush()
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     dt = time.time() - t0
     path = _metrics_path(run_dir)
     if rc != 0 or path is None:
-        raise RuntimeError(f"{variant} seed {seed} failed (rc={rc}); see {run_dir / 'stdout.log'}")
+        tail = (run_dir / "stdout.log").read_text().splitlines()[-5:]
+        print(f"[ablation] FAILED {init}/{variant} seed {seed} (rc={rc}): {tail}", flush=True)
+        return {"mIoU": None, "seconds": dt, "status": f"crashed (rc={rc})",
+                "diag": read_diagnostics(run_dir)}
     miou = json.loads(path.read_text())["mIoU"]
-    print(f"[ablation] done  {variant} seed {seed}: mIoU {miou:.2f} in {dt:.0f} s", flush=True)
-    return {"mIoU": miou, "seconds": dt}
+    print(f"[ablation] done  {init}/{variant} seed {seed}: mIoU {miou:.2f} in {dt:.0f} s",
+          flush=True)
+    return {"mIoU": miou, "seconds": dt, "status": "ok", "diag": read_diagnostics(run_dir)}
 
 
-def make_table(results: dict, seeds, header_note: str = "") -> str:
-    lines = [
-        "| variant | mIoU (mean ± std) | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-        "|:--|--:|" + "--:|" * len(seeds),
-    ]
-    for variant, per_seed in results.items():
-        vals = np.array([per_seed[s]["mIoU"] for s in seeds], dtype=float)
-        std = vals.std(ddof=1) if len(vals) > 1 else 0.0
-        lines.append(
-            f"| {VARIANTS[variant][0]} | {vals.mean():.1f} ± {std:.1f} | "
-            + " | ".join(f"{v:.1f}" for v in vals)
-            + " |"
-        )
-    return (header_note + "\n\n" if header_note else "") + "\n".join(lines) + "\n"
+# ---- statistics --------------------------------------------------------------------------
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t975(dof: int) -> float:
+    """Two-sided 95 % Student-t quantile (table; interpolated between entries, 1.96 beyond)."""
+    if dof in _T975:
+        return _T975[dof]
+    keys = sorted(_T975)
+    if dof > keys[-1]:
+        return 1.96
+    lo = max(k for k in keys if k < dof)
+    hi = min(k for k in keys if k > dof)
+    return _T975[lo] + (_T975[hi] - _T975[lo]) * (dof - lo) / (hi - lo)
+
+
+def mean_ci(vals):
+    """(mean, half-width of the 95 % t-interval) of a list; half-width NaN for one value."""
+    v = np.asarray(vals, dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), float("nan")
+    return float(v.mean()), float(t975(len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def failing(vals: dict) -> set:
+    """Seeds whose mIoU is more than FAIL_GAP below the median of the variant's seeds."""
+    ok = {s: v for s, v in vals.items() if v is not None}
+    if len(ok) < 3:
+        return set()
+    med = float(np.median(list(ok.values())))
+    return {s for s, v in ok.items() if v < med - FAIL_GAP}
+
+
+def _fmt_ci(m, h):
+    if not math.isfinite(m):
+        return "–"
+    return f"{m:.1f} ± {h:.1f}" if math.isfinite(h) else f"{m:.1f}"
+
+
+def make_tables(results: dict, seeds, variants, inits, header_note: str = "") -> str:
+    """results[(init, variant, seed)] = run dict. Markdown: per init, the mIoU table (mean ±
+    95 % interval, per-seed values, † = failing seed, 'crash' / 'not run'); the paired
+    differences (same seed) against XY+RGB and pCE; the diagnostics means."""
+    lines = [header_note, ""] if header_note else []
+    for init in inits:
+        lines += [f"**{init} init** — mIoU on synthetic_scribble_val; mean ± 95 % t-interval "
+                  f"over the seeds that ran; † = failing seed (> {FAIL_GAP:.0f} below the "
+                  "variant's median), kept in the mean", "",
+                  "| variant | mIoU | n | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                  "|:--|--:|--:|" + "--:|" * len(seeds)]
+        for v in variants:
+            runs = {s: results.get((init, v, s)) for s in seeds}
+            vals = {s: (r or {}).get("mIoU") for s, r in runs.items()}
+            bad = failing(vals)
+            m, h = mean_ci([x for x in vals.values() if x is not None])
+            cells = []
+            for s in seeds:
+                r = runs[s]
+                if r is None:
+                    cells.append("not run")
+                elif r.get("mIoU") is None:
+                    cells.append(r.get("status", "crash"))
+                else:
+                    cells.append(f"{r['mIoU']:.1f}" + (" †" if s in bad else ""))
+            n = sum(x is not None for x in vals.values())
+            lines.append(f"| {VARIANTS[v][0]} | {_fmt_ci(m, h)} | {n} | "
+                         + " | ".join(cells) + " |")
+        lines.append("")
+        refs = [r for r in ("dfr_xy_rgb", "pce") if r in variants]
+        if refs:
+            lines += ["Paired differences (same seed), mean ± 95 % t-interval:", "",
+                      "| variant | " + " | ".join(f"− {VARIANTS[r][0]}" for r in refs) + " |",
+                      "|:--|" + "--:|" * len(refs)]
+            for v in variants:
+                if v in refs[:1]:
+                    continue
+                cells = []
+                for ref in refs:
+                    d = [results[(init, v, s)]["mIoU"] - results[(init, ref, s)]["mIoU"]
+                         for s in seeds
+                         if (results.get((init, v, s)) or {}).get("mIoU") is not None
+                         and (results.get((init, ref, s)) or {}).get("mIoU") is not None]
+                    m, h = mean_ci(d)
+                    cells.append(_fmt_ci(m, h).replace("nan", "–") if v != ref else "")
+                lines.append(f"| {VARIANTS[v][0]} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines += diag_table(results, seeds, variants, inits)
+    return "\n".join(lines) + "\n"
+
+
+def diag_table(results, seeds, variants, inits):
+    """Means over seeds of the last-quarter diagnostics (runs with the DFR losses only)."""
+    cols = [("m_frac", "M px", "{:.2f}"), ("pairs_bg", "#A+bg", "{:.0f}"),
+            ("pairs_fg", "#A+fg", "{:.0f}"), ("pairs_neg", "#A−", "{:.0f}"),
+            ("feat_norm", "‖F‖", "{:.2f}"), ("feat_dead_frac", "dead ch.", "{:.2f}"),
+            ("feat_dist", "‖ΔF‖", "{:.2f}"), ("ffac_same", "f same", "{:.3f}"),
+            ("ffac_diff", "f diff", "{:.3f}"), ("k_mean", "K", "{:.4f}"),
+            ("k_nofeat_mean", "K no F", "{:.4f}")]  # fmt: skip
+    rows = []
+    for init in inits:
+        for v in variants:
+            ds = [(results.get((init, v, s)) or {}).get("diag") or {} for s in seeds]
+            ds = [d for d in ds if d]
+            if not ds:
+                continue
+            cells = []
+            for k, _, f in cols:
+                x = [d[k] for d in ds if k in d and d[k] is not None and math.isfinite(d[k])]
+                cells.append(f.format(np.mean(x)) if x else "–")
+            rows.append(f"| {init} | {v} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["Feature-branch diagnostics (`diag/*`, mean over the last quarter of training, "
+            "then over seeds; pair counts per batch of 4 at the loss map; f = mean feature "
+            "factor exp(−‖ΔF‖²/2σ3²) over same- / different-class scribble pairs):", "",
+            "| init | variant | " + " | ".join(c[1] for c in cols) + " |",
+            "|:--|:--|" + "--:|" * len(cols), *rows, ""]
+
+
+# ---- budget fitting ----------------------------------------------------------------------
+def _iter_time(run_dir: Path):
+    rows = [json.loads(x) for x in (run_dir / "metrics.json").read_text().splitlines() if x]
+    t = [r["time"] for r in rows if "time" in r]
+    return float(t[-1]) if t else None
+
+
+def makespan(durations, slots):
+    """Greedy list scheduling in order: the time the last of `durations` ends on `slots`."""
+    ends = [0.0] * slots
+    for d in durations:
+        i = int(np.argmin(ends))
+        ends[i] += d
+    return max(ends)
+
+
+def fit_max_iter(args, jobs, budget, config_max, cal_iters=40):
+    """Run --jobs short runs at once (the first jobs of the list), measure seconds per
+    iteration (per variant) and fixed cost per run (start + evaluation), and return the
+    largest MAX_ITER (multiple of 50, <= config_max) whose schedule of all jobs fits `budget`."""
+    cal = jobs[: args.jobs]
+    root = Path(args.output) / "_calibration"
+    shutil.rmtree(root, ignore_errors=True)
+    t0 = time.time()
+    with ThreadPoolExecutor(len(cal)) as pool:
+        futs = {pool.submit(run_one, args, i, v, s, cal_iters, root / f"{i}_{v}_{s}"): (i, v, s)
+                for i, v, s in cal}  # fmt: skip
+        res = {futs[f]: f.result() for f in as_completed(futs)}
+    wall = time.time() - t0
+    per_var, fixed = {}, []
+    for (i, v, s), r in res.items():
+        t = _iter_time(root / f"{i}_{v}_{s}") if r["status"] == "ok" else None
+        if t is None:
+            raise RuntimeError(f"calibration run {i}/{v}/{s} failed: {r['status']}")
+        per_var.setdefault(v, []).append(t)
+        fixed.append(r["seconds"] - cal_iters * t)
+    t_var = {v: float(np.mean(x)) for v, x in per_var.items()}
+    t_default = max(t_var.values())
+    fix = float(np.max(fixed))
+    best, step = 0, (50 if config_max >= 100 else 1)
+    for n in range(step, config_max + 1, step):
+        d = [fix + n * t_var.get(v, t_default) for _, v, _ in jobs]
+        if makespan(d, args.jobs) <= budget:
+            best = n
+    info = {"calibration_wall_s": round(wall, 1), "s_per_iter": t_var,
+            "fixed_s_per_run": round(fix, 1), "budget_s": budget, "max_iter": best,
+            "predicted_s": round(makespan([fix + best * t_var.get(v, t_default)
+                                           for _, v, _ in jobs], args.jobs), 1)}
+    print(f"[ablation] calibration: {json.dumps(info)}", flush=True)
+    return best, info
+
+
+def _config_max_iter(args) -> int:
+    sys.path.insert(0, str(REPO / "projects" / "DFR"))
+    from dfr.config import get_dfr_cfg
+
+    return int(get_dfr_cfg(args.config_file, args.opts, cpu_fallback=False).SOLVER.MAX_ITER)
+
+
+def ensure_pretrained(args):
+    if Path(args.pretrained).is_file():
+        return
+    print(f"[ablation] {args.pretrained} missing: running the pretraining tool", flush=True)
+    subprocess.check_call([sys.executable, str(PRETRAIN), "--output", args.pretrained], cwd=REPO)
+
+
+def _write(args, results, seeds, note, extra):
+    out = Path(args.output)
+    table = make_tables(results, seeds, args.variants, args.inits, note)
+    summary = {"config": args.config_file, "opts": args.opts, "seeds": seeds,
+               "inits": args.inits, "variants": args.variants, **extra,
+               "results": {f"{i}/{v}/{s}": r for (i, v, s), r in results.items()}}
+    (out / "results.md").write_text(table)
+    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    if args.publish:
+        Path(args.publish).mkdir(parents=True, exist_ok=True)
+        for name in ("results.md", "results.json"):
+            shutil.copy(out / name, Path(args.publish) / name)
+    return table
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.opts and args.opts[0] == "--":
         args.opts = args.opts[1:]
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    t_start = time.time()
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    if "pretrained" in args.inits:
+        ensure_pretrained(args)
     # Seed-major order: an interrupted table still has every variant for the first seeds.
-    jobs = [(v, s) for s in args.seeds for v in args.variants]
-    print(f"[ablation] {len(jobs)} runs, {args.jobs} in parallel, {threads} thread(s) each")
+    jobs = [(i, v, s) for s in args.seeds for i in args.inits for v in args.variants]
+    extra = {}
+    max_iter = args.max_iter
+    if args.fit_budget:
+        left = args.fit_budget - (time.time() - t_start)
+        max_iter, info = fit_max_iter(args, jobs, left, _config_max_iter(args),
+                                      args.calibration_iters)
+        extra["calibration"] = info
+        if not max_iter:
+            raise SystemExit("[ablation] not even the shortest schedule fits the budget")
+    extra["max_iter"] = max_iter or _config_max_iter(args)
+    print(f"[ablation] {len(jobs)} runs, {args.jobs} in parallel, MAX_ITER {extra['max_iter']}",
+          flush=True)
+    results = {}
     t0 = time.time()
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    done = {}
+
+    def guarded(i, v, s):
+        if args.deadline and time.time() - t_start > args.deadline:
+            return {"mIoU": None, "seconds": None, "status": "not run (deadline)", "diag": {}}
+        return run_one(args, i, v, s, max_iter)
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(run_one, args, v, s, threads): (v, s) for v, s in jobs}
+        futures = {pool.submit(guarded, *job): job for job in jobs}
         for fut in as_completed(futures):
-            v, s = futures[fut]
-            done[(v, s)] = fut.result()
-            seeds = [k for k in args.seeds if all((w, k) in done for w in args.variants)]
-            if seeds:  # table of the seeds finished so far, for every variant
-                part = {w: {k: done[(w, k)] for k in seeds} for w in args.variants}
-                (Path(args.output) / "results_partial.md").write_text(make_table(part, seeds))
-    out = {v: {s: done[(v, s)] for s in args.seeds} for v in args.variants}
+            results[futures[fut]] = fut.result()
+            extra["wall_s"] = round(time.time() - t0, 1)
+            _write(args, results, args.seeds, "(partial)", extra)
     wall = time.time() - t0
+    extra["wall_s"] = round(wall, 1)
     note = (
-        f"Synthetic benchmark (`{os.path.relpath(args.config_file, REPO)}`"
+        f"Synthetic benchmark (`{os.path.relpath(args.config_file, REPO)}`, "
+        f"SOLVER.MAX_ITER {extra['max_iter']} for every run"
         + (f", overrides `{' '.join(args.opts)}`" if args.opts else "")
-        + f"), mIoU on synthetic_scribble_val, {len(args.seeds)} seeds "
-        f"({' '.join(map(str, args.seeds))}); wall time {wall / 60:.1f} min."
+        + f"), {len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), "
+        f"{args.jobs} runs in parallel{' on ' + args.device if args.device else ''}; "
+        f"wall time {wall / 60:.1f} min."
     )
-    table = make_table(out, args.seeds, note)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    (Path(args.output) / "results.md").write_text(table)
-    summary = {
-        "config": args.config_file,
-        "opts": args.opts,
-        "seeds": args.seeds,
-        "results": {v: {str(s): r for s, r in d.items()} for v, d in out.items()},
-    }
-    (Path(args.output) / "results.json").write_text(json.dumps(summary, indent=1))
+    table = _write(args, results, args.seeds, note, extra)
     print(table)
-    return out
+    return results
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The issue-15 ablation on a lent GPU machine (one H100, 16 cores; bare Python 3.12 + torch,
+# no package index): every (init, variant, seed) run of tools/run_synthetic_ablation.py at
+# once, JOBS processes sharing the GPU, MAX_ITER fitted to the time budget (equal for all runs).
+# Two steps:
+#   bash tools/run_ablation_on_device.sh --prepare     # here: builds the bundle .devsnap/
+#   cd .devsnap && BUDGET=540 JOBS=14 bash tools/run_ablation_on_device.sh [KEY VALUE ...]
+# The bundle (git-ignored via .git/info/exclude, carried to the machine) is a copy of the
+# working tree's code as tested here, plus .devsite/ (detectron2, fvcore, iopath, yacs,
+# omegaconf, antlr4, termcolor, timm copied from .venv; detectron2's sem_seg PNG loader patched
+# for the machine's numpy 2: np.array(copy=False) raises there), .whl/ (pycocotools for
+# CPython 3.12) and pretrained/ (tools/pretrain_synthetic_backbone.py's checkpoint).
+# Writes to $OUT: log.txt, results.md, results.json, runs.tar.gz (metrics + logs of every run).
+set -uo pipefail
+if [ "${1:-}" = --prepare ]; then
+    set -e
+    cd "$(dirname "$0")/.."
+    rm -rf .devsnap && mkdir -p .devsnap/.devsite .devsnap/.whl .devsnap/pretrained
+    git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} .devsnap/ 2>/dev/null \
+        || true
+    sp=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    for p in detectron2 fvcore iopath yacs omegaconf antlr4 termcolor timm; do
+        cp -r "$sp/$p" .devsnap/.devsite/
+    done
+    find .devsnap -name __pycache__ -prune -exec rm -rf {} +
+    sed -i 's/np.array(Image.open(f), copy=copy, dtype=dtype)/np.array(Image.open(f), dtype=dtype)/' \
+        .devsnap/.devsite/detectron2/evaluation/sem_seg_evaluation.py
+    .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux2014_x86_64 -d .devsnap/.whl pycocotools==2.0.8
+    cp pretrained/swin_tiny_synthetic_pretrain.* .devsnap/pretrained/
+    grep -qx '/.devsnap/' .git/info/exclude || echo '/.devsnap/' >> .git/info/exclude
+    du -sh .devsnap
+    exit 0
+fi
+T0=$(date +%s)
+BUDGET=${BUDGET:-540}
+JOBS=${JOBS:-14}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
+DEVICE=${DEVICE:-cuda}         # local dry run: DEVICE=cpu WHL=0 CAL_ITERS=5 with SOLVER.MAX_ITER 2
+WHL=${WHL:-1}
+CAL_ITERS=${CAL_ITERS:-40}
+VARIANTS=${VARIANTS:-}         # default: the runner's
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/log.txt") 2>&1
+el() { echo $(( $(date +%s) - T0 )); }
+if [ "$WHL" = 1 ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+        || exit 1
+fi
+export PYTHONPATH=/tmp/site:$PWD/.devsite:$PWD/projects/DFR
+export DETECTRON2_DATASETS=/tmp/datasets PYTHONWARNINGS=ignore PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+python3 -c "import sys, torch, numpy, cv2, skimage, detectron2, timm, dfr; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available(), 'numpy', numpy.__version__, 'cv2', cv2.__version__, 'skimage', skimage.__version__, 'timm', timm.__version__)" || exit 1
+# The frozen benchmark, generated here; its pixel hash is compared with the CPU machine's.
+python3 - <<'PY' || exit 1
+import hashlib, glob, os
+import numpy as np
+from PIL import Image
+from dfr.data.synthetic import ensure_synthetic
+root = ensure_synthetic()
+h = hashlib.sha256()
+for f in sorted(glob.glob(os.path.join(root, "*", "*", "*.png"))):
+    h.update(np.asarray(Image.open(f)).tobytes())
+print("[device] benchmark pixel sha256", h.hexdigest()[:16])
+PY
+echo "[device] setup done at $(el) s"
+# CUDA MPS lets the runs' small kernels share the GPU; without it they time-slice.
+MPS=off
+if [ "$DEVICE" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null \
+        && nvidia-cuda-mps-control -d; then
+    if timeout 40 python3 -c "import torch; torch.ones(1).cuda().sum().item()"; then MPS=on
+    else echo quit | nvidia-cuda-mps-control; fi
+fi
+echo "[device] MPS $MPS at $(el) s"
+LEFT=$(( BUDGET - $(el) - 25 ))
+python3 tools/run_synthetic_ablation.py --device "$DEVICE" --jobs "$JOBS" --seeds $SEEDS \
+    ${VARIANTS:+--variants $VARIANTS} --output /tmp/ablation --publish "$OUT" \
+    --fit-budget "$LEFT" --deadline "$LEFT" --calibration-iters "$CAL_ITERS" "$@"
+rc=$?
+echo "[device] ablation rc=$rc at $(el) s (MPS $MPS)"
+cd /tmp/ablation && find . \( -name metrics.json -o -name stdout.log -o -name '*.json' \) \
+    -not -name sem_seg_predictions.json | tar czf "$OUT/runs.tar.gz" -T - \
+    && echo "[device] runs.tar.gz written"
+[ "$MPS" = on ] && echo quit | nvidia-cuda-mps-control
+exit $rc

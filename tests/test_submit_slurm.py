@@ -84,8 +84,8 @@ def test_command_line_checks(tool, capsys):
     assert rest == ["--config-file", "c.yaml", "--resume", "OUTPUT_DIR", "o"]
 
 
-# A stand-in for train_net.py (no torch import: the requeue test takes seconds). Rank 0 holds
-# rank0.alive while it runs; rank 1 exits with an error once rank 0 is gone, as a gloo peer does.
+# A stand-in for train_net.py (no torch import: the requeue test takes seconds). Rank 0 writes
+# rank0.stopped when it is stopped; rank 1 then exits with an error, as a gloo peer does.
 STUB = textwrap.dedent(
     """
     import os, signal, sys, time
@@ -96,15 +96,14 @@ STUB = textwrap.dedent(
         f.write(" ".join(argv) + "\\n")
     if "--resume" in argv:
         sys.exit(0)
-    alive = os.path.join(out, "rank0.alive")
+    stopped = os.path.join(out, "rank0.stopped")
     if rank == "0":
-        open(alive, "w").close()
-        signal.signal(signal.SIGTERM, lambda *a: (os.remove(alive), sys.exit(143)))
+        signal.signal(signal.SIGTERM, lambda *a: (open(stopped, "w").close(), sys.exit(143)))
+        open(os.path.join(out, "rank0.running"), "w").close()
         time.sleep(120)
     else:
-        while not os.path.exists(alive):
-            time.sleep(0.05)
-        while os.path.exists(alive):
+        open(os.path.join(out, "rank1.running"), "w").close()
+        while not os.path.exists(stopped):
             time.sleep(0.05)
         sys.exit(1)
     """
@@ -133,10 +132,11 @@ def test_preempted_job_is_requeued_and_resumes(tool, tmp_path, monkeypatch):
     stub.write_text(STUB)
     monkeypatch.setenv("STUB_OUT", str(tmp_path))
     ex = submitit.LocalExecutor(folder=tmp_path / "jobs" / "%j", max_num_timeout=2)
-    ex.update_parameters(tasks_per_node=2, timeout_min=5, gpus_per_node=0)
+    ex.update_parameters(tasks_per_node=2, timeout_min=2, gpus_per_node=0)  # a hang fails fast
     job = tool.submit(ex, tool.TrainNetJob(["--config-file", "c.yaml"], 1, script=stub))
     try:
-        _wait_for(lambda: (tmp_path / "rank0.alive").exists() and len(_task_pids(job, 2)) == 2,
+        running = [tmp_path / f"rank{k}.running" for k in range(2)]
+        _wait_for(lambda: all(p.exists() for p in running) and len(_task_pids(job, 2)) == 2,
                   60, "both tasks to start")  # fmt: skip
         for pid in _task_pids(job, 2):  # SLURM signals every task of the job
             os.kill(pid, signal.SIGUSR2)

@@ -109,8 +109,9 @@ def add_dfr_config(cfg):
     # ---- Optimizer (AdamW, Swin recipe) ----
     cfg.SOLVER.OPTIMIZER = "ADAMW"  # "ADAMW" | "SGD"
     cfg.SOLVER.BETAS = [0.9, 0.999]
-    # No decay on absolute/relative position tables (norms: SOLVER.WEIGHT_DECAY_NORM,
-    # biases: SOLVER.WEIGHT_DECAY_BIAS).
+    # mmseg's Swin paramwise_cfg: SOLVER.WEIGHT_DECAY_NORM applies to LayerNorm/GroupNorm
+    # only (the heads' BatchNorm decays like the weights), WEIGHT_DECAY_EMBED to the
+    # absolute/relative position tables; SOLVER.WEIGHT_DECAY_BIAS None = as the module.
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
     cfg.SOLVER.POLY_LR_POWER = 1.0
     cfg.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0

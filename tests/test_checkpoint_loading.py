@@ -294,3 +294,31 @@ def test_frozen_stages_freeze_what_mmseg_freezes(k):
     if k >= 1:  # frozen modules stay in eval mode under .train()
         assert not bb.swin.layers_1.downsample.training and not bb.out_norms[0].training
         assert bb.swin.layers_1.blocks.training == (k < 2)
+
+
+def test_checkpoint_of_the_older_head_layout_loads_by_name(tmp_path):
+    """Checkpoints saved before the heads were keyed by level (fusion.*_convs.<i>) and the
+    scene head's conv was called `bottleneck` load into the same tensors, not silently at init."""
+    from detectron2.modeling import build_model
+
+    from dfr.config import get_dfr_cfg
+    from dfr.engine import DFRCheckpointer
+
+    cfg = get_dfr_cfg(CONFIGS / "quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml")
+    torch.manual_seed(0)
+    src = build_model(cfg)
+    levels = src.fusion.in_features
+    old = {}
+    for k, v in src.state_dict().items():
+        k = k.replace("sem_seg_head.conv.", "sem_seg_head.bottleneck.")
+        for i, name in enumerate(levels):
+            k = k.replace(f"lateral_convs.{name}.", f"lateral_convs.{i}.")
+            k = k.replace(f"fpn_convs.{name}.", f"fpn_convs.{i}.")
+        old[k] = v
+    assert "fusion.lateral_convs.0.weight" in old and "sem_seg_head.bottleneck.weight" in old
+    torch.save({"model": old, "iteration": 3}, tmp_path / "old.pth")
+    torch.manual_seed(1)
+    dst = build_model(cfg)
+    DFRCheckpointer(dst).load(str(tmp_path / "old.pth"))
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k

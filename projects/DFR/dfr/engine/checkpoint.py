@@ -152,6 +152,34 @@ def mmseg_to_dfr_state_dict(model: torch.nn.Module, sd: Dict[str, torch.Tensor])
     return out, unused
 
 
+# Names of this project's modules before the mmseg-parity restructuring (heads by index, the
+# scene head's conv called "bottleneck") -> now; applied to checkpoints this project saved.
+_LEGACY_KEYS = [
+    (r"^sem_seg_head\.bottleneck\.", lambda m, levels: "sem_seg_head.conv."),
+    (r"^fusion\.(lateral_convs|fpn_convs)\.(\d+)\.",
+     lambda m, levels: f"fusion.{m.group(1)}.{levels[int(m.group(2))]}."),
+]
+
+
+def rename_legacy_keys(model: torch.nn.Module, sd: Dict[str, torch.Tensor]):
+    """Rename keys of older DFR checkpoints (see `_LEGACY_KEYS`) that this model does not
+    have to the names it has; returns (state dict, number of renamed keys)."""
+    own = model.state_dict()
+    levels = list(getattr(getattr(model, "fusion", None), "in_features", []))
+    out, renamed = {}, 0
+    for k, v in sd.items():
+        if k not in own:
+            for pattern, target in _LEGACY_KEYS:
+                m = re.match(pattern, k)
+                if m and (pattern.startswith("^sem") or int(m.group(2)) < len(levels)):
+                    new = target(m, levels) + k[m.end():]
+                    if new in own:
+                        k, renamed = new, renamed + 1
+                    break
+        out[k] = v
+    return out, renamed
+
+
 class DFRCheckpointer(DetectionCheckpointer):
     """Detectron2's checkpointer, with:
 
@@ -188,6 +216,10 @@ class DFRCheckpointer(DetectionCheckpointer):
                 f"tensors mapped to this model, {len(unused)} without counterpart."
             )
             loaded = {"model": model_sd, "__author__": "mmseg"}
+        elif isinstance(loaded.get("model"), dict) and "__author__" not in loaded:
+            loaded["model"], renamed = rename_legacy_keys(self.model, loaded["model"])
+            if renamed:
+                self.logger.info(f"Renamed {renamed} keys of an older DFR checkpoint layout")
         return loaded
 
     def _torch_load(self, f):

@@ -322,3 +322,29 @@ def test_checkpoint_of_the_older_head_layout_loads_by_name(tmp_path):
     DFRCheckpointer(dst).load(str(tmp_path / "old.pth"))
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
+
+
+def test_save_is_atomic_a_failed_write_leaves_no_truncated_file(tmp_path, monkeypatch):
+    from dfr.engine import DFRCheckpointer
+
+    model = torch.nn.Linear(3, 2)
+    ck = DFRCheckpointer(model, save_dir=str(tmp_path))
+    ck.save("model_0000001")
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):  # writes a few bytes, then the process "dies"
+        f.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save("model_0000002")
+    monkeypatch.setattr(torch, "save", real_save)
+    assert not (tmp_path / "model_0000002.pth").exists()
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
+    ck.save("model_0000003")
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003.pth"
+    assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == [
+        "model_0000001.pth", "model_0000003.pth"]
+    DFRCheckpointer(torch.nn.Linear(3, 2)).load(str(tmp_path / "model_0000003.pth"))

@@ -222,6 +222,26 @@ class DFRCheckpointer(DetectionCheckpointer):
                 self.logger.info(f"Renamed {renamed} keys of an older DFR checkpoint layout")
         return loaded
 
+    def save(self, name: str, **kwargs):
+        """fvcore's save, made atomic: write `<name>.partial.pth`, then rename it to
+        `<name>.pth` and tag it, so a kill during the write never leaves a truncated
+        `<name>.pth` nor a `last_checkpoint` pointing at one."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        last = self.get_checkpoint_file() if self.has_checkpoint() else None
+        partial = f"{name}.partial"
+        try:
+            super().save(partial, **kwargs)
+        except BaseException:
+            if os.path.exists(os.path.join(self.save_dir, f"{partial}.pth")):
+                os.remove(os.path.join(self.save_dir, f"{partial}.pth"))
+            if last:  # point back at the last complete file
+                self.tag_last_checkpoint(os.path.basename(last))
+            raise
+        os.replace(os.path.join(self.save_dir, f"{partial}.pth"),
+                   os.path.join(self.save_dir, f"{name}.pth"))  # fmt: skip
+        self.tag_last_checkpoint(f"{name}.pth")
+
     def _torch_load(self, f):
         return self._read(f)
 

@@ -16,12 +16,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-try:
-    from tqdm import tqdm
-except ImportError:  # tqdm is a dependency of detectron2/fvcore; this is only a fallback
-
-    def tqdm(it, **kw):
-        return it
+from tqdm import tqdm
 
 
 def default_root() -> Path:

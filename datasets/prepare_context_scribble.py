@@ -53,10 +53,12 @@ from prepare_common import (  # noqa: E402
 )
 
 try:
-    from dfr.data import scribble_io as sio
+    from dfr.data import scribbles as sio
+    from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
-    from dfr.data import scribble_io as sio
+    from dfr.data import scribbles as sio
+    from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
 
 EXPECTED = {"train": 4998, "val": 5105}
 VALID60 = np.array(list(range(60)) + [255])
@@ -73,11 +75,11 @@ def lut_459_to_60(labels: dict) -> np.ndarray:
     lut = np.zeros(65536, dtype=np.uint8)  # 0 (unlabeled) and classes outside the 59 -> 0
     found = set()
     for k, name in labels.items():
-        idx = sio._context59_index(name)
+        idx = sio.context59_index(name)
         if idx is not None:
             lut[k] = idx + 1
             found.add(idx)
-    missing = [sio.CONTEXT59_CLASSES[i] for i in range(59) if i not in found]
+    missing = [CONTEXT59_CLASSES[i] for i in range(59) if i not in found]
     if missing:
         raise ValueError(f"labels.txt lacks Context-59 classes {missing}: wrong file?")
     return lut
@@ -233,7 +235,7 @@ def main(argv=None) -> int:
             continue
         lab60 = lut[lm]
         write_png(d60 / f"{iid}.png", lab60)
-        write_png(d59 / f"{iid}.png", sio.context60_to_59(lab60))
+        write_png(d59 / f"{iid}.png", context60_to_59(lab60))
 
     if a.scribbles is not None:
         s60, s59 = out / "scribble_context60", out / "scribble_context59"
@@ -261,7 +263,7 @@ def main(argv=None) -> int:
             n_empty += ss.num_empty if ss is not None else 0
             fractions.append(float((lab != 255).mean()))
             write_png(s60 / f"{iid}.png", lab)
-            write_png(s59 / f"{iid}.png", sio.context60_to_59(lab))
+            write_png(s59 / f"{iid}.png", context60_to_59(lab))
         if n_empty:
             pr.note("empty polygons skipped", str(n_empty))
         if fractions:

@@ -14,7 +14,7 @@ and writes under --out (default $DETECTRON2_DATASETS/<name>):
 
     scribbles/<id>.png       one label PNG per annotated image (palette PNG: index = class id,
                              --ignore-label elsewhere), drawn with the ScribbleSup rule of
-                             dfr.data.scribble_io.rasterize: polylines 3 px wide, points as
+                             dfr.data.scribbles.rasterize: polylines 3 px wide, points as
                              5-px dots, later shapes over earlier (CVAT: by z_order)
     classes.txt              the class list (line k = class id k)
     train.txt / val.txt      the ids of the training images / of the --gt images
@@ -73,7 +73,7 @@ from dfr.data.datasets.custom import (  # noqa: E402
     register_scribble_dataset_from_json,
     resolve_background,
 )
-from dfr.data.scribble_io import Scribble, TagMap, UnknownTagError, rasterize  # noqa: E402
+from dfr.data.scribbles import Scribble, TagMap, UnknownTagError, rasterize  # noqa: E402
 
 # Tool shape type -> how it is drawn ("polyline": open, "polygon": closed outline, "points":
 # one dot per point). Every other type is reported as unsupported.

@@ -5,7 +5,7 @@ Writes (the tree read by dfr.data.datasets, see datasets/README.md):
 
     <out>/JPEGImages/<id>.jpg               links (or copies) to the VOC JPEGs
     <out>/SegmentationClassAug/<id>.png     dense GT: VOC SegmentationClass, else SBD cls/<id>.mat
-    <out>/pascal_2012_scribble/<id>.png     ScribbleSup scribbles, 3-px lines (dfr.data.scribble_io)
+    <out>/pascal_2012_scribble/<id>.png     ScribbleSup scribbles, 3-px lines (dfr.data.scribbles)
     <out>/ImageSets/Segmentation/{train_aug,val,test}.txt
 
 train_aug = (SBD train + SBD val + VOC train) - VOC val (10,582 ids). Counts, image/label
@@ -46,20 +46,12 @@ from prepare_common import (  # noqa: E402
 )
 
 try:
-    from dfr.data.scribble_io import (
-        ScribbleError,
-        open_scribble_source,
-        read_label_png,
-        voc_tag_map,
-    )
+    from dfr.data.labels import read_label
+    from dfr.data.scribbles import ScribbleError, open_scribble_source, voc_tag_map
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
-    from dfr.data.scribble_io import (
-        ScribbleError,
-        open_scribble_source,
-        read_label_png,
-        voc_tag_map,
-    )
+    from dfr.data.labels import read_label
+    from dfr.data.scribbles import ScribbleError, open_scribble_source, voc_tag_map
 
 EXPECTED = {"train_aug": 10582, "val": 1449, "test": 1456}
 NUM_CLASSES = 21
@@ -233,7 +225,7 @@ def main(argv=None) -> int:
         sbd_mat = a.sbd_root / "cls" / f"{iid}.mat"
         try:
             if voc_png.is_file():
-                lab, src, n_voc = read_label_png(voc_png), voc_png, n_voc + 1
+                lab, src, n_voc = read_label(voc_png), voc_png, n_voc + 1
             elif sbd_mat.is_file():
                 lab, src, n_sbd = load_sbd_mat(sbd_mat), sbd_mat, n_sbd + 1
             else:

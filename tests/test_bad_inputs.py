@@ -255,7 +255,7 @@ def case_shorten_unknown_variant(tmp, mp):
 
 
 def case_txt_negative_class(tmp, mp):
-    from dfr.data import scribble_io as sio
+    from dfr.data import scribbles as sio
 
     path = tmp / f"{EMPTY}_scribble.txt"
     text = (REAL_VOC / "scribble_txt" / f"{EMPTY}_scribble.txt").read_text().splitlines()
@@ -289,7 +289,7 @@ def case_label_values_mapping(tmp, mp):
 
 
 def case_malformed_xml(tmp, mp):
-    from dfr.data import scribble_io as sio
+    from dfr.data import scribbles as sio
 
     path = tmp / "test_2008_003147.xml"
     data = (REAL_VOC / "xml" / path.name).read_bytes()
@@ -299,7 +299,7 @@ def case_malformed_xml(tmp, mp):
 
 
 def case_unknown_tag(tmp, mp):
-    from dfr.data import scribble_io as sio
+    from dfr.data import scribbles as sio
 
     path = tmp / "test_2008_003147.xml"
     shutil.copy(REAL_VOC / "xml" / path.name, path)  # a Context file read with the VOC tags
@@ -321,7 +321,7 @@ def case_truncated_checkpoint(tmp, mp):
 
 def _import(name):
     def get():
-        from dfr.data import scribble_io
+        from dfr.data import scribbles as scribble_io
         from dfr.engine import CheckpointReadError, StartupCheckError
         from dfr.modeling.backbone.checkpoint import UnsafeCheckpointError
 

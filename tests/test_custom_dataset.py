@@ -19,7 +19,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from dfr.data import register_scribble_dataset, register_scribble_dataset_from_json
-from dfr.data.scribble_io import Scribble, rasterize
+from dfr.data.scribbles import Scribble, rasterize
 
 FIXTURE = REPO / "tests" / "fixtures" / "custom"
 CLASSES = ["background", "animal", "person", "vehicle"]

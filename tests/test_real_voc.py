@@ -15,7 +15,7 @@ from PIL import Image
 from scipy.ndimage import binary_dilation
 from skimage.draw import line as sk_line
 
-from dfr.data import scribble_io as sio
+from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES
 
 XML_TAGS = ["sheep", "grass", "fence", "tree", "sky"]
@@ -29,7 +29,7 @@ def jpeg_hw(real_voc, iid):
 
 
 def independent_3px(xml_path, h, w, tag_to_id):
-    """Reference raster without scribble_io: skimage Bresenham centre lines of each polygon,
+    """Reference raster without dfr.data.scribbles: skimage Bresenham centre lines of each polygon,
     dilated by a 3x3 square, drawn in file order. Returns (label, centre-line mask)."""
     ref, centre = np.full((h, w), 255, np.uint8), np.zeros((h, w), bool)
     for poly in ET.parse(xml_path).getroot().iter("polygon"):
@@ -47,7 +47,7 @@ def independent_3px(xml_path, h, w, tag_to_id):
 
 
 def polylines_xml(path, tag_to_id):
-    """(class id, (N, 2) float points) per polygon, read with ElementTree (not scribble_io)."""
+    """(class id, (N, 2) float points) per polygon, read with ElementTree (not dfr.data.scribbles)."""
     out = []
     for poly in ET.parse(path).getroot().iter("polygon"):
         pts = [(float(p.findtext("X")), float(p.findtext("Y"))) for p in poly.findall("point")]
@@ -64,7 +64,7 @@ def polylines_txt(path):
 
 
 def brute_raster(polys, h, w, line_width=3, point_radius=1.0):
-    """The standard conversion, straight from its definition (fixtures/README, scribble_io
+    """The standard conversion, straight from its definition (fixtures/README, dfr.data.scribbles
     docstring), one segment at a time: points clamped to the image; a pixel takes a polygon's
     id when its centre is within line_width / 2 of one of its segments (line_width 1:
     skimage's Bresenham lines); all-equal points: within point_radius of the point; later

@@ -1,4 +1,4 @@
-"""dfr.data.scribble_tools: shortening to a fraction of the skeleton length, dropping,
+"""dfr.data.scribbles.tools: shortening to a fraction of the skeleton length, dropping,
 determinism per seed, skeleton scribbles from dense masks, writing a new label root."""
 
 import os
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage.morphology import skeletonize
 
-from dfr.data.scribble_tools import (
+from dfr.data.scribbles import (
     drop_scribbles,
     file_rng,
     scribble_components,

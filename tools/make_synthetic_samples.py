@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from dfr.data.classes import IGNORE_LABEL, voc_palette
-from dfr.data.scribble_tools import skeleton_scribbles
+from dfr.data.scribbles import skeleton_scribbles
 from dfr.data.synthetic import DEFAULT_SPEC, SYNTHETIC_CLASSES, _sizes, render_sample
 
 

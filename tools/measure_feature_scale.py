@@ -6,7 +6,7 @@ diagnostics) and the distribution of ‖F(i) − F(j)‖ over the window pairs.
 
 Images: files (--images, with optional --scribbles PNGs, 255 = unlabeled), resized so the
 short side is --size and centre-cropped to --size x --size; or the first --n images of a
-registered dataset (--dataset, labels = its sem_seg files), at their own size.
+registered dataset (--dataset, labels = its sem_seg files), centre crops of --crop px.
 
     python tools/measure_feature_scale.py --config-file \
         projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml --images \
@@ -48,10 +48,12 @@ def _inputs(args):
         from PIL import Image
 
         out = []
-        for d in DatasetCatalog.get(args.dataset)[: args.n]:
+        c = args.crop
+        for d in DatasetCatalog.get(args.dataset)[: args.n]:  # centre crops of c x c
             img = np.asarray(Image.open(d["file_name"]).convert("RGB"))
             lab = np.asarray(Image.open(d["sem_seg_file_name"]))
-            out.append((img, lab))
+            y, x = (img.shape[0] - c) // 2, (img.shape[1] - c) // 2
+            out.append((img[y:y + c, x:x + c], lab[y:y + c, x:x + c]))
         return out
     scr = args.scribbles or [None] * len(args.images)
     out = []
@@ -62,22 +64,31 @@ def _inputs(args):
     return out
 
 
+def _build(cfg):
+    """The config's model; MODEL.WEIGHTS (a trained DFR checkpoint) loaded when set."""
+    from detectron2.modeling import build_model
+
+    model = build_model(cfg)
+    if cfg.MODEL.WEIGHTS:
+        from dfr.engine import DFRCheckpointer
+
+        DFRCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    return model
+
+
 def measure(cfg, samples, seed=0):
     import torch.nn.functional as F
-    from detectron2.modeling import build_model
 
     from dfr.modeling.losses import feature_branch_diagnostics
     from dfr.modeling.losses.pairwise import WindowLayout
 
     torch.manual_seed(seed)
-    model = build_model(cfg)
+    model = _build(cfg)
     model.train()  # BN on batch statistics, drop-path on: what the losses see in training
     d = cfg.MODEL.DFR
     res = []
     with torch.no_grad():
-        # one batch of same-size images (dataset images: one at a time)
-        groups = [samples] if len({s[0].shape for s in samples}) == 1 else [[s] for s in samples]
-        for group in groups:
+        for group in [samples]:  # one batch (BN on its statistics)
             img = torch.stack([torch.from_numpy(np.ascontiguousarray(i.transpose(2, 0, 1)))
                                for i, _ in group])  # fmt: skip
             lab = torch.stack([torch.from_numpy(lb.astype(np.int64)) for _, lb in group])
@@ -110,6 +121,38 @@ def measure(cfg, samples, seed=0):
     return res
 
 
+def fused_gradients(cfg, samples, seed=0):
+    """Norm of each weighted training loss's gradient at the shared fused map (training mode,
+    the samples' labels as scribbles), and the cosine between the Lfd + Lfr gradient and the
+    pCE gradient there: how hard the feature head's losses pull on the semantic features."""
+    from detectron2.utils.events import EventStorage
+
+    torch.manual_seed(seed)
+    model = _build(cfg)
+    model.train()
+    kept = {}
+
+    def keep(module, inputs, output):
+        kept["fused"] = output
+
+    model.fusion.register_forward_hook(keep)
+    batch = [{"image": torch.from_numpy(np.ascontiguousarray(i.transpose(2, 0, 1))),
+              "sem_seg": torch.from_numpy(lb.astype(np.int64))} for i, lb in samples]
+    with EventStorage(1):  # iteration 1: no diagnostics
+        losses = model(batch)
+    fused = kept["fused"]
+    grads = {k: torch.autograd.grad(v, fused, retain_graph=True, allow_unused=True)[0]
+             for k, v in losses.items()}  # fmt: skip
+    out = {f"grad_{k}": float(g.norm()) if g is not None else 0.0 for k, g in grads.items()}
+    if grads.get("loss_fd") is not None and grads.get("loss_pce") is not None:
+        feat = grads["loss_fd"] + (grads.get("loss_fr") if grads.get("loss_fr") is not None
+                                   else 0)  # fmt: skip
+        out["cos_featloss_pce"] = float(torch.nn.functional.cosine_similarity(
+            feat.flatten(), grads["loss_pce"].flatten(), dim=0))
+    out.update({k: float(v) for k, v in losses.items()})
+    return out
+
+
 def summarise(res, sigma):
     keys = [k for k in res[0] if not k.startswith("_") and k != "fused_channels"]
     def wmean(k):  # image-weighted mean over the batches that have the key (NaN: none)
@@ -133,8 +176,11 @@ def main(argv=None):
     p.add_argument("--dataset", default="")
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--size", type=int, default=512)
+    p.add_argument("--crop", type=int, default=128, help="crop of --dataset images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="also write the summary here")
+    p.add_argument("--grads", action="store_true",
+                   help="also the norm of each loss's gradient at the fused map")
     p.add_argument("opts", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     from dfr.config import get_dfr_cfg
@@ -143,6 +189,8 @@ def main(argv=None):
     s = summarise(measure(cfg, _inputs(args), args.seed), cfg.MODEL.DFR.SIGMA_FEAT)
     s.update(config=args.config_file, opts=args.opts, feat_dim=cfg.MODEL.DFR.FEAT_DIM,
              images=args.images or f"{args.dataset}[:{args.n}]")
+    if args.grads:
+        s["fused_gradients"] = fused_gradients(cfg, _inputs(args), args.seed)
     print(json.dumps(s, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(s, indent=1))

@@ -40,6 +40,7 @@ DEVICE=${DEVICE:-cuda}         # local dry run: DEVICE=cpu WHL=0 CAL_ITERS=5 wit
 WHL=${WHL:-1}
 CAL_ITERS=${CAL_ITERS:-40}
 VARIANTS=${VARIANTS:-}         # default: the runner's
+CONFIG=projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
@@ -74,12 +75,26 @@ if [ "$DEVICE" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null \
     else echo quit | nvidia-cuda-mps-control; fi
 fi
 echo "[device] MPS $MPS at $(el) s"
-LEFT=$(( BUDGET - $(el) - 25 ))
+LEFT=$(( BUDGET - $(el) - 60 ))  # 60 s: mechanism step + archive
 python3 tools/run_synthetic_ablation.py --device "$DEVICE" --jobs "$JOBS" --seeds $SEEDS \
     ${VARIANTS:+--variants $VARIANTS} --output /tmp/ablation --publish "$OUT" \
-    --fit-budget "$LEFT" --deadline "$LEFT" --calibration-iters "$CAL_ITERS" "$@"
+    --fit-budget "$LEFT" --deadline "$LEFT" --min-iter "${MIN_ITER:-600}" \
+    --drop-order full_sigrel full_both full_scribble --calibration-iters "$CAL_ITERS" "$@"
 rc=$?
 echo "[device] ablation rc=$rc at $(el) s (MPS $MPS)"
+# Mechanism: on final full-DFR models, the diagnostics on 16 training crops and each loss's
+# gradient norm at the shared fused map (tools/measure_feature_scale.py --grads).
+for init in random pretrained; do for v in full full_detach; do for s in 0 1; do
+    w=/tmp/ablation/$init/$v/seed$s/model_final.pth
+    [ -f "$w" ] || continue
+    ov=""; [ $v = full_detach ] && ov="MODEL.DFR.FEAT_DETACH_FUSED True"
+    timeout 90 python3 tools/measure_feature_scale.py --config-file "$CONFIG" --dataset \
+        synthetic_scribble_train --n 16 --grads --json /tmp/mech_${init}_${v}_$s.json \
+        MODEL.WEIGHTS "$w" $ov >/dev/null 2>&1 &
+done; done; done
+wait
+python3 -c "import json,glob; print(json.dumps({f.split('mech_')[1][:-5]: json.load(open(f)) for f in sorted(glob.glob('/tmp/mech_*.json'))}, indent=1))" > "$OUT/mechanism.json"
+echo "[device] mechanism.json written at $(el) s"
 cd /tmp/ablation && find . \( -name metrics.json -o -name stdout.log -o -name '*.json' \) \
     -not -name sem_seg_predictions.json | tar czf "$OUT/runs.tar.gz" -T - \
     && echo "[device] runs.tar.gz written"

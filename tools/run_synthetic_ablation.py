@@ -89,6 +89,9 @@ def parse_args(argv=None):
     p.add_argument("--fit-budget", type=float, default=0.0,
                    help="seconds: measure the speed with --jobs short runs, then set MAX_ITER "
                         "(the same for every run, <= the config's) so that all runs end in time")
+    p.add_argument("--min-iter", type=int, default=0,
+                   help="with --fit-budget: below this MAX_ITER, drop --drop-order variants")
+    p.add_argument("--drop-order", nargs="*", default=[], choices=list(VARIANTS))
     p.add_argument("--calibration-iters", type=int, default=40, help="iterations of --fit-budget")
     p.add_argument("--deadline", type=float, default=0.0,
                    help="seconds from start after which no new run starts (then: 'not run')")
@@ -332,13 +335,27 @@ def fit_max_iter(args, jobs, budget, config_max, cal_iters=40):
     t_var = {v: float(np.mean(x)) for v, x in per_var.items()}
     t_default = max(t_var.values())
     fix = float(np.max(fixed))
-    best, step = 0, (50 if config_max >= 100 else 1)
-    for n in range(step, config_max + 1, step):
-        d = [fix + n * t_var.get(v, t_default) for _, v, _ in jobs]
-        if makespan(d, args.jobs) <= budget:
-            best = n
+    budget -= time.time() - t0  # what is left after the calibration
+    step = 50 if config_max >= 100 else 1
+
+    def fit(jobs):
+        best = 0
+        for n in range(step, config_max + 1, step):
+            d = [fix + n * t_var.get(v, t_default) for _, v, _ in jobs]
+            if makespan(d, args.jobs) <= 0.9 * budget:  # 10 % margin for the estimate
+                best = n
+        return best
+
+    best, dropped = fit(jobs), []
+    for v in args.drop_order:  # too few iterations: drop whole variants, in this order
+        if best >= args.min_iter or v not in {j[1] for j in jobs}:
+            continue
+        jobs = [j for j in jobs if j[1] != v]
+        dropped.append(v)
+        best = fit(jobs)
     info = {"calibration_wall_s": round(wall, 1), "s_per_iter": t_var,
-            "fixed_s_per_run": round(fix, 1), "budget_s": budget, "max_iter": best,
+            "fixed_s_per_run": round(fix, 1), "budget_after_calibration_s": round(budget, 1),
+            "max_iter": best, "dropped_variants": dropped,
             "predicted_s": round(makespan([fix + best * t_var.get(v, t_default)
                                            for _, v, _ in jobs], args.jobs), 1)}
     print(f"[ablation] calibration: {json.dumps(info)}", flush=True)
@@ -391,6 +408,9 @@ def main(argv=None):
         max_iter, info = fit_max_iter(args, jobs, left, _config_max_iter(args),
                                       args.calibration_iters)
         extra["calibration"] = info
+        if info["dropped_variants"]:
+            args.variants = [v for v in args.variants if v not in info["dropped_variants"]]
+            jobs = [j for j in jobs if j[1] in args.variants]
         if not max_iter:
             raise SystemExit("[ablation] not even the shortest schedule fits the budget")
     extra["max_iter"] = max_iter or _config_max_iter(args)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Scribble statistics: labeled-pixel fraction per image and per class, scribbles per image.
 
-Reads any form dfr.data.scribble_io reads (folder or zip of label PNGs, ScribbleSup XMLs or
+Reads any form dfr.data.scribbles reads (folder or zip of label PNGs, ScribbleSup XMLs or
 txt scribbles; XML/txt need --images for the JPEG sizes and are drawn with --line-width).
 Writes <out>/scribble_stats.md (tables) and <out>/scribble_stats.png (histograms).
 
@@ -23,11 +23,11 @@ import numpy as np
 from scipy import ndimage
 
 try:
-    from dfr.data import scribble_io as sio
+    from dfr.data import scribbles as sio
     from dfr.data.classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
-    from dfr.data import scribble_io as sio
+    from dfr.data import scribbles as sio
     from dfr.data.classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 
 CLASSES = {"voc": VOC_CLASSES, "context59": CONTEXT59_CLASSES, "context60": CONTEXT60_CLASSES}
@@ -77,14 +77,13 @@ def collect(args):
         tag_map = None
     from PIL import Image
 
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = lambda x, **k: x  # noqa: E731
+    from tqdm import tqdm
+
+    from dfr.data.labels import read_label
     rows = {}
     for iid in tqdm(ids, desc="scribble stats", unit="img"):
         if src.kind == "png":
-            lab = sio.read_label_png(src.read_bytes(iid), source=src.name_of(iid))
+            lab = read_label(src.read_bytes(iid), source=src.name_of(iid))
             n = None
         else:
             if args.images is None:

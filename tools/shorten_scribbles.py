@@ -16,8 +16,9 @@ import os
 import re
 import time
 
-from dfr.data.datasets.builtin import VOC_TREE, get_datasets_root, register_all
-from dfr.data.scribble_tools import transform_label_root
+from dfr.data.datasets.builtin import VOC_TREE, register_all
+from dfr.data.paths import get_datasets_root
+from dfr.data.scribbles import transform_label_root
 
 VARIANT_PREFIX = "voc_2012_train_aug_scribble_"
 

@@ -2,7 +2,8 @@
 embedded synthetic benchmark. Importing `dfr.data` registers the dataset NAMES only; files
 are read (and the synthetic set generated) when a name is first loaded."""
 
-from .dataset_mapper import ScribbleDatasetMapper, build_train_augmentations, read_label
+from .dataset_mapper import ScribbleDatasetMapper, build_train_augmentations
+from .labels import LabelMapError, read_label
 from .transforms import PhotometricDistortion, PhotometricTransform, RandomScaleKeepRatio
 
 # Imported for its registration side effect (DatasetCatalog / MetadataCatalog names).
@@ -15,6 +16,7 @@ from .datasets import (  # noqa: E402  isort: skip
 __all__ = [
     "ScribbleDatasetMapper",
     "build_train_augmentations",
+    "LabelMapError",
     "read_label",
     "PhotometricDistortion",
     "PhotometricTransform",

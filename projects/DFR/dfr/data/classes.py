@@ -47,7 +47,7 @@ CONTEXT59_CLASSES = [
 CONTEXT60_CLASSES = ["background"] + CONTEXT59_CLASSES
 
 # ScribbleSup tag / PASCAL-Context label-file spellings -> CONTEXT59_CLASSES name (used by
-# dfr.data.scribble_io). VOC short tags of the VOC release and VOC long names both occur.
+# dfr.data.scribbles). VOC short tags of the VOC release and VOC long names both occur.
 CONTEXT_TAG_SYNONYMS = {
     "plane": "aeroplane", "airplane": "aeroplane", "bike": "bicycle", "diningtable": "table",
     "dining table": "table", "monitor": "tvmonitor", "tv": "tvmonitor", "tv/monitor": "tvmonitor",

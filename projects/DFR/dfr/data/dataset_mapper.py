@@ -19,24 +19,12 @@ import torch
 from detectron2.config import configurable
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
-from PIL import Image
 
 from .classes import IGNORE_LABEL
+from .labels import check_label_values, read_label
 from .transforms import KeepRatioResize, PhotometricDistortion, RandomScaleKeepRatio
 
-__all__ = ["ScribbleDatasetMapper", "build_train_augmentations", "read_label"]
-
-
-def read_label(path: str) -> np.ndarray:
-    """(H, W) uint8 class ids of a single-channel PNG (mode L or P: the index is the id)."""
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P", "I", "I;16"):
-                raise ValueError(f"mode {im.mode!r}; expected a single-channel (L/P) label PNG")
-            label = np.asarray(im)
-    except Exception as e:
-        raise ValueError(f"cannot read label map {path}: {e}") from e
-    return label
+__all__ = ["ScribbleDatasetMapper", "build_train_augmentations"]
 
 
 def build_train_augmentations(
@@ -136,13 +124,7 @@ class ScribbleDatasetMapper:
                     f"label map {lpath} is {label.shape[1]}x{label.shape[0]} (WxH) but its image "
                     f"{path} is {image.shape[1]}x{image.shape[0]}"
                 )
-            bad = np.unique(label)
-            bad = bad[(bad >= self.num_classes) & (bad != self.ignore_label)]
-            if bad.size:
-                raise ValueError(
-                    f"label map {lpath} has values {bad.tolist()[:10]} outside "
-                    f"{{0..{self.num_classes - 1}, {self.ignore_label}}}"
-                )
+            check_label_values(label, lpath, self.num_classes, self.ignore_label)
             label = label.astype(np.uint8)
         return image, label
 

@@ -11,7 +11,7 @@ texture; the RGB kernel cannot. Objects are large (radius 18-32 % of the short s
 are 3 object classes + background, so a tiny Swin learns the task at 128 px in minutes on CPU.
 
 Classes: 0 background, 1 disc (ellipse, polka dots), 2 bar (rotated rectangle, stripes),
-3 triangle (checkerboard). Scribbles: skeletons of every region (dfr.data.scribble_tools.
+3 triangle (checkerboard). Scribbles: skeletons of every region (dfr.data.scribbles.tools.
 skeleton_scribbles), 3 px wide, shortened together to ~3 % of the pixels (ScribbleSup's rate).
 
 Tree: <root>/<dirname>/{train,val}/{images,labels,scribbles}/<id>.png + meta.json.
@@ -19,7 +19,6 @@ Generation runs once, under a file lock, into a temporary folder renamed atomica
 several processes of a distributed launch do not race.
 """
 
-import fcntl
 import json
 import logging
 import os
@@ -29,9 +28,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from iopath.common.file_io import file_lock
 
 from .classes import IGNORE_LABEL, voc_colors
-from .scribble_tools import skeleton_scribbles
+from .paths import get_datasets_root
+from .scribbles.tools import skeleton_scribbles
 
 __all__ = [
     "SYNTHETIC_CLASSES",
@@ -225,41 +226,31 @@ def _stale(meta_path: str, spec: SyntheticSpec) -> bool:
 def ensure_synthetic(root: Optional[str] = None, spec: SyntheticSpec = DEFAULT_SPEC) -> str:
     """Generate the benchmark under `root` (default $DETECTRON2_DATASETS) unless it exists;
     returns its folder. Safe under concurrent calls (file lock + atomic rename)."""
-    from .datasets.builtin import get_datasets_root
-
     root = root or get_datasets_root()
     out = os.path.join(root, spec["dirname"])
     meta_path = os.path.join(out, "meta.json")
-    if _stale(meta_path, spec):
-        with open(os.path.join(root, f".{spec['dirname']}.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    os.makedirs(root, exist_ok=True)
+    if _stale(meta_path, spec) or not os.path.isfile(meta_path):
+        # one generator at a time (the processes of a distributed launch), as detectron2's
+        # coco.py does with iopath's file lock
+        with file_lock(os.path.join(root, f".{spec['dirname']}")):
             if _stale(meta_path, spec):
                 logger.info(f"{out} was made by an older generator version; regenerating")
                 shutil.rmtree(out)
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    if not os.path.isfile(meta_path):
-        os.makedirs(root, exist_ok=True)
-        with open(os.path.join(root, f".{spec['dirname']}.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if not os.path.isfile(meta_path):
-                    if os.path.exists(out):
-                        raise RuntimeError(
-                            f"{out} exists without meta.json; delete it to regenerate"
-                        )
-                    logger.info(f"Generating synthetic scribble benchmark into {out} ...")
-                    tmp = tempfile.mkdtemp(prefix=f".{spec['dirname']}.", dir=root)
-                    try:
-                        stats = _generate(tmp, spec)
-                        with open(os.path.join(tmp, "meta.json"), "w") as f:
-                            json.dump({"spec": dict(spec), "classes": SYNTHETIC_CLASSES,
-                                       "stats": stats}, f, indent=1)  # fmt: skip
-                        os.rename(tmp, out)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
-                    logger.info(f"Synthetic benchmark written: {stats}")
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+            if not os.path.isfile(meta_path):
+                if os.path.exists(out):
+                    raise RuntimeError(f"{out} exists without meta.json; delete it to regenerate")
+                logger.info(f"Generating synthetic scribble benchmark into {out} ...")
+                tmp = tempfile.mkdtemp(prefix=f".{spec['dirname']}.", dir=root)
+                try:
+                    stats = _generate(tmp, spec)
+                    with open(os.path.join(tmp, "meta.json"), "w") as f:
+                        json.dump({"spec": dict(spec), "classes": SYNTHETIC_CLASSES,
+                                   "stats": stats}, f, indent=1)  # fmt: skip
+                    os.rename(tmp, out)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                logger.info(f"Synthetic benchmark written: {stats}")
     with open(meta_path) as f:
         meta = json.load(f)
     if meta["spec"] != dict(spec):

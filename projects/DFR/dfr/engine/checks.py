@@ -20,7 +20,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
-from PIL import Image
+
+from ..data.labels import LabelMapError, read_label
 
 __all__ = ["StartupCheckError", "run_startup_checks", "check_num_classes", "check_batch_size",
            "scan_labels"]  # fmt: skip
@@ -75,16 +76,10 @@ def _label_summary(rec: Dict) -> Dict:
     """Size and set of values of one label PNG (or the error reading it)."""
     path = rec["sem_seg_file_name"]
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im)
-    except Exception as e:  # PIL raises several types for broken files
-        return {"file": path, "error": f"unreadable ({e})"}
-    if arr.ndim != 2:
-        return {"file": path, "error": f"not a single-channel label map (shape {arr.shape})"}
-    if arr.dtype == np.uint8:
-        values = np.flatnonzero(np.bincount(arr.ravel(), minlength=256))
-    else:
-        values = np.unique(arr)
+        arr = read_label(path)
+    except LabelMapError as e:
+        return {"file": path, "error": str(e)}
+    values = np.flatnonzero(np.bincount(arr.ravel(), minlength=256))
     out = {"file": path, "values": values.tolist(), "shape": arr.shape}
     if "height" in rec and "width" in rec and arr.shape != (rec["height"], rec["width"]):
         out["error"] = (

@@ -3,11 +3,11 @@
 from .builtin import (
     CONTEXT_TREE,
     VOC_TREE,
-    get_datasets_root,
     load_sem_seg_split,
     register_all,
     register_sem_seg_split,
 )
+from ..paths import get_datasets_root
 from .custom import (
     read_class_list,
     register_custom_from_cfg,

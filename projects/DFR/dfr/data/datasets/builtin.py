@@ -14,13 +14,14 @@ from typing import Dict, List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, IGNORE_LABEL, VOC_CLASSES, voc_colors
+from ..paths import get_datasets_root
+from ..synthetic import TINY_SPEC, register_synthetic
 
 __all__ = [
     "VOC_TREE",
     "CONTEXT_TREE",
     "SCRIBBLE_LENGTHS",
     "SCRIBBLE_DROPS",
-    "get_datasets_root",
     "load_sem_seg_split",
     "register_sem_seg_split",
     "register_all",
@@ -58,11 +59,6 @@ SCRIBBLE_DROPS = (10, 30, 50, 70)
 
 PREPARE_VOC = "python datasets/prepare_voc_scribble.py  (see datasets/README.md)"
 PREPARE_CONTEXT = "python datasets/prepare_context_scribble.py  (see datasets/README.md)"
-
-
-def get_datasets_root() -> str:
-    """`$DETECTRON2_DATASETS`, default `./datasets`, read at call time."""
-    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
 
 
 def _require(path: str, what: str, prepare: str):
@@ -221,8 +217,6 @@ def register_all():
         return
     _register_voc()
     _register_context()
-    from ..synthetic import TINY_SPEC, register_synthetic
-
     register_synthetic()  # synthetic_scribble_train / _full_train / _scribble_val
     register_synthetic("synthetic_tiny", TINY_SPEC)  # 16 / 8 images, for smoke runs
     _REGISTERED = True

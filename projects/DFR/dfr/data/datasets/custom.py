@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..classes import IGNORE_LABEL, voc_colors
-from .builtin import get_datasets_root
+from ..paths import get_datasets_root
 
 __all__ = [
     "IMAGE_EXTENSIONS",

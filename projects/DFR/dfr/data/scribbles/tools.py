@@ -21,7 +21,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
-from .classes import IGNORE_LABEL
+from ..classes import IGNORE_LABEL
+from ..labels import read_label
 
 __all__ = [
     "scribble_components",
@@ -129,7 +130,6 @@ def shorten_scribbles(
     for c, mask in scribble_components(label, ignore_label):
         if fraction >= 1.0:
             out[mask] = c
-            kept, n = mask, None
         else:
             kept, k, n = _keep_window(mask, fraction, rng)
             out[kept] = c
@@ -276,12 +276,7 @@ def transform_label_root(
         if not name.endswith(ext):
             continue
         path = os.path.join(src, name)
-        try:
-            label = np.asarray(Image.open(path))
-        except Exception as e:
-            raise ValueError(f"cannot read label map {path}: {e}") from e
-        if label.ndim != 2:
-            raise ValueError(f"label map {path} has shape {label.shape}, expected (H, W)")
+        label = read_label(path)
         rng = file_rng(seed, name)
         if drop:
             label, st = drop_scribbles(label, drop, rng)

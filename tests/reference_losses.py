@@ -2,7 +2,7 @@
 tools/benchmark_losses.py).
 
 1. ``brute_*``: float64 Python loops written straight from Eq. 2-13 of the paper (with the pair
-   sets and normalisations fixed in DESIGN.md). Slow; for maps of a few pixels only.
+   sets and normalisations of the paper, Sect. 3). Slow; for maps of a few pixels only.
 2. ``unfold_*``: the naive vectorised implementation that unfolds every tensor over the
    (2r+1)^2 window positions (as GatedCRF does), differentiable by plain autograd. Memory grows
    as (2r+1)^2 x the inputs; it is the baseline of the benchmark.

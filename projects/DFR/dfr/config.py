@@ -2,7 +2,7 @@
 
 Keys are namespaced (MODEL.SWIN, MODEL.UPERNET, MODEL.AUX_HEAD, MODEL.DFR, INPUT.DFR, ...);
 no Detectron2 default is overwritten here. Values are the paper's recipe
-(reference/dfr_paper.txt Sect. 4.2) unless a comment says otherwise.
+(the DFR paper (arXiv:2108.01296), Sect. 4.2) unless a comment says otherwise.
 """
 from detectron2.config import CfgNode as CN
 

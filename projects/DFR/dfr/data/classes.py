@@ -1,6 +1,6 @@
 """Class names, ScribbleSup tag names and colours of the datasets DFR registers.
 
-Conventions (DESIGN.md): ids 0..C-1 with background = 0 and 255 = unlabeled.
+Conventions: ids 0..C-1 with background = 0 and 255 = unlabeled.
 VOC: 21 classes. PASCAL Context: 60 classes (background + 59) or 59 (background ignored:
 Context-60 id k>0 becomes k-1, background becomes 255, as mmseg's reduce_zero_label).
 """

@@ -1,4 +1,4 @@
-"""ScribbleDatasetMapper: dataset dict -> model input (DESIGN.md "Tensors and conventions").
+"""ScribbleDatasetMapper: dataset dict -> model input (uint8 RGB image, label ids, 255 = unlabeled).
 
 Training: mmseg's default pipeline as Detectron2 augmentations (random keep-ratio resize,
 random crop with category-max-ratio, horizontal flip, photometric distortion). mmseg then

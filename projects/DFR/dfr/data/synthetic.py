@@ -1,8 +1,8 @@
 """The embedded synthetic scribble benchmark: generated deterministically on first use under
 `$DETECTRON2_DATASETS/synthetic_scribble/`, so training and evaluation run without downloads.
 
-Design (a fair test of DFR's claim, DESIGN.md "Data"): object classes are defined by SHAPE and
-TEXTURE, never by colour. Every object is split by a random line into two parts of unrelated
+Design (a fair test of DFR's claim that a learned feature kernel helps where colour misleads):
+object classes are defined by SHAPE and TEXTURE, never by colour. Every object is split by a random line into two parts of unrelated
 random colours (two-tone), so strong colour edges run INSIDE objects and the RGB kernel of a
 CRF-style loss wrongly separates the parts; the background is a smooth random colour field
 with clutter (thin lines, specks) whose colours are also random, so object/background colour

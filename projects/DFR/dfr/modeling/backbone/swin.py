@@ -1,6 +1,6 @@
 """Swin Transformer backbone: a thin Detectron2 adapter over timm (`features_only`).
 
-Outputs `res2..res5` as NCHW maps at strides 4/8/16/32 (reference/dfr_paper.txt Fig. 2).
+Outputs `res2..res5` as NCHW maps at strides 4/8/16/32 (the DFR paper (arXiv:2108.01296), Fig. 2).
 """
 import logging
 import types

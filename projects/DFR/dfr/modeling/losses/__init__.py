@@ -1,4 +1,5 @@
-"""DFR losses (Eq. 2-13 of the paper): pure functions of tensors.
+"""DFR losses (Eq. 2-13 of "Dynamic Feature Regularized Loss for Weakly Supervised Semantic
+Segmentation", arXiv:2108.01296): pure functions of tensors.
 
 The pairwise losses loop over window offsets with shifted views (see `pairwise.py`), so their
 memory is O(B·(C + d)·h·w) whatever the radius; gradients are accumulated in the same pass.

@@ -1,4 +1,4 @@
-"""The DFR segmentor (reference/dfr_paper.txt Fig. 1, Eq. 1):
+"""The DFR segmentor (the DFR paper (arXiv:2108.01296), Fig. 1, Eq. 1):
     L = Lpce + λ1·Ldfr (semantic head) + λ2·(Lfd + Lfr) (feature head)  [+ 0.4·Laux].
 """
 from typing import Dict, List, Optional, Sequence

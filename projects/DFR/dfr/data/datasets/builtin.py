@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, IGNORE_LABEL, VOC_CLASSES, voc_colors
-from ..paths import get_datasets_root
+from ..paths import get_datasets_root, require_path
 from ..synthetic import TINY_SPEC, register_synthetic
 
 __all__ = [
@@ -61,14 +61,6 @@ PREPARE_VOC = "python datasets/prepare_voc_scribble.py  (see datasets/README.md)
 PREPARE_CONTEXT = "python datasets/prepare_context_scribble.py  (see datasets/README.md)"
 
 
-def _require(path: str, what: str, prepare: str):
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{what} not found: {path}\n  DETECTRON2_DATASETS={get_datasets_root()!r}. "
-            f"Create it with: {prepare}"
-        )
-
-
 def _image_size(path: str):
     from PIL import Image
 
@@ -90,10 +82,10 @@ def load_sem_seg_split(
 ) -> List[Dict]:
     """Records {file_name, sem_seg_file_name, height, width, image_id} for the ids listed in
     `split_file` (one id per line). `label_dir=None`: images only (test split)."""
-    _require(split_file, "split file", prepare)
-    _require(image_dir, "image folder", prepare)
+    require_path(split_file, "split file", prepare, under_root=True)
+    require_path(image_dir, "image folder", prepare, under_root=True)
     if label_dir is not None:
-        _require(label_dir, "label folder", prepare)
+        require_path(label_dir, "label folder", prepare, under_root=True)
     with open(split_file) as f:
         ids = [line.split()[0] for line in f if line.strip()]
     records, missing = [], []

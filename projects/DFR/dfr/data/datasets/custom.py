@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..classes import IGNORE_LABEL, voc_colors
-from ..paths import get_datasets_root
+from ..paths import get_datasets_root, require_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -128,11 +128,6 @@ def image_hw(path: PathLike) -> Tuple[int, int]:
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
-def _require(path: Optional[str], what: str, prepare: str):
-    if path is None or not os.path.exists(path):
-        raise FileNotFoundError(f"{what} not found: {path}\n  Create it with: {prepare}")
-
-
 def _index_images(image_root: str) -> Tuple[Dict[str, str], Dict[str, List[str]]]:
     """{file name without extension: path} of every image under image_root (recursive) and
     the names shared by several files ({name: paths})."""
@@ -168,10 +163,10 @@ def load_scribble_records(
     ``split_file`` (one per line), else every ``<id>.png`` in ``label_root``. Every problem
     (image or label missing, image name shared by two files, size mismatch) is collected and
     raised at once, naming the files."""
-    _require(image_root, "image folder", prepare)
-    _require(label_root, f"{what} folder", prepare)
+    require_path(image_root, "image folder", prepare)
+    require_path(label_root, f"{what} folder", prepare)
     if split_file is not None:
-        _require(split_file, "split file", prepare)
+        require_path(split_file, "split file", prepare)
         ids = _read_ids(split_file)
     else:
         ids = sorted(
@@ -316,7 +311,7 @@ def register_scribble_dataset_from_json(path: PathLike, replace: bool = False) -
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, DATASET_JSON)
-    _require(path, "dataset description", PREPARE_CUSTOM)
+    require_path(path, "dataset description", PREPARE_CUSTOM)
     with open(path, encoding="utf-8") as f:
         try:
             desc = json.load(f)

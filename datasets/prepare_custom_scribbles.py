@@ -70,9 +70,9 @@ from dfr.data.datasets.custom import (  # noqa: E402
     IMAGE_EXTENSIONS,
     image_hw,
     read_class_list,
-    register_scribble_dataset_from_json,
     resolve_background,
 )
+from dfr.data.datasets.custom_json import register_scribble_dataset_from_json  # noqa: E402
 from dfr.data.scribbles import Scribble, TagMap, UnknownTagError, rasterize  # noqa: E402
 
 # Tool shape type -> how it is drawn ("polyline": open, "polygon": closed outline, "points":

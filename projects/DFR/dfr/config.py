@@ -152,7 +152,7 @@ def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):
     if cpu_fallback and cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
     if cfg.DATASETS.DFR.CUSTOM:
-        from .data.datasets.custom import register_custom_from_cfg
+        from .data.datasets.custom_json import register_custom_from_cfg
 
         register_custom_from_cfg(cfg)
     return cfg

@@ -8,12 +8,8 @@ from .builtin import (
     register_sem_seg_split,
 )
 from ..paths import get_datasets_root
-from .custom import (
-    read_class_list,
-    register_custom_from_cfg,
-    register_scribble_dataset,
-    register_scribble_dataset_from_json,
-)
+from .custom import read_class_list, register_scribble_dataset
+from .custom_json import register_custom_from_cfg, register_scribble_dataset_from_json
 
 register_all()
 

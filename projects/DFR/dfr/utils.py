@@ -4,7 +4,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-__all__ = ["meta_device", "resize"]
+__all__ = ["meta_device", "resize", "resize_nearest"]
 
 
 def resize(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
@@ -14,6 +14,16 @@ def resize(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def resize_nearest(x: torch.Tensor, size) -> torch.Tensor:
+    """(B, H, W) integer/bool map -> (B, h, w) by nearest neighbour, sampling each output
+    pixel's centre ("nearest-exact": pixel 4i+2 at stride 4, where the bilinear / area maps
+    are centred too)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    y = F.interpolate(x[:, None].float(), size=tuple(size), mode="nearest-exact")[:, 0]
+    return y.to(x.dtype)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from .. import losses as L
-from ...utils import resize
+from ...utils import resize, resize_nearest
 from ..heads import FCNAuxHead, FeatureConsistencyHead, UperNetFusion
 
 __all__ = ["DFRSegmentor"]
@@ -34,16 +34,6 @@ def _pad_batch(images: List[torch.Tensor], min_size=None) -> ImageList:
         if ph or pw:
             batch = ImageList(F.pad(batch.tensor, (0, pw, 0, ph)), batch.image_sizes)
     return batch
-
-
-def _nearest(x: torch.Tensor, size) -> torch.Tensor:
-    """(B, H, W) integer/bool map -> (B, h, w) by nearest neighbour, sampling each output
-    pixel's centre ("nearest-exact": pixel 4i+2 at stride 4, where the bilinear/area maps
-    are centred too)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    y = F.interpolate(x[:, None].float(), size=size, mode="nearest-exact")[:, 0]
-    return y.to(x.dtype)
 
 
 @META_ARCH_REGISTRY.register()
@@ -273,14 +263,14 @@ class DFRSegmentor(nn.Module):
         # Pairwise losses on the map at `loss_stride` (default: the heads' stride-4 map).
         size = (-(-image.shape[-2] // self.loss_stride), -(-image.shape[-1] // self.loss_stride))
         img_s = F.adaptive_avg_pool2d(image, size)  # "area" resize, any ratio
-        valid_s = _nearest(valid, size)
+        valid_s = resize_nearest(valid, size)
         probs = resize(logits, size).softmax(dim=1)
         feats = out.get("feats")
         if feats is not None:
             feats = resize(feats, size)
         target = None
         if self.use_fd or self.use_fr:  # labels of Eq. 8-13, from the detached prediction
-            target = self.feature_targets(probs.detach(), _nearest(labels, size), valid_s)
+            target = self.feature_targets(probs.detach(), resize_nearest(labels, size), valid_s)
         # Eq. 4-13 in one pass over the window offsets (F enters the Ldfr kernel without
         # gradient; Lfd / Lfr train the feature head only).
         terms = [t for t, on in (("dfr", self.use_dfr), ("fd", self.use_fd), ("fr", self.use_fr))
@@ -316,7 +306,7 @@ class DFRSegmentor(nn.Module):
             return
         vals = L.feature_branch_diagnostics(
             probs.detach(), img_s, feats.detach() if feats is not None else None,
-            _nearest(labels, valid_s.shape[-2:]), target, valid_s, radius=self.radius,
+            resize_nearest(labels, valid_s.shape[-2:]), target, valid_s, radius=self.radius,
             sigma_xy=self.sigma_xy, sigma_rgb=self.sigma_rgb, sigma_feat=self.sigma_feat,
             stride=self.position_stride, use_xy=self.kernel_xy, use_rgb=self.kernel_rgb,
             gamma=self.gamma, background=self.background_id, ignore_index=self.ignore_value)

@@ -1,7 +1,6 @@
 """datasets/prepare_*.py on tiny VOC+SBD and Context trees written here (no downloads)."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -13,8 +13,6 @@ from engine_helpers import (
     DETERMINISTIC_OPTS,
     INSTANT,
     REPO,
-    TINY_SPEC_KW,
-    TRAIN_NET,
     dataset_opts,
     load_train_net,
     metrics_rows,

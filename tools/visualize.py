@@ -127,6 +127,7 @@ def main(argv=None):
             probs = model([inp])[0]["sem_seg"]
             pred = probs.argmax(0).numpy().astype(np.uint8)
             x = model.normalize(inp["image"])[None]  # any size: the backbone pads inside
+            h, w = x.shape[-2:]
             out = model.forward_features(x, with_feats=True)
             size = (-(-x.shape[-2] // d.LOSS_STRIDE), -(-x.shape[-1] // d.LOSS_STRIDE))
             img_s = F.adaptive_avg_pool2d(x, size)[0]

@@ -29,7 +29,6 @@ relative to its folder; ``register_scribble_dataset_from_json`` reads it, and co
 such files in DATASETS.DFR.CUSTOM (registered by ``dfr.config.get_dfr_cfg``).
 """
 
-import json
 import logging
 import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -37,7 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..classes import IGNORE_LABEL, voc_colors
-from ..paths import get_datasets_root, require_path
+from ..paths import require_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -17,7 +17,7 @@ import logging
 import os
 import pickle
 import re
-from typing import Dict, Tuple
+from typing import Dict
 
 import numpy as np
 import torch

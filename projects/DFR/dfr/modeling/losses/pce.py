@@ -1,5 +1,4 @@
 """Partial cross-entropy on scribbles (Eq. 2)."""
-import torch
 import torch.nn.functional as F
 
 from ._checks import check_labels, check_map

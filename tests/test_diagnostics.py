@@ -4,7 +4,7 @@ sets, hand-computed feature factors, a brute-force loop over every window pair, 
 import math
 
 import torch
-from engine_helpers import metrics_rows, register_tiny, setup_cfg
+from engine_helpers import REPO, metrics_rows, register_tiny, setup_cfg
 
 from dfr.modeling.losses import DIAGNOSTIC_KEYS, feature_branch_diagnostics, window_feature_distance
 
@@ -152,11 +152,52 @@ def test_training_run_writes_diagnostics_to_metrics_json(tmp_path):
     # tools/plot_metrics.py draws them (one panel per key)
     import importlib.util
 
-    from engine_helpers import REPO
-
     spec = importlib.util.spec_from_file_location("plot_metrics", REPO / "tools/plot_metrics.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     keys = tool.plot([tmp_path / "run"], ["run"], None, tmp_path / "m.png")
     assert {f"diag/{k}" for k in DIAGNOSTIC_KEYS} <= set(keys) and "loss_fd" in keys
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _small_model(*opts):
+    from detectron2.modeling import build_model
+
+    from dfr.config import get_dfr_cfg
+
+    cfg = get_dfr_cfg(REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml",
+                      ["MODEL.SWIN.EMBED_DIM", 16, "MODEL.SWIN.NUM_HEADS", [1, 2, 2, 4],
+                       "MODEL.SWIN.DROP_PATH_RATE", 0.0, "MODEL.DFR.GAMMA", 0.0,
+                       "MODEL.DFR.DIAG_PERIOD", 0, "INPUT.CROP.SIZE", (64, 64), *opts])
+    torch.manual_seed(0)
+    return build_model(cfg).train()
+
+
+def _batch64():
+    g = torch.Generator().manual_seed(0)
+    lab = torch.full((64, 64), 255, dtype=torch.long)
+    lab[4:8, 4:60], lab[20:24, 8:56], lab[52:56, 10:30] = 0, 1, 2
+    return [{"image": torch.randint(0, 256, (3, 64, 64), generator=g, dtype=torch.uint8),
+             "sem_seg": lab} for _ in range(2)]
+
+
+def test_feat_detach_fused_keeps_lfd_lfr_out_of_the_fused_map():
+    for detach in (False, True):
+        model = _small_model("MODEL.DFR.FEAT_DETACH_FUSED", detach)
+        losses = model(_batch64())
+        fusion = [p for p in model.fusion.parameters() if p.requires_grad]
+        g = torch.autograd.grad(losses["loss_fd"] + losses["loss_fr"],
+                                fusion + [model.feat_head.proj.weight], allow_unused=True)
+        into_fusion = sum(float(x.abs().sum()) for x in g[:-1] if x is not None)
+        assert (into_fusion == 0) == detach, detach
+        assert float(g[-1].abs().sum()) > 0  # the head itself is trained either way
+
+
+def test_sigma_feat_relative_follows_the_window_feature_distance():
+    model = _small_model("MODEL.DFR.SIGMA_FEAT_RELATIVE", 2.0)
+    kept = {}
+    model.feat_head.register_forward_hook(lambda m, i, o: kept.update(f=o.detach()))
+    model(_batch64())
+    valid = torch.ones(2, 16, 16, dtype=torch.bool)  # 64 px crops: the loss map is 16 x 16
+    dist = float(window_feature_distance(kept["f"], valid, model.radius))
+    assert dist > 0 and abs(model.sigma_feat - 2.0 * dist) < 1e-4 * dist

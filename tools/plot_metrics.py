@@ -54,10 +54,11 @@ def plot(runs, labels, keys, out, cols=4, logy=("diag/pairs_",)):
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        for s, lab in zip(series, labels):
+        for n, (s, lab) in enumerate(zip(series, labels)):  # one colour per run everywhere
             pts = [(i, v) for i, v in s.get(key, []) if math.isfinite(v)]
             if pts:
-                ax.plot(*zip(*pts), label=lab, lw=1.2, marker="." if len(pts) < 30 else None)
+                ax.plot(*zip(*pts), label=lab, lw=1.2, color=f"C{n % 10}",
+                        marker="." if len(pts) < 30 else None)
         ax.set_title(key, fontsize=9)
         ax.tick_params(labelsize=7)
         if key.startswith(logy):

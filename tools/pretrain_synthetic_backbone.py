@@ -49,7 +49,9 @@ def parse_args(argv=None):
 
 
 def _settings(args) -> dict:
-    cfg_text = Path(args.config_file).read_text()
+    """What the checkpoint depends on: the effective config (not its comments) and the
+    generator's source."""
+    cfg_text = build_cfg(args.config_file, args.iters, args.lr, "cpu").dump()
     gen = (REPO / "projects/DFR/dfr/data/synthetic_pretrain.py").read_bytes()
     return {"iters": args.iters, "batch": args.batch, "lr": args.lr, "seed": args.seed,
             "config_sha": hashlib.sha256(cfg_text.encode()).hexdigest()[:16],

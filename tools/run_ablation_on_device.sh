@@ -69,7 +69,7 @@ PY
 echo "[device] setup done at $(el) s"
 # CUDA MPS lets the runs' small kernels share the GPU; without it they time-slice.
 MPS=off
-if [ "$DEVICE" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null \
+if [ "$DEVICE" = cuda ] && [ -z "${NO_MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null \
         && nvidia-cuda-mps-control -d; then
     if timeout 40 python3 -c "import torch; torch.ones(1).cuda().sum().item()"; then MPS=on
     else echo quit | nvidia-cuda-mps-control; fi
@@ -84,6 +84,7 @@ rc=$?
 echo "[device] ablation rc=$rc at $(el) s (MPS $MPS)"
 # Mechanism: on final full-DFR models, the diagnostics on 16 training crops and each loss's
 # gradient norm at the shared fused map (tools/measure_feature_scale.py --grads).
+pids=()
 for init in random pretrained; do for v in full full_detach; do for s in 0 1; do
     w=/tmp/ablation/$init/$v/seed$s/model_final.pth
     [ -f "$w" ] || continue
@@ -91,8 +92,9 @@ for init in random pretrained; do for v in full full_detach; do for s in 0 1; do
     timeout 90 python3 tools/measure_feature_scale.py --config-file "$CONFIG" --dataset \
         synthetic_scribble_train --n 16 --grads --json /tmp/mech_${init}_${v}_$s.json \
         MODEL.WEIGHTS "$w" $ov >/dev/null 2>&1 &
+    pids+=($!)
 done; done; done
-wait
+[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"  # (a bare `wait` would also wait for the tee)
 python3 -c "import json,glob; print(json.dumps({f.split('mech_')[1][:-5]: json.load(open(f)) for f in sorted(glob.glob('/tmp/mech_*.json'))}, indent=1))" > "$OUT/mechanism.json"
 echo "[device] mechanism.json written at $(el) s"
 cd /tmp/ablation && find . \( -name metrics.json -o -name stdout.log -o -name '*.json' \) \

@@ -40,7 +40,7 @@ def _value_noise(rng, h, w, cells) -> np.ndarray:
     return np.clip(cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
 
 
-def _background(rng, h, w, base) -> np.ndarray:
+def _pretrain_background(rng, h, w, base) -> np.ndarray:
     field = _value_noise(rng, h, w, int(rng.integers(2, 6)))[..., None]
     img = base * (0.6 + 0.8 * field)
     for _ in range(int(rng.integers(3, 10))):  # grey clutter lines
@@ -56,7 +56,7 @@ def _polygon(cx, cy, radii, ang) -> np.ndarray:
     return np.round(np.stack([cx + radii * np.cos(t), cy + radii * np.sin(t)], 1)).astype(np.int32)
 
 
-def _shape_mask(cls: int, rng, h, w, cx, cy, s) -> np.ndarray:
+def _pretrain_shape_mask(cls: int, rng, h, w, cx, cy, s) -> np.ndarray:
     m = np.zeros((h, w), np.uint8)
     ang = float(rng.uniform(0, 2 * np.pi))
     if cls == 1:  # star: 5 points, inner radius 0.45
@@ -77,7 +77,7 @@ def _shape_mask(cls: int, rng, h, w, cx, cy, s) -> np.ndarray:
     return m.astype(bool)
 
 
-def _texture(cls: int, rng, h, w) -> np.ndarray:
+def _pretrain_texture(cls: int, rng, h, w) -> np.ndarray:
     """Multiplicative texture (around 1) that identifies the class."""
     if cls == 1:  # speckle: i.i.d. per pixel
         return 1 + 0.45 * rng.uniform(-1, 1, size=(h, w)).astype(np.float32)
@@ -101,16 +101,16 @@ def render_pretrain_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np
     """One image (h, w, 3) uint8 RGB and its dense label map (h, w) uint8 (ids of
     PRETRAIN_CLASSES)."""
     bg_value = int(rng.integers(30, 256))
-    img = _background(rng, h, w, _grey_colour(rng, bg_value))
+    img = _pretrain_background(rng, h, w, _grey_colour(rng, bg_value))
     label = np.zeros((h, w), np.uint8)
     short = min(h, w)
     for _ in range(int(rng.integers(1, 4))):
         cls = int(rng.integers(1, len(PRETRAIN_CLASSES)))
         s = rng.uniform(0.18, 0.35) * short
         cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
-        mask = _shape_mask(cls, rng, h, w, cx, cy, s)
+        mask = _pretrain_shape_mask(cls, rng, h, w, cx, cy, s)
         colour = _grey_colour(rng, _contrasting_value(rng, bg_value))
-        colour = colour * _texture(cls, rng, h, w)[..., None]
+        colour = colour * _pretrain_texture(cls, rng, h, w)[..., None]
         img[mask] = colour[mask]
         label[mask] = cls
     img += 3 * rng.standard_normal(size=img.shape, dtype=np.float32)

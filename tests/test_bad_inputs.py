@@ -186,6 +186,22 @@ def case_num_classes(tmp, mp):
                                                   "voc_2012_train_aug_scribble", "21 classes"]
 
 
+def case_background_id(tmp, mp):
+    mp.setenv("DETECTRON2_DATASETS", str(prepared_voc(tmp / "ds")))
+    cfg = load_train_net().setup(parse(voc_argv(tmp / "run", "MODEL.DFR.BACKGROUND_ID", -1)))
+    return (lambda: trainer(cfg)), tmp / "ds", ["MODEL.DFR.BACKGROUND_ID = -1",
+                                                  "voc_2012_train_aug_scribble",
+                                                  "background = class 0"]
+
+
+def case_ignore_value(tmp, mp):
+    mp.setenv("DETECTRON2_DATASETS", str(prepared_voc(tmp / "ds")))
+    cfg = load_train_net().setup(parse(voc_argv(tmp / "run", "MODEL.SEM_SEG_HEAD.IGNORE_VALUE",
+                                                0)))  # fmt: skip
+    return (lambda: trainer(cfg)), tmp / "ds", ["MODEL.SEM_SEG_HEAD.IGNORE_VALUE = 0",
+                                                  "unlabeled pixels with 255"]
+
+
 def case_val_gt_value(tmp, mp):
     root = prepared_voc(tmp / "ds")
     gt = root / VOC_TREE["dense"] / f"{VAL}.png"
@@ -340,6 +356,8 @@ CASES = {
     "unsafe .pkl checkpoint": (lambda t, m: case_unsafe_checkpoint(t, m, ".pkl"),
                                _import("UnsafeCheckpointError"), None),
     "NUM_CLASSES 60 on VOC": (case_num_classes, _import("StartupCheckError"), None),
+    "BACKGROUND_ID -1 on VOC": (case_background_id, _import("StartupCheckError"), None),
+    "IGNORE_VALUE 0 on VOC": (case_ignore_value, _import("StartupCheckError"), None),
     "val ground-truth value 42": (case_val_gt_value, _import("StartupCheckError"), None),
     "truncated JPEG, prepare default mode": (case_prepare_truncated_jpeg, CLIError, 1),
     "prepare re-run with --line-width 1": (case_prepare_rerun_other_options, CLIError, 2),

@@ -305,4 +305,5 @@ def register_synthetic(
             stuff_colors=voc_colors(len(SYNTHETIC_CLASSES)),
             ignore_label=IGNORE_LABEL,
             evaluator_type="sem_seg",
+            background_id=0,
         )

@@ -24,7 +24,7 @@ from detectron2.utils import comm
 from ..data.labels import LabelMapError, read_label
 
 __all__ = ["StartupCheckError", "run_startup_checks", "check_num_classes", "check_batch_size",
-           "scan_labels"]  # fmt: skip
+           "check_label_conventions", "scan_labels"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 SHOW = 5  # files named in a message
@@ -54,6 +54,28 @@ def check_num_classes(cfg, dataset_names: Sequence[str], key: str = "DATASETS"):
                 f"MODEL.SEM_SEG_HEAD.NUM_CLASSES = {num}, but dataset {name!r} ({key}) has "
                 f"{len(classes)} classes (stuff_classes {list(classes[:3])} ...): set "
                 f"MODEL.SEM_SEG_HEAD.NUM_CLASSES {len(classes)} or use a dataset with {num}"
+            )
+
+
+def check_label_conventions(cfg, dataset_names: Sequence[str], key: str, train: bool):
+    """The config's ignore value matches each dataset's `ignore_label`, and, for training
+    with Lfd, MODEL.DFR.BACKGROUND_ID matches the dataset's `background_id` (when it has
+    one): A+bg / A+fg of Eq. 9-10 would otherwise be built from the wrong class."""
+    ignore = cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE
+    for name in dataset_names:
+        meta = MetadataCatalog.get(name)
+        if meta.get("ignore_label", ignore) != ignore:
+            raise StartupCheckError(
+                f"MODEL.SEM_SEG_HEAD.IGNORE_VALUE = {ignore}, but dataset {name!r} ({key}) "
+                f"marks unlabeled pixels with {meta.ignore_label}: set "
+                f"MODEL.SEM_SEG_HEAD.IGNORE_VALUE {meta.ignore_label}"
+            )
+        bg = meta.get("background_id", None)
+        if train and cfg.MODEL.DFR.USE_FD and bg is not None and bg != cfg.MODEL.DFR.BACKGROUND_ID:
+            what = "no background class" if bg < 0 else f"background = class {bg}"
+            raise StartupCheckError(
+                f"MODEL.DFR.BACKGROUND_ID = {cfg.MODEL.DFR.BACKGROUND_ID}, but dataset {name!r} "
+                f"({key}) has {what}: set MODEL.DFR.BACKGROUND_ID {bg}"
             )
 
 
@@ -140,7 +162,9 @@ def run_startup_checks(cfg, train: bool = True, scan: bool = True):
     if train:
         check_batch_size(cfg, comm.get_world_size())
         check_num_classes(cfg, cfg.DATASETS.TRAIN, "DATASETS.TRAIN")
+        check_label_conventions(cfg, cfg.DATASETS.TRAIN, "DATASETS.TRAIN", train=True)
     check_num_classes(cfg, cfg.DATASETS.TEST, "DATASETS.TEST")
+    check_label_conventions(cfg, cfg.DATASETS.TEST, "DATASETS.TEST", train=False)
     if not scan:
         logger.info("Start-up label scan skipped (--skip-checks)")
         return

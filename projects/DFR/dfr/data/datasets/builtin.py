@@ -139,6 +139,8 @@ def register_sem_seg_split(
         ignore_label=IGNORE_LABEL,
         # no labels (the VOC test set): predictions are exported for the evaluation server
         evaluator_type="sem_seg" if labels is not None else "voc_submission",
+        # class id of background for Lfd's A+bg / A+fg (-1: no background class, Context-59)
+        background_id=0 if classes[0] == "background" else -1,
         **extra_metadata,
     )
 

@@ -28,7 +28,8 @@ anywhere in [0, width] x [0, height] (both tools' canvas) and are clamped to the
 
 Problems are reported by file, shape and image name: labels not in --classes, points outside
 the image, unsupported shape types, images without any annotation, annotations of images that
-are not in --images, sizes that differ from the image, unreadable files, bad --gt maps. With
+are not in --images, sizes that differ from the image, unreadable files (every image is decoded;
+--fast reads headers only), bad --gt maps. With
 --on-problem error (default) they are listed, the exit status is 1 and no dataset.json is
 written; with --on-problem warn they are listed and left out (the shape, or the image), points
 outside the image are clamped, and the import goes on.
@@ -73,7 +74,21 @@ from dfr.data.datasets.custom import (  # noqa: E402
     resolve_background,
 )
 from dfr.data.datasets.custom_json import register_scribble_dataset_from_json  # noqa: E402
+from dfr.data.labels import LabelMapError, read_label  # noqa: E402
 from dfr.data.scribbles import Scribble, TagMap, UnknownTagError, rasterize  # noqa: E402
+
+
+def checked_image_hw(path, decode: bool) -> Tuple[int, int]:
+    """`image_hw` (header, EXIF orientation), after decoding every pixel when `decode`:
+    ValueError naming the file for a broken or truncated image."""
+    h, w = image_hw(path)
+    if decode:
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except Exception as e:  # PIL raises several types for truncated files
+            raise ValueError(f"cannot decode image {path}: {e}") from e
+    return h, w
 
 # Tool shape type -> how it is drawn ("polyline": open, "polygon": closed outline, "points":
 # one dot per point). Every other type is reported as unsupported.
@@ -285,7 +300,8 @@ def write_label_png(path: Path, label: np.ndarray, palette: np.ndarray):
     os.replace(tmp, path)
 
 
-def check_gt(gt_root: Path, images: Dict[str, Path], num_classes: int, ignore: int, report):
+def check_gt(gt_root: Path, images: Dict[str, Path], num_classes: int, ignore: int, report,
+             decode: bool = True):  # fmt: skip
     """Dense label PNGs of --gt: single channel, the image's size, values in the classes."""
     ids = []
     allowed = set(range(num_classes)) | {ignore}
@@ -295,13 +311,14 @@ def check_gt(gt_root: Path, images: Dict[str, Path], num_classes: int, ignore: i
             report("ground truth", f"{p}: no image {p.stem}.* in --images")
             continue
         try:
-            with Image.open(p) as im:
-                if im.mode not in ("L", "P"):
-                    raise ValueError(f"mode {im.mode}, expected a single-channel (L/P) PNG")
-                lab = np.asarray(im)
-            h, w = image_hw(img)
-        except Exception as e:  # PIL raises several types
-            report("ground truth", f"{p}: {e}")
+            lab = read_label(p)
+        except LabelMapError as e:
+            report("ground truth", str(e))
+            continue
+        try:
+            h, w = checked_image_hw(img, decode)
+        except ValueError as e:
+            report("unreadable image", str(e))
             continue
         if lab.shape != (h, w):
             report("ground truth", f"{p}: size {lab.shape[1]}x{lab.shape[0]}, image {w}x{h}")
@@ -347,6 +364,9 @@ def parse_args(argv=None):
     p.add_argument("--on-problem", choices=["error", "warn"], default="error",
                    help="error: list problems, exit 1, no dataset.json; warn: list them, "
                    "leave the shape / image out, go on")
+    p.add_argument("--fast", action="store_true",
+                   help="read only the image headers (default: decode every image, so a "
+                   "truncated file is reported now, not when training reaches it)")
     p.add_argument("--line-width", type=float, default=3.0, help="scribble width in px")
     p.add_argument("--point-radius", type=float, default=1.0, help="radius of point dots")
     p.add_argument("--ignore-label", type=int, default=255, help="value of unlabeled pixels")
@@ -397,7 +417,8 @@ def main(argv=None) -> int:
     if args.gt is not None:
         if not args.gt.is_dir():
             raise SystemExit(f"--gt folder not found: {args.gt}")
-        val_ids = check_gt(args.gt, images, len(classes), args.ignore_label, report)
+        val_ids = check_gt(args.gt, images, len(classes), args.ignore_label, report,
+                           decode=not args.fast)
 
     palette = label_palette(voc_colors(len(classes)))
     rows, train_ids = {}, []
@@ -413,7 +434,11 @@ def main(argv=None) -> int:
             if image_id not in shared:
                 report("missing image", f"{a.source}: image {image_id!r} is not in {args.images}")
             continue
-        h, w = image_hw(img)  # after EXIF orientation, as the annotation tools show it
+        try:  # after EXIF orientation, as the annotation tools show it
+            h, w = checked_image_hw(img, not args.fast)
+        except ValueError as e:
+            report("unreadable image", str(e))
+            continue
         if a.size is not None and a.size != (h, w):
             report("size mismatch", f"{a.source}: annotated at {a.size[1]}x{a.size[0]}, image "
                    f"{img} is {w}x{h}")  # fmt: skip

@@ -204,6 +204,25 @@ def test_problems_are_named_and_stop_the_import_by_default(importer, tmp_path, c
     assert not (tmp_path / "out" / "dataset.json").exists()
 
 
+def test_a_truncated_image_is_named_unless_fast(importer, tmp_path, capsys):
+    """Every image is decoded by default: a truncated JPEG stops the import naming the file
+    (training would crash when the sampler reached it); --fast reads headers only."""
+    h, w = 30, 40
+    for k, name in enumerate(("a", "b")):
+        _image(tmp_path / "images" / f"{name}.jpg", (h, w), k)
+        labelme_json(tmp_path / "lm" / f"{name}.json", f"{name}.jpg", (h, w),
+                     [("animal", "line", [(2, 3), (12, 3)])])  # fmt: skip
+    jpg = tmp_path / "images" / "b.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:-200])  # header intact, pixels cut off
+    argv = ["--name", "trunc", "--images", tmp_path / "images", "--labelme", tmp_path / "lm",
+            "--classes", *CLASSES, "--out", tmp_path / "out"]  # fmt: skip
+    code, out = _run(importer, capsys, *argv)
+    assert code == 1 and "PROBLEM [unreadable image] x1" in out and str(jpg) in out
+    assert not (tmp_path / "out" / "dataset.json").exists()
+    code, out = _run(importer, capsys, *argv, "--fast")
+    assert code == 0 and "unreadable image" not in out, out
+
+
 def test_warn_mode_lists_problems_and_leaves_them_out(importer, tmp_path, capsys):
     code, out = _run(importer, capsys, *_bad_inputs(tmp_path), "--on-problem", "warn")
     assert code == 0, out

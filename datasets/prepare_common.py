@@ -155,6 +155,24 @@ def image_sizes(
     return res
 
 
+def place_images(srcs: Sequence[Tuple[str, Path]], dst_dir: Path, fast: bool, link: str,
+                 problems: "Problems", desc: str) -> Dict[str, Tuple[int, int]]:  # fmt: skip
+    """Check every (id, source JPEG) (decoded in full unless `fast`), report unreadable ones
+    to `problems`, put the readable ones at `dst_dir/<id>.jpg` (`link` mode) and return their
+    {id: (h, w)}."""
+    got = image_sizes(srcs, deep=not fast, desc=f"{desc} ({'headers' if fast else 'decode'})")
+    sizes = {}
+    for iid, src in srcs:
+        if isinstance(got[iid], Exception):
+            problems.error("unreadable image", f"{src}: {got[iid]}")
+            continue
+        sizes[iid] = got[iid]
+        dst = dst_dir / f"{iid}.jpg"
+        if src.resolve() != dst.resolve():
+            link_file(src, dst, link)
+    return sizes
+
+
 MANIFEST = "prepare_manifest.json"
 
 

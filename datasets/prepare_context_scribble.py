@@ -41,9 +41,8 @@ from prepare_common import (  # noqa: E402
     check_manifest,
     default_root,
     existing_label_ok,
-    image_sizes,
-    link_file,
     parse_counts,
+    place_images,
     read_ids,
     run_options,
     tqdm,
@@ -201,16 +200,7 @@ def main(argv=None) -> int:
                 pr.error("missing image", f"{iid} ({split}): {src}")
             else:
                 srcs.append((iid, src))
-        mode = "headers" if a.fast else "decode"
-        got = image_sizes(srcs, deep=not a.fast, desc=f"images {split} ({mode})")
-        for iid, src in srcs:
-            if isinstance(got[iid], Exception):
-                pr.error("unreadable image", f"{src}: {got[iid]}")
-                continue
-            sizes[iid] = got[iid]
-            dst = out / "JPEGImages" / f"{iid}.jpg"
-            if src.resolve() != dst.resolve():
-                link_file(src, dst, a.link)
+        sizes.update(place_images(srcs, out / "JPEGImages", a.fast, a.link, pr, f"images {split}"))
 
     d60, d59 = out / "SegmentationClassContext60", out / "SegmentationClassContext59"
     for iid in tqdm(splits["train"] + splits["val"], desc="dense labels", unit="img"):

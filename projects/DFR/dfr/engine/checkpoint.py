@@ -11,6 +11,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from ..modeling.backbone.checkpoint import (
     UnsafeCheckpointError,
     load_checkpoint_file,
+    mmseg_key_to_official,
     swin_state_dict_from_dict,
 )
 
@@ -81,21 +82,17 @@ def _head_key(key: str, own: Dict[str, torch.Tensor], levels: List[str]) -> Opti
 
 
 def _mmseg_backbone_name(key: str) -> str:
-    """mmseg Swin parameter name (without "backbone.") -> ours (without "backbone."):
-    stages.i.* -> swin.layers_i.* except stages.i.downsample -> swin.layers_{i+1}.downsample
-    (mmseg merges at the end of a stage, timm at the start of the next), norm{i} ->
-    out_norms.{i}, w_msa / ffn / projection names -> timm's."""
+    """mmseg Swin parameter name (without "backbone.") -> ours (without "backbone."): the
+    converter's name rules (`mmseg_key_to_official`), then timm's layout (layers.i ->
+    swin.layers_i; PatchMerging of stage i -> the start of stage i+1), norm{i} -> out_norms."""
     m = re.match(r"^norm(\d+)\.(.*)$", key)
     if m:
         return f"out_norms.{m.group(1)}.{m.group(2)}"
-    key = key.replace("patch_embed.projection.", "patch_embed.proj.")
-    m = re.match(r"^stages\.(\d+)\.(.*)$", key)
+    key = mmseg_key_to_official(key)
+    m = re.match(r"^layers\.(\d+)\.(.*)$", key)
     if m:
         i, rest = int(m.group(1)), m.group(2)
-        if rest.startswith("downsample."):
-            return f"swin.layers_{i + 1}.{rest}"
-        rest = rest.replace("attn.w_msa.", "attn.").replace("ffn.layers.0.0.", "mlp.fc1.")
-        return f"swin.layers_{i}.{rest.replace('ffn.layers.1.', 'mlp.fc2.')}"
+        return f"swin.layers_{i + 1 if rest.startswith('downsample.') else i}.{rest}"
     return "swin." + key
 
 

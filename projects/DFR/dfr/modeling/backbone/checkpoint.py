@@ -163,6 +163,16 @@ def resize_rel_pos_table(table: torch.Tensor, num_rows: int) -> torch.Tensor:
     return t.reshape(nh, num_rows).permute(1, 0).contiguous().to(table.dtype)
 
 
+def mmseg_key_to_official(k: str) -> str:
+    """mmseg Swin parameter name -> official Swin name (stages -> layers, w_msa / ffn /
+    projection names); PatchMerging stays at the end of stage i, as in both."""
+    if k.startswith("stages."):
+        k = "layers." + k[len("stages.") :]
+        k = k.replace("attn.w_msa.", "attn.").replace("ffn.layers.0.0.", "mlp.fc1.")
+        return k.replace("ffn.layers.1.", "mlp.fc2.")
+    return k.replace("patch_embed.projection.", "patch_embed.proj.")
+
+
 def _mmseg_to_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Inverse of mmseg's swin2mmseg: stages->layers, w_msa/ffn names, unfold channel order."""
 
@@ -176,16 +186,11 @@ def _mmseg_to_official(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
     out = {}
     for k, v in sd.items():
-        if k.startswith("stages."):
-            k = "layers." + k[len("stages.") :]
-            k = k.replace("attn.w_msa.", "attn.").replace("ffn.layers.0.0.", "mlp.fc1.")
-            k = k.replace("ffn.layers.1.", "mlp.fc2.")
-            if ".downsample.reduction." in k:
-                v = reduction(v)
-            elif ".downsample.norm." in k:
-                v = norm(v)
-        elif k.startswith("patch_embed.projection."):
-            k = k.replace("patch_embed.projection.", "patch_embed.proj.")
+        k = mmseg_key_to_official(k)
+        if ".downsample.reduction." in k:
+            v = reduction(v)
+        elif ".downsample.norm." in k:
+            v = norm(v)
         out[k] = v
     return out
 

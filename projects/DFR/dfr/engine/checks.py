@@ -21,7 +21,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
 
-from ..data.labels import LabelMapError, read_label
+from ..data.labels import LabelMapError, read_label, values_outside
 
 __all__ = ["StartupCheckError", "run_startup_checks", "check_num_classes", "check_batch_size",
            "check_label_conventions", "scan_labels"]  # fmt: skip
@@ -125,16 +125,16 @@ def scan_labels(records: Sequence[Dict], workers: int = 0) -> List[Dict]:
 def _dataset_problems(name: str, role: str, num_classes: int) -> Optional[str]:
     """Scan one dataset; return an error message, or None (and log the unlabeled count)."""
     ignore = MetadataCatalog.get(name).get("ignore_label", 255)
-    allowed = set(range(num_classes)) | {ignore}
     results = scan_labels(DatasetCatalog.get(name))
     bad = []
     for r in results:
         if "error" in r:
             bad.append(f"{r['file']}: {r['error']}")
         else:
-            extra = sorted(set(r["values"]) - allowed)
-            if extra:
-                bad.append(f"{r['file']}: values {extra} outside 0..{num_classes - 1}, {ignore}")
+            extra = values_outside(np.asarray(r["values"]), num_classes, ignore)
+            if extra.size:
+                bad.append(f"{r['file']}: values {extra.tolist()} outside 0..{num_classes - 1}, "
+                           f"{ignore}")  # fmt: skip
     if bad:
         what = "ground-truth" if role == "test" else "label"
         more = f"\n  ... and {len(bad) - SHOW} more" if len(bad) > SHOW else ""

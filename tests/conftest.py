@@ -1,5 +1,7 @@
 """Shared pytest fixtures. Tests run on CPU; anything heavier than a second is kept tiny."""
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,19 @@ FIXTURES = REPO / "tests" / "fixtures"
 REAL_VOC = FIXTURES / "real_voc"  # real VOC / ScribbleSup samples (fixtures/README.md)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def load_script(rel_path, name=None):
+    """A script of the repository (tools/, datasets/, train_net.py, demo.py) imported as a
+    fresh module `name` (default: its stem), registered in sys.modules so that dataclasses
+    and pickling find it."""
+    path = REPO / rel_path
+    name = name or path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture

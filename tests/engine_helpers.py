@@ -1,6 +1,5 @@
 """Helpers for the engine tests (test_engine.py, test_train_net.py, test_tta.py): a tiny
 synthetic dataset registered under tmp_path, the instant-test config, train_net.py's main."""
-import importlib.util
 import itertools
 import json
 import os
@@ -37,10 +36,9 @@ def dataset_opts(prefix: str, train: str = "scribble_train"):
 
 
 def load_train_net():
-    spec = importlib.util.spec_from_file_location("dfr_train_net", TRAIN_NET)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from conftest import load_script
+
+    return load_script(TRAIN_NET.relative_to(REPO), "dfr_train_net")
 
 
 def parse(argv):

@@ -1,17 +1,12 @@
 """tools/run_synthetic_ablation.py (issue 15): the 95 % t-interval, failing-seed marks, the
 schedule estimate of --fit-budget and the table cells for crashed / missing runs."""
-import importlib.util
 import math
 
-from engine_helpers import REPO
+from conftest import load_script
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "ablation_tool", REPO / "tools" / "run_synthetic_ablation.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/run_synthetic_ablation.py", "ablation_tool")
 
 
 def test_mean_ci_failing_and_makespan():

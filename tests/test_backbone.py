@@ -224,14 +224,13 @@ def test_wrong_file_is_a_clear_error(tmp_path):
 
 
 def test_convert_tool_writes_a_detectron2_checkpoint(tmp_path):
-    import importlib.util
 
-    from conftest import CONFIGS, REPO
+    from conftest import CONFIGS
     from detectron2.checkpoint import DetectionCheckpointer
 
-    spec = importlib.util.spec_from_file_location("cvt", REPO / "tools" / "convert_swin_weights.py")
-    cvt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cvt)
+    from conftest import load_script
+
+    cvt = load_script("tools/convert_swin_weights.py")
     ref = _timm_reference()
     torch.save(_official(ref), tmp_path / "official.pth")
     cfg_file = str(CONFIGS / "synthetic" / "dfr_swin_tiny_synthetic_cpu.yaml")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_VOC, REPO
+from conftest import REAL_VOC, REPO, load_script
 from engine_helpers import INSTANT, load_train_net, parse
 from PIL import Image
 from skimage.draw import line as sk_line
@@ -59,12 +59,7 @@ def run_cli(main, argv):
 
 
 def load_module(rel):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(Path(rel).stem, REPO / rel)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(rel)
 
 
 def prepared_voc(root: Path, empty_scribble=False) -> Path:

@@ -1,20 +1,18 @@
 """Your own scribbles: datasets/prepare_custom_scribbles.py (LabelMe JSON + CVAT XML -> label
 PNGs, the problems it reports), register_scribble_dataset (records, metadata, errors) and the
 README section "Train on your own scribbles" run as written on tests/fixtures/custom."""
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
@@ -26,13 +24,7 @@ CLASSES = ["background", "animal", "person", "vehicle"]
 
 
 def _load_importer():
-    spec = importlib.util.spec_from_file_location(
-        "prepare_custom_scribbles", REPO / "datasets" / "prepare_custom_scribbles.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("datasets/prepare_custom_scribbles.py")
 
 
 @pytest.fixture(scope="module")

@@ -135,15 +135,9 @@ def test_missing_split_file_and_missing_label_are_named(voc_root):
 
 
 def _load_cli():
-    import importlib.util
+    from conftest import load_script
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(
-        "shorten_scribbles_cli", os.path.join(repo, "tools", "shorten_scribbles.py")
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    return load_script("tools/shorten_scribbles.py", "shorten_scribbles_cli").main
 
 
 def test_voc_variant_missing_names_the_tool_then_cli_writes_the_registered_root(voc_root, capsys):

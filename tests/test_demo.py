@@ -1,11 +1,10 @@
 """projects/DFR/demo/demo.py on a folder of images: an overlay and a palette label PNG per image,
 the labels equal to the model's own prediction, --tta, input globs and the input errors."""
-import importlib.util
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, load_script
 from PIL import Image
 
 INSTANT = REPO / "projects/DFR/configs/quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"
@@ -13,10 +12,7 @@ SIZES = {"a": (48, 64), "b": (70, 50), "c": (33, 47)}  # (h, w); c is a PNG
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("dfr_demo", REPO / "projects/DFR/demo/demo.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("projects/DFR/demo/demo.py", "dfr_demo")
 
 
 @pytest.fixture(scope="module")

@@ -10,28 +10,19 @@ resize to (2048, 512); the optimizer's lr / weight decay per parameter; the LR s
 parameters FROZEN_STAGES freezes. Regenerate with the tool after changing the fixture's
 definition (README, "Parity with mmsegmentation").
 """
-import importlib.util
 import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, load_script
 
 FIXTURE = REPO / "tests" / "fixtures" / "mmseg_parity"
 TOL = 1e-4
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "check_mmseg_parity", REPO / "tools" / "check_mmseg_parity.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-tool = _tool()
+tool = load_script("tools/check_mmseg_parity.py")
 KEYS = [f"{h}x{w}" for h, w in tool.SIZES]
 
 

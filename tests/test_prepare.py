@@ -1,23 +1,18 @@
 """datasets/prepare_*.py on tiny VOC+SBD and Context trees written here (no downloads)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 from PIL import Image
 
+from conftest import load_script
+
 from dfr.data.classes import CONTEXT59_CLASSES, voc_palette
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "datasets" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def load_dataset_script(name):
+    return load_script(f"datasets/{name}.py")
 
 
 def jpeg(path, h, w, seed=0):
@@ -120,7 +115,7 @@ def read(p):
 
 def test_prepare_voc_outputs(voc_tree, capsys):
     args, out, _ = voc_tree
-    assert load_script("prepare_voc_scribble").main(args) == 0, capsys.readouterr().out
+    assert load_dataset_script("prepare_voc_scribble").main(args) == 0, capsys.readouterr().out
     seg_sets = out / "ImageSets/Segmentation"
     assert (seg_sets / "train_aug.txt").read_text().split() == TRAIN_AUG
     assert (seg_sets / "val.txt").read_text().split() == [VOC_VAL]
@@ -151,7 +146,7 @@ def test_prepared_voc_tree_is_what_registration_reads(voc_tree, monkeypatch):
     from detectron2.data import DatasetCatalog
 
     args, out, _ = voc_tree
-    assert load_script("prepare_voc_scribble").main(args) == 0
+    assert load_dataset_script("prepare_voc_scribble").main(args) == 0
     monkeypatch.setenv("DETECTRON2_DATASETS", str(out.parent))
     scr = DatasetCatalog.get("voc_2012_train_aug_scribble")
     assert [r["image_id"] for r in scr] == TRAIN_AUG
@@ -164,7 +159,7 @@ def test_prepared_voc_tree_is_what_registration_reads(voc_tree, monkeypatch):
 
 def test_prepare_voc_counts_mismatch_fails_clearly(voc_tree, capsys):
     args, out, _ = voc_tree
-    rc = load_script("prepare_voc_scribble").main(
+    rc = load_dataset_script("prepare_voc_scribble").main(
         args[:-2]
     )  # default counts 10,582 / 1,449 / 1,456
     msg = capsys.readouterr().out
@@ -173,12 +168,12 @@ def test_prepare_voc_counts_mismatch_fails_clearly(voc_tree, capsys):
         and "split train_aug has 3 images, expected 10582" in msg
         and "--no-verify-counts" in msg
     )
-    assert load_script("prepare_voc_scribble").main(args[:-2] + ["--no-verify-counts"]) == 0
+    assert load_dataset_script("prepare_voc_scribble").main(args[:-2] + ["--no-verify-counts"]) == 0
 
 
 def test_prepare_voc_idempotent(voc_tree, capsys):
     args, out, _ = voc_tree
-    mod = load_script("prepare_voc_scribble")
+    mod = load_dataset_script("prepare_voc_scribble")
     assert mod.main(args) == 0
     files = sorted(p for p in out.rglob("*") if p.is_file())
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
@@ -193,7 +188,7 @@ def test_prepare_voc_reports_unusable_files(voc_tree, capsys):
     args, out, scr = voc_tree
     (scr / f"{SBD_VAL}.xml").unlink()
     xml(scr / f"{VOC_TRAIN}.xml", [("unicorn", [(1, 1), (3, 3)])])
-    assert load_script("prepare_voc_scribble").main(args) == 1
+    assert load_dataset_script("prepare_voc_scribble").main(args) == 1
     msg = capsys.readouterr().out
     assert f"{SBD_VAL}: not in" in msg and "missing scribble" in msg
     assert f"{VOC_TRAIN}.xml: unknown scribble tag 'unicorn'" in msg
@@ -236,7 +231,7 @@ def test_prepare_context(tmp_path, capsys, monkeypatch):
         "--expected-counts",
         "train=2,val=1",
     ]
-    mod = load_script("prepare_context_scribble")
+    mod = load_dataset_script("prepare_context_scribble")
     assert mod.main(args) == 0, capsys.readouterr().out
     sky, table, sheep = (CONTEXT59_CLASSES.index(n) for n in ("sky", "table", "sheep"))
     d60, d59 = read(out / "SegmentationClassContext60/2008_000005.png"), read(
@@ -269,12 +264,8 @@ def test_prepare_context(tmp_path, capsys, monkeypatch):
 
 def test_scribble_stats_tool(voc_tree, tmp_path, capsys):
     args, out, scr = voc_tree
-    assert load_script("prepare_voc_scribble").main(args) == 0
-    spec = importlib.util.spec_from_file_location(
-        "scribble_stats", REPO / "tools" / "scribble_stats.py"
-    )
-    stats = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stats)
+    assert load_dataset_script("prepare_voc_scribble").main(args) == 0
+    stats = load_script("tools/scribble_stats.py")
     labs = [read(out / f"pascal_2012_scribble/{i}.png") for i in TRAIN_AUG]
     frac = 100 * np.mean([(lab != 255).mean() for lab in labs])
     assert (

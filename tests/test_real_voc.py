@@ -47,7 +47,7 @@ def independent_3px(xml_path, h, w, tag_to_id):
 
 
 def polylines_xml(path, tag_to_id):
-    """(class id, (N, 2) float points) per polygon, read with ElementTree (not dfr.data.scribbles)."""
+    """(class id, (N, 2) float points) per polygon, read with ElementTree (not the package)."""
     out = []
     for poly in ET.parse(path).getroot().iter("polygon"):
         pts = [(float(p.findtext("X")), float(p.findtext("Y"))) for p in poly.findall("point")]

@@ -1,10 +1,8 @@
 """tools/submit_slurm.py: launch options derived from the job environment, requeue with --resume
 on preemption, and real runs with submitit's LocalExecutor (2 tasks = 2 "nodes" on CPU, gloo).
 Skipped only when submitit is not installed (it is in requirements.txt)."""
-import importlib.util
 import os
 import signal
-import sys
 import textwrap
 import time
 from types import SimpleNamespace
@@ -13,17 +11,13 @@ import pytest
 
 submitit = pytest.importorskip("submitit")
 
-from conftest import REPO  # noqa: E402
+from conftest import REPO, load_script  # noqa: E402
 
 INSTANT = REPO / "projects/DFR/configs/quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location("submit_slurm", REPO / "tools/submit_slurm.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["submit_slurm"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/submit_slurm.py")
 
 
 @pytest.fixture(scope="module")

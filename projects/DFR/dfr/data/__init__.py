@@ -4,6 +4,7 @@ are read (and the synthetic set generated) when a name is first loaded."""
 
 from .dataset_mapper import ScribbleDatasetMapper, build_train_augmentations
 from .labels import LabelMapError, read_label
+from .scribbles.simulate import GENERATOR_VERSION, STYLES, simulate_scribbles
 from .transforms import PhotometricDistortion, PhotometricTransform, RandomScaleKeepRatio
 
 # Imported for its registration side effect (DatasetCatalog / MetadataCatalog names).
@@ -21,6 +22,9 @@ __all__ = [
     "PhotometricDistortion",
     "PhotometricTransform",
     "RandomScaleKeepRatio",
+    "GENERATOR_VERSION",
+    "STYLES",
+    "simulate_scribbles",
     "register_scribble_dataset",
     "register_scribble_dataset_from_json",
 ]

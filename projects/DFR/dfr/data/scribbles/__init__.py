@@ -25,7 +25,8 @@ The standard conversion (``rasterize`` defaults; tests/fixtures/README.md, rloss
   built to ignore it (then the polygon is skipped and counted in ``ScribbleSet.ignored``).
 
 Modules: ``formats`` (parsers), ``tags`` (tag maps), ``rasterize`` (drawing), ``sources``
-(folder / zip / file by image id), ``tools`` (shorten, drop and generate scribbles from label
+(folder / zip / file by image id), ``simulate`` (scribbles simulated from dense maps in the
+published styles), ``tools`` (shorten, drop and generate scribbles from label
 maps, for the scribble-length study and the synthetic set), ``errors``. Label PNGs are read by
 ``dfr.data.labels``.
 """
@@ -33,6 +34,7 @@ from .errors import ScribbleError, ScribbleFormatError, UnknownTagError
 from .formats import Scribble, ScribbleSet, parse_scribble_txt, parse_scribble_xml
 from .rasterize import labeled_fraction, rasterize
 from .sources import ScribbleSource, image_id_from_name, open_scribble_source
+from .simulate import GENERATOR_VERSION, STYLES, simulate_scribbles
 from .tags import (
     TagMap,
     context59_index,
@@ -51,6 +53,8 @@ from .tools import (
 )
 
 __all__ = [
+    "GENERATOR_VERSION",
+    "STYLES",
     "Scribble",
     "ScribbleError",
     "ScribbleFormatError",
@@ -71,6 +75,7 @@ __all__ = [
     "read_context_labels_txt",
     "scribble_components",
     "shorten_scribbles",
+    "simulate_scribbles",
     "skeleton_order",
     "skeleton_scribbles",
     "transform_label_root",

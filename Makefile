@@ -20,7 +20,7 @@ demo: install
 ablation: install pretrain
 	$(PY) tools/run_synthetic_ablation.py --seeds 0 1 2 3 4 --output output/ablation
 
-# Backbone pretrained on a separate synthetic task (issue 15), cached: a second run is a no-op.
+# Backbone pretrained on a separate synthetic task, cached: a second run is a no-op.
 pretrain: install
 	$(PY) tools/pretrain_synthetic_backbone.py --threads 1
 

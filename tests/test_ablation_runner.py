@@ -1,4 +1,4 @@
-"""tools/run_synthetic_ablation.py (issue 15): the 95 % t-interval, failing-seed marks, the
+"""tools/run_synthetic_ablation.py: the 95 % t-interval, failing-seed marks, the
 schedule estimate of --fit-budget and the table cells for crashed / missing runs."""
 import math
 

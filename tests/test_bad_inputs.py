@@ -1,4 +1,4 @@
-"""Bad inputs, one parametrised case per row (issue 12): each asserts the error type, that the
+"""Bad inputs, one parametrised case per row: each asserts the error type, that the
 message names the file or the config key, and for dataset cases that no dataset file changed
 (hash of every file under the dataset root before and after). The data is a miniature real
 VOC tree built from tests/fixtures/real_voc.

@@ -1,5 +1,5 @@
 """Checkpoint loading: no code runs from a checkpoint unless MODEL.ALLOW_UNSAFE_CHECKPOINT is
-set (issue 12.1); full mmseg UperNet-Swin checkpoints as MODEL.WEIGHTS (issue 11.6); mmseg's
+set; full mmseg UperNet-Swin checkpoints as MODEL.WEIGHTS; mmseg's
 meaning of MODEL.SWIN.FROZEN_STAGES."""
 import logging
 import pickle

@@ -1,4 +1,4 @@
-"""Feature-branch diagnostics (dfr.modeling.losses.diagnostics, issue 15): hand-counted pair
+"""Feature-branch diagnostics (dfr.modeling.losses.diagnostics): hand-counted pair
 sets, hand-computed feature factors, a brute-force loop over every window pair, and the
 `diag/*` keys in metrics.json of a real training run."""
 import math

@@ -1,5 +1,5 @@
 """dfr.engine.launch: a signal to the parent of a multi-process run stops every worker, a
-worker that dies stops the others, and workers die with their parent (issue 12, item 3).
+worker that dies stops the others, and workers die with their parent.
 The processes are found through /proc (Linux)."""
 import os
 import signal

@@ -1,4 +1,4 @@
-"""Parity with mmsegmentation 1.2.2 itself, without mmsegmentation installed (issue 11.8).
+"""Parity with mmsegmentation 1.2.2 itself, without mmsegmentation installed.
 
 tests/fixtures/mmseg_parity/ was written by `tools/check_mmseg_parity.py --write-fixture`
 (stage 1 in a separate venv with mmsegmentation): a tiny Swin-UperNet built from mmseg's own

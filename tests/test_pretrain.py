@@ -1,4 +1,4 @@
-"""tools/pretrain_synthetic_backbone.py (issue 15): its checkpoint is read by the real Swin
+"""tools/pretrain_synthetic_backbone.py: its checkpoint is read by the real Swin
 loader (mmseg format, plain tensors) into exactly the pretrained weights; the pretraining
 task is disjoint from the benchmark (classes, low-saturation colours)."""
 import importlib.util

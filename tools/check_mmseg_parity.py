@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Compare this project with mmsegmentation itself (issue 11.8): a tiny Swin-UperNet built from
+"""Compare this project with mmsegmentation itself: a tiny Swin-UperNet built from
 mmseg's own classes, random weights, loaded here through MODEL.WEIGHTS.
 
 mmsegmentation is a reference to compare with, never a dependency: it lives in a separate

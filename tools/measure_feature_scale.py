@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Scale of the feature-consistency features against σ3 (issue 15): one training-mode forward
+"""Scale of the feature-consistency features against σ3: one training-mode forward
 (no gradient; BN on batch statistics and drop-path as in training) of a config's model on a
 few images, then the feature-branch diagnostics at the loss map (dfr.modeling.losses.
 diagnostics) and the distribution of ‖F(i) − F(j)‖ over the window pairs.

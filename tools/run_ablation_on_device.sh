@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The issue-15 ablation on a lent GPU machine (one H100, 16 cores; bare Python 3.12 + torch,
-# no package index): every (init, variant, seed) run of tools/run_synthetic_ablation.py at
-# once, JOBS processes sharing the GPU, MAX_ITER fitted to the time budget (equal for all runs).
+# The feature-branch ablation (docs/ablation_feature_branch/) on a GPU machine without a package
+# index (e.g. one H100, 16 cores; bare Python 3.12 + torch): every (init, variant, seed) run of
+# tools/run_synthetic_ablation.py at once, JOBS processes sharing the GPU, MAX_ITER fitted to a
+# wall-clock limit BUDGET in seconds (equal for all runs).
 # Two steps:
 #   bash tools/run_ablation_on_device.sh --prepare     # here: builds the bundle .devsnap/
 #   cd .devsnap && BUDGET=540 JOBS=14 bash tools/run_ablation_on_device.sh [KEY VALUE ...]

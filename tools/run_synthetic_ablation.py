@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The synthetic results table (issue 15): pCE only / + Ldfr (XY+RGB) / + Ldfr (XY+RGB+F) /
+"""The synthetic results table: pCE only / + Ldfr (XY+RGB) / + Ldfr (XY+RGB+F) /
 full DFR (+ Lfd + Lfr) with the feature head supervised by M, by the scribbles or by both
 (Table 7), the opt-in changes of the feature branch, [fully supervised]; from a random init
 and from the synthetic-pretrained backbone (tools/pretrain_synthetic_backbone.py), at equal

@@ -85,7 +85,7 @@ def add_dfr_config(cfg):
     # channels, feature factor of the kernel, mean K) as `diag/*` scalars every N training
     # iterations (0: off); N = 20 = the writers' period, so every metrics.json row has them.
     cfg.MODEL.DFR.DIAG_PERIOD = 20
-    # Opt-in changes of the feature branch (issue 15; defaults = the paper). FEAT_DETACH_FUSED:
+    # Opt-in changes of the feature branch (defaults = the paper). FEAT_DETACH_FUSED:
     # the feature head reads the fused map without gradient (Lfd / Lfr train the head only).
     # SIGMA_FEAT_RELATIVE > 0: σ3 = this x the batch's mean ‖F(i) - F(j)‖ over window pairs
     # (detached) instead of the fixed SIGMA_FEAT.

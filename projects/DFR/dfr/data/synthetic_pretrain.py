@@ -1,4 +1,4 @@
-"""A dense-label synthetic task for PRETRAINING the small Swin (issue 15): the paper starts from
+"""A dense-label synthetic task for PRETRAINING the small Swin: the paper starts from
 an ImageNet-pretrained backbone; offline on CPU we start from one trained on this task.
 
 It shares nothing with the benchmark of `synthetic.py` (which it must not inform):

@@ -1,4 +1,4 @@
-"""Diagnostics of the feature branch (issue 15): what Ldfr's kernel, Lfd and Lfr actually see.
+"""Diagnostics of the feature branch: what Ldfr's kernel, Lfd and Lfr actually see.
 
 Pure torch, no gradient, from the tensors the pairwise losses already have at the loss map
 (B, ., h, w). Window pairs are the ordered pairs (i, j), j != i, of the (2r+1)x(2r+1) window

@@ -13,7 +13,9 @@ setup(
     install_requires=[
         "torch>=2.1",
         "torchvision",
-        "timm>=1.0.8",  # `always_partition` (Swin windows on any map size) came in 1.0.8
+        # The Swin backbone overrides timm's private SwinTransformerBlock._attn: only the
+        # releases it was tested with (dfr/modeling/backbone/swin.py TIMM_TESTED).
+        "timm>=1.0.15,<=1.0.31",
         "fvcore",
         "pycocotools",
         "numpy<2",

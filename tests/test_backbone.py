@@ -1,6 +1,7 @@
 """D2SwinTransformer: shapes, any input size, frozen stages, and weight loading from official
 Swin / mmseg / timm / Detectron2 checkpoints written here (tiny Swin, CPU)."""
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -267,3 +268,47 @@ def test_input_is_padded_to_the_patch_size_only_not_to_32():
         h, w = out[name].shape[-2:]
         assert torch.equal(out[name], to4[name]), name
         assert (out[name] - to32[name][..., :h, :w]).abs().max() > 1e-3, name
+
+
+def test_timm_private_attn_signature_is_the_recorded_one():
+    """The backbone overrides timm's private `SwinTransformerBlock._attn`; a timm release that
+    changes it (or the helpers the override calls) must fail here, naming the version."""
+    import inspect
+
+    import timm
+    from timm.models import swin_transformer as timm_swin
+
+    from dfr.modeling.backbone.swin import TIMM_ATTN_SIGNATURE, TIMM_TESTED
+
+    for name, expected in TIMM_ATTN_SIGNATURE.items():
+        obj = timm_swin
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+            assert obj is not None, (
+                f"timm {timm.__version__} has no {name}; DFR's Swin override of "
+                f"SwinTransformerBlock._attn was tested with timm {', '.join(TIMM_TESTED)}"
+            )
+        got = tuple(inspect.signature(obj).parameters)[: len(expected)]
+        assert got == expected, (
+            f"timm {timm.__version__}: {name}{inspect.signature(obj)} differs from the recorded "
+            f"parameters {expected}; DFR's Swin override of SwinTransformerBlock._attn was tested "
+            f"with timm {', '.join(TIMM_TESTED)} (dfr/modeling/backbone/swin.py)"
+        )
+    # _attn itself: exactly the recorded parameters, nothing added
+    assert tuple(inspect.signature(timm_swin.SwinTransformerBlock._attn).parameters) == (
+        TIMM_ATTN_SIGNATURE["SwinTransformerBlock._attn"]
+    ), f"timm {timm.__version__}: SwinTransformerBlock._attn has new parameters"
+
+
+def test_installed_timm_is_in_the_tested_range():
+    import timm
+    from packaging.version import Version
+
+    from dfr.modeling.backbone.swin import TIMM_TESTED
+
+    low, high = Version(TIMM_TESTED[0]), Version(TIMM_TESTED[-1])
+    setup_py = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
+    assert f'"timm>={low},<={high}"' in setup_py, "setup.py's timm bound differs from TIMM_TESTED"
+    assert low <= Version(timm.__version__) <= high, (
+        f"timm {timm.__version__} is outside the tested range {low}..{high} (setup.py)"
+    )

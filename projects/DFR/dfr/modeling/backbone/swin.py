@@ -16,9 +16,22 @@ from torch import nn
 
 from .checkpoint import load_swin_pretrained
 
-__all__ = ["D2SwinTransformer", "SWIN_SIZES"]
+__all__ = ["D2SwinTransformer", "SWIN_SIZES", "TIMM_TESTED", "TIMM_ATTN_SIGNATURE"]
 
 logger = logging.getLogger(__name__)
+
+# The override below replaces timm's private `SwinTransformerBlock._attn`. It was checked
+# (tests/test_backbone.py, the checkpoint and mmseg-parity tests) against these timm releases;
+# setup.py admits only this range, and tests/test_backbone.py fails naming the installed
+# version when the parameters of the method (or the leading parameters of the timm helpers it
+# calls) differ from the ones recorded here.
+TIMM_TESTED = ("1.0.15", "1.0.31")
+TIMM_ATTN_SIGNATURE = {
+    "SwinTransformerBlock._attn": ("self", "x"),
+    "SwinTransformerBlock.get_attn_mask": ("self", "x"),
+    "window_partition": ("x", "window_size"),
+    "window_reverse": ("windows", "window_size", "H", "W"),
+}
 
 # size -> (timm variant used for its defaults, embed_dim, depths, num_heads)
 SWIN_SIZES = {
@@ -35,7 +48,7 @@ def _padded_shifted_window_attention(self, x: torch.Tensor) -> torch.Tensor:
     timm shifts first and pads after, which groups e.g. the bottom rows with wrapped top rows
     when H % window > shift (timm issue #2438). Bound to every timm `SwinTransformerBlock` as
     its private `_attn`, whose contract (NHWC in, NHWC out, after norm1, before the residual)
-    was checked against timm 1.0.15, the pinned version (`__init__` fails loudly if a timm
+    was checked against the timm releases of `TIMM_TESTED` (`__init__` fails loudly if a timm
     release drops the method). x: (B, H, W, C) -> (B, H, W, C)."""
     b, h, w, c = x.shape
     wh, ww = self.window_size
@@ -120,7 +133,7 @@ class D2SwinTransformer(Backbone):
                 if not callable(getattr(blk, "_attn", None)):
                     raise RuntimeError(
                         f"timm {timm.__version__}: SwinTransformerBlock has no _attn method; "
-                        "DFR's Swin adapter was checked against timm 1.0.15 (requirements.txt)"
+                        f"DFR's Swin adapter was checked against timm {', '.join(TIMM_TESTED)}"
                     )
                 blk._attn = types.MethodType(_padded_shifted_window_attention, blk)
         channels = self.swin.feature_info.channels()

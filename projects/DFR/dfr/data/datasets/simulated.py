@@ -1,0 +1,252 @@
+"""Any registered dense dataset -> a scribble dataset: ``<source>_sim_<style>``.
+
+    from dfr.data import register_simulated_scribbles
+    register_simulated_scribbles("ade20k_sem_seg_train", style="s4")  # -> "ade20k_sem_seg_train_sim_s4"
+
+or, without any Python, a name of that form in ``DATASETS.TRAIN`` / ``DATASETS.TEST`` (the
+config loader calls ``register_simulated_from_cfg``). ``<source>`` is any name in Detectron2's
+DatasetCatalog whose records carry a dense ``sem_seg_file_name`` (Detectron2's builtins
+``ade20k_sem_seg_train``, ``cityscapes_fine_sem_seg_train``, the project's
+``voc_2012_train_aug_full``, ``synthetic_full_train``, a DATASETS.DFR.CUSTOM set, yours);
+``<style>`` one of ``dfr.data.scribbles.STYLES``.
+
+Lazy: registration reads nothing. When the name is first loaded, every source label map is
+read (``dfr.data.labels.read_label``: whatever single-channel encoding the source's own
+loader points at, e.g. Cityscapes ``*_labelTrainIds.png``), simulated with
+``simulate_scribbles`` and written once, with a progress bar, to
+
+    <root>/<source>/<style>_seed<seed>/<k>_<label file name>.png   + manifest.json
+
+``root`` defaults to ``$DETECTRON2_DATASETS/simulated``. The manifest records the style, seed,
+generator version (``GENERATOR_VERSION[style]``), line width, ignore label, source name and
+number of records; a later load reuses the files while it matches and regenerates the folder
+otherwise. The folder is written under a temporary name and renamed into place, so an
+interrupted run never leaves a half-written set that looks complete.
+
+Per-image seed: ``seed + k`` where ``k`` is the record's ``image_id`` when it is an integer,
+``crc32(image_id)`` when it is a string, and its index in the source's list otherwise (Detectron2's
+Cityscapes and ADE20K records carry no image_id: the index, in the loader's sorted order).
+A run thus does not depend on the processing order, and a seed names one fixed scribble set.
+
+The records are the source's, with ``sem_seg_file_name`` pointing at the simulated maps; the
+metadata is the source's (classes, colours, ignore label, evaluator type, background id, ...)
+plus ``simulated_from``, ``scribble_style`` and ``scribble_seed``. The source itself stays the
+evaluation set.
+"""
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import zlib
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..classes import IGNORE_LABEL
+from ..labels import read_label
+from ..paths import get_datasets_root
+from ..scribbles.simulate import GENERATOR_VERSION, STYLES, simulate_scribbles
+
+__all__ = [
+    "SIM_INFIX",
+    "MANIFEST",
+    "parse_simulated_name",
+    "simulation_dir",
+    "image_seed",
+    "load_simulated_scribbles",
+    "register_simulated_scribbles",
+    "register_simulated_from_cfg",
+]
+
+logger = logging.getLogger(__name__)
+
+SIM_INFIX = "_sim_"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+_SPECS: Dict[str, tuple] = {}  # names registered here -> (source, style, seed, root, width)
+
+
+def parse_simulated_name(name: str) -> Optional[Tuple[str, str]]:
+    """``"<source>_sim_<style>"`` -> (source, style); None when `name` has no ``_sim_``. The
+    style is not checked here (see register_simulated_from_cfg)."""
+    source, sep, style = name.rpartition(SIM_INFIX)
+    if not sep or not source or not style:
+        return None
+    return source, style
+
+
+def simulation_dir(source: str, style: str, seed: int, root: Optional[str] = None) -> str:
+    """Folder of the simulated label maps of (source, style, seed)."""
+    root = root if root is not None else os.path.join(get_datasets_root(), "simulated")
+    return os.path.join(os.path.expanduser(root), source, f"{style}_seed{int(seed)}")
+
+
+def image_seed(seed: int, record: Dict, index: int) -> int:
+    """Per-image seed: seed + image_id (int), seed + crc32(image_id) (str), else seed + index."""
+    image_id = record.get("image_id")
+    if isinstance(image_id, int) and not isinstance(image_id, bool):
+        return int(seed) + image_id
+    if isinstance(image_id, str):
+        return int(seed) + zlib.crc32(image_id.encode())
+    return int(seed) + index
+
+
+def _out_name(index: int, record: Dict) -> str:
+    stem = os.path.splitext(os.path.basename(record["sem_seg_file_name"]))[0]
+    return f"{index:06d}_{stem}.png"
+
+
+def _read_manifest(folder: str) -> Optional[Dict]:
+    try:
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _usable(folder: str, expected: Dict, names: List[str]) -> bool:
+    old = _read_manifest(folder)
+    if old is None:
+        return False
+    old = {k: v for k, v in old.items() if k != "created"}
+    return old == expected and all(os.path.isfile(os.path.join(folder, n)) for n in names)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _generate(records, names, folder, expected, style, seed, ignore_label, width):
+    """Write every simulated map into a temporary folder next to `folder`, then rename it into
+    place (replacing an outdated `folder`)."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the set is shared data
+        desc = f"simulating {expected['source']} -> {style} scribbles (seed {seed})"
+        for i, (rec, name) in enumerate(tqdm(list(zip(records, names)), desc=desc, unit="img")):
+            dense = read_label(rec["sem_seg_file_name"])
+            sim = simulate_scribbles(dense, style=style, seed=image_seed(seed, rec, i),
+                                     ignore_label=ignore_label, width=width)  # fmt: skip
+            Image.fromarray(np.ascontiguousarray(sim, dtype=np.uint8), mode="L").save(
+                os.path.join(tmp, name)
+            )
+        data = dict(expected, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.write("\n")
+        old = None
+        if os.path.isdir(folder):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=parent)
+            os.rename(folder, os.path.join(old, "set"))
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            # another process finished the same set first: keep its files if they fit
+            if not _usable(folder, expected, names):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_simulated_scribbles(
+    source: str, style: str, seed: int = 0, root: Optional[str] = None, width: int = 3
+) -> List[Dict]:
+    """The records of `source` with ``sem_seg_file_name`` at simulated scribble maps
+    (generated on first use, reused while the manifest matches)."""
+    records = [dict(r) for r in DatasetCatalog.get(source)]
+    no_label = [r.get("file_name", "?") for r in records if not r.get("sem_seg_file_name")]
+    if not records or no_label:
+        raise ValueError(
+            f"dataset {source!r} cannot be the source of {source}{SIM_INFIX}{style}: "
+            + ("it has no records" if not records else
+               f"{len(no_label)} records have no dense sem_seg_file_name, e.g. {no_label[:3]}")
+        )  # fmt: skip
+    ignore_label = int(MetadataCatalog.get(source).get("ignore_label", IGNORE_LABEL))
+    folder = simulation_dir(source, style, seed, root)
+    names = [_out_name(i, r) for i, r in enumerate(records)]
+    expected = {"format": MANIFEST_FORMAT, "source": source, "style": style, "seed": int(seed),
+                "generator_version": GENERATOR_VERSION[style], "width": int(width),
+                "ignore_label": ignore_label, "num_records": len(records)}  # fmt: skip
+    if not _usable(folder, expected, names):
+        old = _read_manifest(folder)
+        why = "no manifest" if old is None else "manifest differs"
+        logger.info(f"{folder}: {why}; simulating {len(records)} scribble maps")
+        _generate(records, names, folder, expected, style, seed, ignore_label, width)
+    for rec, name in zip(records, names):
+        rec["sem_seg_file_name"] = os.path.join(folder, name)
+    return records
+
+
+def register_simulated_scribbles(
+    source_name: str,
+    *,
+    style: str = "s4",
+    seed: int = 0,
+    root: Optional[str] = None,
+    width: int = 3,
+) -> str:
+    """Register ``<source_name>_sim_<style>`` (see the module docstring) and return the name.
+    Registering the same name again with other arguments (e.g. another seed) replaces it."""
+    if style not in STYLES:
+        raise ValueError(
+            f"unknown scribble style {style!r} for {source_name}{SIM_INFIX}{style}; known "
+            f"styles: {', '.join(STYLES)}"
+        )
+    if source_name not in DatasetCatalog.list():
+        raise KeyError(
+            f"source dataset {source_name!r} of {source_name}{SIM_INFIX}{style} is not "
+            "registered in Detectron2's DatasetCatalog (a dense semantic segmentation set: "
+            "e.g. ade20k_sem_seg_train, cityscapes_fine_sem_seg_train, voc_2012_train_aug_full, "
+            "or a DATASETS.DFR.CUSTOM / register_scribble_dataset name)"
+        )
+    name = f"{source_name}{SIM_INFIX}{style}"
+    spec = (source_name, style, int(seed), root, int(width))
+    if name in DatasetCatalog.list():
+        if _SPECS.get(name) == spec:
+            return name
+        if name not in _SPECS:
+            raise ValueError(f"dataset {name!r} is already registered by someone else")
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(
+        name, lambda: load_simulated_scribbles(source_name, style, seed, root, width)
+    )
+    meta = {k: v for k, v in MetadataCatalog.get(source_name).as_dict().items() if k != "name"}
+    meta.update(sem_seg_root=simulation_dir(source_name, style, seed, root),
+                simulated_from=source_name, scribble_style=style, scribble_seed=int(seed))  # fmt: skip
+    MetadataCatalog.get(name).set(**meta)
+    _SPECS[name] = spec
+    return name
+
+
+def register_simulated_from_cfg(cfg) -> List[str]:
+    """Register every ``<source>_sim_<style>`` of cfg.DATASETS.TRAIN / TEST that is not
+    registered yet (seed 0, default root); returns the names registered. A name with
+    ``_sim_`` whose style or source is unknown raises, naming the config key."""
+    out = []
+    for key in ("TRAIN", "TEST"):
+        for name in cfg.DATASETS[key]:
+            parsed = parse_simulated_name(name)
+            if name in DatasetCatalog.list() or parsed is None:
+                continue
+            source, style = parsed
+            try:
+                out.append(register_simulated_scribbles(source, style=style))
+            except (KeyError, ValueError) as e:
+                msg = e.args[0] if e.args else str(e)
+                raise ValueError(f"DATASETS.{key}: {name!r}: {msg}") from None
+    return out

@@ -110,6 +110,16 @@ def main(mode, folder):
     from detectron2.utils import comm
     rank = comm.get_rank()
     open(os.path.join(folder, f"rank{{rank}}.pid"), "w").write(str(os.getpid()))
+    if mode == "done":  # finished its work: at interpreter exit no process group may be left
+        import atexit
+        import torch.distributed as dist
+
+        def record():
+            with open(os.path.join(folder, f"rank{{rank}}.exit"), "w") as f:
+                f.write(str(dist.is_initialized()))
+
+        atexit.register(record)
+        return
     if mode == "fail" and rank == 1:
         while not os.path.exists(os.path.join(folder, "rank0.pid")):
             time.sleep(0.1)
@@ -118,10 +128,25 @@ def main(mode, folder):
         time.sleep(0.2)
 
 if __name__ == "__main__":
-    # fork: the workers need not import torch and detectron2 again (seconds per test)
+    # fork: the workers need not import torch and detectron2 again (seconds per test); "done"
+    # needs spawn: a forked child leaves by os._exit, without the interpreter exit under test
     launch(main, 2, dist_url="auto", args=(sys.argv[1], sys.argv[2]), grace=3,
-           start_method="fork")
+           start_method="spawn" if sys.argv[1] == "done" else "fork")
 """
+
+
+def test_workers_that_finished_end_their_process_groups_before_interpreter_exit(tmp_path):
+    """Left to interpreter exit, gloo's threads were still joinable when their objects were
+    destroyed: 'terminate called without an active exception', SIGABRT, a failed launch after
+    training and evaluation had finished (about one CI run in four)."""
+    proc, workers = _toy(tmp_path, "done")
+    try:
+        assert proc.wait(timeout=60) == 0
+        log = proc.stdout.read()
+        assert "terminate called" not in log
+        assert [(tmp_path / f"rank{r}.exit").read_text() for r in (0, 1)] == ["False"] * 2, log
+    finally:
+        _cleanup(proc, workers)
 
 
 def _toy(tmp_path, mode, **kw):

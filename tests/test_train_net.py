@@ -174,7 +174,7 @@ def main(args):
         json.dump(res["sem_seg"], open({result!r}, "w"))
 
 if __name__ == "__main__":
-    from detectron2.engine import launch
+    from dfr.engine import launch
     args = parse(sys.argv[1:])
     launch(main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
 """

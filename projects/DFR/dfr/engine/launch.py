@@ -16,11 +16,18 @@ SIGTERM / SIGINT to the parent left every worker training and writing checkpoint
   `ProcessContext.join(grace_period=...)` sends them SIGTERM, then SIGKILL, and the parent
   raises the worker's error.
 
+- a worker that finished its work ends its process groups in order before the interpreter
+  exits: a barrier (no rank tears gloo down while another still talks to it), then
+  `destroy_process_group()`. Left to interpreter exit, gloo's C++ threads were still joinable
+  when their objects were destroyed: "terminate called without an active exception", SIGABRT,
+  and a failed launch after training and evaluation had finished.
+
 A single process (world size 1) runs `main_func` in the parent, as Detectron2 does.
 Process-group setup is Detectron2's own `_distributed_worker` (the launch logic around it is
 adapted from detectron2/engine/launch.py, Apache-2.0).
 """
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -28,10 +35,11 @@ import sys
 import threading
 import time
 
+import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.engine.launch import DEFAULT_TIMEOUT, _distributed_worker, _find_free_port
 
-__all__ = ["launch", "DEFAULT_TIMEOUT"]
+__all__ = ["launch", "close_process_groups", "DEFAULT_TIMEOUT"]
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -61,6 +69,22 @@ def _watch_parent(parent_pid: int, period: float = 1.0):
     threading.Thread(target=watch, name="dfr-parent-watchdog", daemon=True).start()
 
 
+def close_process_groups():
+    """End this process's process groups in order (barrier, then destroy); a no-op when none
+    is initialised. Call it once the work of every rank is done."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def _run_then_close(main_func, *args):
+    result = main_func(*args)
+    close_process_groups()
+    return result
+
+
 def _worker(local_rank, parent_pid, main_func, *rest):
     _die_with_parent(parent_pid)
     # A shell's background job starts with SIGINT ignored; Ctrl-C / kill -INT must work here.
@@ -69,7 +93,7 @@ def _worker(local_rank, parent_pid, main_func, *rest):
     if hasattr(signal, "SIGHUP") and callable(signal.getsignal(signal.SIGHUP)):
         signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the parent's handler, under fork
     try:
-        _distributed_worker(local_rank, main_func, *rest)
+        _distributed_worker(local_rank, functools.partial(_run_then_close, main_func), *rest)
     except KeyboardInterrupt:  # torch's wrapper would exit 0 and leave the others waiting
         raise SystemExit(128 + signal.SIGINT) from None
 

@@ -240,6 +240,27 @@ def case_batch_size(tmp, mp, value):
                                                   "positive multiple"]
 
 
+def case_config_value(tmp, mp, key, value, allowed):
+    mp.setenv("DETECTRON2_DATASETS", str(prepared_voc(tmp / "ds")))
+    cfg = load_train_net().setup(parse(voc_argv(tmp / "run", key, value)))
+    return (lambda: trainer(cfg)), tmp / "ds", [f"{key} = {value}", f"expected {allowed}"]
+
+
+CONFIG_VALUES = [  # key, nonsense value, the allowed range the message states
+    ("MODEL.DFR.SIGMA_RGB", 0.0, "a number > 0"),
+    ("MODEL.DFR.SIGMA_XY", 0.0, "a number > 0"),
+    ("MODEL.DFR.SIGMA_FEAT", -50.0, "a number > 0"),
+    ("MODEL.DFR.GAMMA", 1.5, "a number in (0, 1]"),
+    ("MODEL.DFR.GAMMA", -0.1, "a number in (0, 1]"),
+    ("MODEL.DFR.RADIUS", 0, "an integer ≥ 1"),
+    ("MODEL.DFR.RADIUS", -1, "an integer ≥ 1"),
+    ("MODEL.DFR.LOSS_STRIDE", 0, "an integer ≥ 1"),
+    ("MODEL.DFR.LAMBDA_DFR", -0.01, "a number ≥ 0"),
+    ("MODEL.DFR.LAMBDA_FEAT", -0.001, "a number ≥ 0"),
+    ("SOLVER.MAX_ITER", 0, "an integer ≥ 1"),
+]
+
+
 def case_prepare_truncated_jpeg(tmp, mp):
     argv = voc_inputs(tmp / "in")
     jpg = tmp / "in/VOCdevkit/VOC2012/JPEGImages" / f"{VAL}.jpg"
@@ -374,6 +395,8 @@ CASES = {
     "malformed XML": (case_malformed_xml, _import("ScribbleFormatError"), None),
     "unknown tag": (case_unknown_tag, _import("UnknownTagError"), None),
     "truncated checkpoint": (case_truncated_checkpoint, _import("CheckpointReadError"), None),
+    **{f"{k} {v}": (lambda t, m, k=k, v=v, a=a: case_config_value(t, m, k, v, a),
+                    _import("StartupCheckError"), None) for k, v, a in CONFIG_VALUES},
 }  # fmt: skip
 
 

@@ -1,6 +1,8 @@
 """Start-up checks: what would otherwise fail after hours (at the first evaluation, or when the
 sampler reaches a bad file) fails before the first iteration, naming the config key or file.
 
+- every numeric / choice key of the method against its allowed range (``KEY_RANGES``, the one
+  table; the README lists it), training and evaluation alike;
 - ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` against ``len(stuff_classes)`` of every train/test set;
 - ``SOLVER.IMS_PER_BATCH``: a positive multiple of the number of processes;
 - a scan of the label PNGs (``--skip-checks`` skips it): every test-set ground truth and every
@@ -24,7 +26,8 @@ from detectron2.utils import comm
 from ..data.labels import LabelMapError, read_label, values_outside
 
 __all__ = ["StartupCheckError", "run_startup_checks", "check_num_classes", "check_batch_size",
-           "check_label_conventions", "scan_labels"]  # fmt: skip
+           "check_label_conventions", "check_config_values", "scan_labels", "KEY_RANGES",
+           "Range"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 SHOW = 5  # files named in a message
@@ -33,6 +36,98 @@ SHOW = 5  # files named in a message
 class StartupCheckError(ValueError):
     """A configuration or dataset problem found before training; the message names the key
     or the files."""
+
+
+class Range:
+    """Allowed values of a config key: a number in an interval (``low`` / ``high``, each
+    inclusive or not; ``integer`` asks for a whole number), or one of ``choices``."""
+
+    def __init__(self, low=None, high=None, *, low_open=False, high_open=False, integer=False,
+                 choices=None, why=""):  # fmt: skip
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+        self.integer, self.choices, self.why = integer, choices, why
+
+    def accepts(self, value) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and float(value) != int(value):
+            return False
+        if value != value:  # NaN
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{kind} in {lo}{self.low}, {self.high}{hi}"
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '≥'} {self.low}"
+        return f"{kind} {'<' if self.high_open else '≤'} {self.high}"
+
+
+_POS = dict(low=0, low_open=True)
+# The one table of allowed values (the README's table is generated from it). Keys whose
+# invalid values used to pass silently or fail deep inside a loss / the LR scheduler.
+KEY_RANGES: Dict[str, Range] = {
+    "MODEL.DFR.FEAT_DIM": Range(1, integer=True, why="d, channels of the feature head"),
+    "MODEL.DFR.LAMBDA_DFR": Range(0, why="λ1 of Eq. 1"),
+    "MODEL.DFR.LAMBDA_FEAT": Range(0, why="λ2 of Eq. 1"),
+    "MODEL.DFR.RADIUS": Range(1, integer=True, why="r: 0 leaves the window without pairs"),
+    "MODEL.DFR.SIGMA_XY": Range(**_POS, why="σ1 divides in the kernel (Eq. 6)"),
+    "MODEL.DFR.SIGMA_RGB": Range(**_POS, why="σ2 divides in the kernel (Eq. 6)"),
+    "MODEL.DFR.SIGMA_FEAT": Range(**_POS, why="σ3 divides in the kernel (Eq. 6)"),
+    "MODEL.DFR.SIGMA_FEAT_RELATIVE": Range(0, why="0 = off"),
+    "MODEL.DFR.GAMMA": Range(0, 1, low_open=True, why="γ of Eq. 7: > 1 leaves M empty"),
+    "MODEL.DFR.POSITION_STRIDE": Range(**_POS, why="S = stride·(x, y)"),
+    "MODEL.DFR.LOSS_STRIDE": Range(1, integer=True, why="stride of the pairwise-loss map"),
+    "MODEL.DFR.BACKGROUND_ID": Range(-1, integer=True, why="-1 = no background class"),
+    "MODEL.DFR.DIAG_PERIOD": Range(0, integer=True, why="0 = off"),
+    "MODEL.DFR.FEAT_SUPERVISION": Range(choices=("M", "scribble", "both"), why="Table 7"),
+    "MODEL.DFR.FR_PAIRS": Range(choices=("RA", "R"), why="Lfr pair set"),
+    "MODEL.AUX_HEAD.LOSS_WEIGHT": Range(0),
+    "SOLVER.MAX_ITER": Range(1, integer=True),
+    "SOLVER.BASE_LR": Range(**_POS),
+    "SOLVER.WARMUP_ITERS": Range(0, integer=True),
+    "SOLVER.CHECKPOINT_PERIOD": Range(1, integer=True),
+    "SOLVER.POLY_LR_POWER": Range(0),
+    "SOLVER.AMP.PRECISION": Range(choices=("float16", "bfloat16")),
+    "INPUT.DFR.FLIP_PROB": Range(0, 1),
+    "TEST.EVAL_PERIOD": Range(0, integer=True, why="0 = only at the end"),
+}
+
+
+def _lookup(cfg, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def check_config_values(cfg, train: bool = True):
+    """Every key of ``KEY_RANGES`` holds an allowed value (all problems in one message); for an
+    evaluation (``train=False``) only the MODEL keys."""
+    problems = []
+    for key, allowed in KEY_RANGES.items():
+        if not train and not key.startswith("MODEL."):
+            continue
+        try:
+            value = _lookup(cfg, key)
+        except KeyError:
+            continue  # a key of an optional part of the config (e.g. a newer Detectron2's)
+        if not allowed.accepts(value):
+            why = f" ({allowed.why})" if allowed.why else ""
+            problems.append(f"{key} = {value!r}: expected {allowed}{why}")
+    if problems:
+        raise StartupCheckError("invalid config value(s):\n  " + "\n  ".join(problems))
 
 
 def check_num_classes(cfg, dataset_names: Sequence[str], key: str = "DATASETS"):
@@ -159,6 +254,7 @@ def _dataset_problems(name: str, role: str, num_classes: int) -> Optional[str]:
 def run_startup_checks(cfg, train: bool = True, scan: bool = True):
     """The checks for a training run (``train``) or an evaluation (test sets only). Raises
     ``StartupCheckError``; every process of a multi-process run raises the same one."""
+    check_config_values(cfg, train=train)
     if train:
         check_batch_size(cfg, comm.get_world_size())
         check_num_classes(cfg, cfg.DATASETS.TRAIN, "DATASETS.TRAIN")

@@ -311,6 +311,7 @@ def test_register_is_lazy_and_errors_name_the_files(tmp_path):
 
 def test_config_registers_dataset_json_under_the_datasets_root(tmp_path, monkeypatch):
     from dfr.config import get_dfr_cfg
+    from dfr.data import register_datasets_from_cfg
 
     _tree(tmp_path / "root" / "mine")
     (tmp_path / "root" / "mine" / "dataset.json").write_text(json.dumps({
@@ -319,11 +320,14 @@ def test_config_registers_dataset_json_under_the_datasets_root(tmp_path, monkeyp
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "root"))
     cfg = get_dfr_cfg(None, ["DATASETS.DFR.CUSTOM", "('mine',)"])
     assert list(cfg.DATASETS.DFR.CUSTOM) == ["mine"]
+    assert "cfgtest_val" not in DatasetCatalog.list()  # building a config registers nothing
+    assert register_datasets_from_cfg(cfg) == ["cfgtest_train", "cfgtest_val"]
     assert len(DatasetCatalog.get("cfgtest_val")) == 2
     assert MetadataCatalog.get("cfgtest_train").stuff_classes == ["background", "thing"]
-    get_dfr_cfg(None, ["DATASETS.DFR.CUSTOM", "('mine',)"])  # twice: no error
+    register_datasets_from_cfg(cfg)  # twice: no error
+    other = get_dfr_cfg(None, ["DATASETS.DFR.CUSTOM", "('other',)"])  # no error until registered
     with pytest.raises(FileNotFoundError, match=r"'other'.*root/other/dataset.json not found"):
-        get_dfr_cfg(None, ["DATASETS.DFR.CUSTOM", "('other',)"])
+        register_datasets_from_cfg(other)
     assert register_scribble_dataset_from_json(tmp_path / "root" / "mine") == [
         "cfgtest_train", "cfgtest_val"]  # fmt: skip
 

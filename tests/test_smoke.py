@@ -87,3 +87,5 @@ def test_get_dfr_cfg_merges_file_then_opts_and_falls_back_to_cpu():
     assert cfg.MODEL.DEVICE == ("cuda" if torch.cuda.is_available() else "cpu")
     kept = get_dfr_cfg(None, ["MODEL.DEVICE", "cuda"], cpu_fallback=False)
     assert kept.MODEL.DEVICE == "cuda"
+    # the method's keys live under MODEL.DFR (no top-level DFR node)
+    assert "DFR" not in cfg and cfg.MODEL.DFR.NAN_GUARD is True

@@ -184,8 +184,10 @@ def main(argv=None):
     p.add_argument("opts", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     from dfr.config import get_dfr_cfg
+    from dfr.data import register_datasets_from_cfg
 
     cfg = get_dfr_cfg(args.config_file, args.opts + ["MODEL.DEVICE", "cpu"])
+    register_datasets_from_cfg(cfg)
     s = summarise(measure(cfg, _inputs(args), args.seed), cfg.MODEL.DFR.SIGMA_FEAT)
     s.update(config=args.config_file, opts=args.opts, feat_dim=cfg.MODEL.DFR.FEAT_DIM,
              images=args.images or f"{args.dataset}[:{args.n}]")

@@ -96,12 +96,13 @@ def main(argv=None):
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
     from dfr.config import get_dfr_cfg
-    from dfr.data import ScribbleDatasetMapper
+    from dfr.data import ScribbleDatasetMapper, register_datasets_from_cfg
     from dfr.engine import DFRCheckpointer, Trainer
     from dfr.modeling.losses import confident_labels
     from dfr.utils import resize
 
     cfg = get_dfr_cfg(args.config_file, args.opts)
+    register_datasets_from_cfg(cfg)
     cfg.freeze()
     model = Trainer.build_model(cfg).eval()
     DFRCheckpointer(model, allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT).load(args.weights)

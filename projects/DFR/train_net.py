@@ -22,11 +22,13 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from dfr.config import get_dfr_cfg
+from dfr.data import register_datasets_from_cfg
 from dfr.engine import DFRCheckpointer, Trainer, launch, run_startup_checks
 
 
 def setup(args):
     cfg = get_dfr_cfg(args.config_file, args.opts)
+    register_datasets_from_cfg(cfg)
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="dfr")

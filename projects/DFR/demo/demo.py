@@ -16,7 +16,8 @@ For every input image <stem> it writes, under --output:
 through the evaluation pipeline (dfr.engine.Trainer.test): the config's test-time resize and
 TEST.MODE ("whole" / "slide"), and with --tta multi-scale + flip (TEST.AUG.SCALES / FLIP,
 dfr.evaluation.SemSegTTA). Class names and colours come from --dataset (default: the first of
-DATASETS.TEST, else of DATASETS.TRAIN; the config's DATASETS.DFR.CUSTOM sets are registered).
+DATASETS.TEST, else of DATASETS.TRAIN; the datasets of the config's DATASETS.DFR.CUSTOM are
+registered by dfr.data.register_datasets_from_cfg).
 Runs on the config's MODEL.DEVICE, CPU when CUDA is missing.
 """
 import argparse
@@ -155,6 +156,7 @@ def main(argv=None):
     from detectron2.utils.logger import setup_logger
 
     from dfr.config import get_dfr_cfg
+    from dfr.data import register_datasets_from_cfg
     from dfr.data.datasets.custom import image_hw
     from dfr.engine import DFRCheckpointer, Trainer
     from dfr.evaluation import SemSegTTA
@@ -162,6 +164,7 @@ def main(argv=None):
     setup_logger(name="dfr")
     paths = collect_inputs(args.input)
     cfg = get_dfr_cfg(args.config_file, args.opts)
+    register_datasets_from_cfg(cfg)
     classes, colors = dataset_metadata(cfg, args.dataset)
 
     name = f"dfr_demo_inputs_{os.getpid()}"

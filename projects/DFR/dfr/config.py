@@ -91,6 +91,8 @@ def add_dfr_config(cfg):
     # (detached) instead of the fixed SIGMA_FEAT.
     cfg.MODEL.DFR.FEAT_DETACH_FUSED = False
     cfg.MODEL.DFR.SIGMA_FEAT_RELATIVE = 0.0
+    # Training guard: stop on a non-finite loss with iteration, loss name and files.
+    cfg.MODEL.DFR.NAN_GUARD = True
 
     # ---- Training-time augmentation (mmseg's default pipeline) ----
     cfg.INPUT.DFR = CN()
@@ -128,19 +130,17 @@ def add_dfr_config(cfg):
     cfg.DATASETS.DFR = CN()
     # dataset.json files (or folders holding one) written by
     # datasets/prepare_custom_scribbles.py; relative entries are under $DETECTRON2_DATASETS.
-    # get_dfr_cfg registers each: <name>_train (scribbles) and <name>_val (dense labels).
+    # dfr.data.register_datasets_from_cfg registers each: <name>_train (scribbles) and
+    # <name>_val (dense labels).
     cfg.DATASETS.DFR.CUSTOM = []
-
-    # ---- Training guard ----
-    cfg.DFR = CN()
-    cfg.DFR.NAN_GUARD = True  # stop on a non-finite loss with iteration, loss name, files
 
 
 def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):
     """Detectron2's defaults + DFR's keys, merged with `config_file` and then `opts`
     (["KEY", "VALUE", ...], as on the command line). With `cpu_fallback`, a CUDA
-    MODEL.DEVICE becomes "cpu" on a machine without CUDA. The datasets of
-    DATASETS.DFR.CUSTOM are registered (idempotent). Returns an unfrozen config."""
+    MODEL.DEVICE becomes "cpu" on a machine without CUDA. No side effects: the datasets the
+    config names are registered by `dfr.data.register_datasets_from_cfg(cfg)`, called by the
+    entry points. Returns an unfrozen config."""
     import torch
     from detectron2.config import get_cfg
 
@@ -151,9 +151,5 @@ def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):
     cfg.merge_from_list(list(opts))
     if cpu_fallback and cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
-    if cfg.DATASETS.DFR.CUSTOM:
-        from .data.datasets.custom_json import register_custom_from_cfg
-
-        register_custom_from_cfg(cfg)
     return cfg
 

@@ -10,8 +10,10 @@ from .transforms import PhotometricDistortion, PhotometricTransform, RandomScale
 # Imported for its registration side effect (DatasetCatalog / MetadataCatalog names).
 from . import datasets  # noqa: F401  isort: skip
 from .datasets import (  # noqa: E402  isort: skip
+    register_datasets_from_cfg,
     register_scribble_dataset,
     register_scribble_dataset_from_json,
+    register_simulated_scribbles,
 )
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "GENERATOR_VERSION",
     "STYLES",
     "simulate_scribbles",
+    "register_datasets_from_cfg",
     "register_scribble_dataset",
     "register_scribble_dataset_from_json",
+    "register_simulated_scribbles",
 ]

@@ -10,6 +10,8 @@ from .builtin import (
 from ..paths import get_datasets_root
 from .custom import read_class_list, register_scribble_dataset
 from .custom_json import register_custom_from_cfg, register_scribble_dataset_from_json
+from .register import register_datasets_from_cfg
+from .simulated import register_simulated_from_cfg, register_simulated_scribbles
 
 register_all()
 
@@ -22,6 +24,9 @@ __all__ = [
     "register_sem_seg_split",
     "read_class_list",
     "register_custom_from_cfg",
+    "register_datasets_from_cfg",
     "register_scribble_dataset",
     "register_scribble_dataset_from_json",
+    "register_simulated_from_cfg",
+    "register_simulated_scribbles",
 ]

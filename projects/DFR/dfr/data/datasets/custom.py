@@ -26,7 +26,7 @@ background class (then every same-label pair is A+fg). Stored as metadata ``back
 
 ``dataset.json`` (written by datasets/prepare_custom_scribbles.py) holds these arguments, paths
 relative to its folder; ``register_scribble_dataset_from_json`` reads it, and configs list
-such files in DATASETS.DFR.CUSTOM (registered by ``dfr.config.get_dfr_cfg``).
+such files in DATASETS.DFR.CUSTOM (registered by ``dfr.data.register_datasets_from_cfg``).
 """
 
 import logging
@@ -274,7 +274,7 @@ def register_scribble_dataset(
         spec = (image_root, label_root, split, tuple(names), str(colors), int(ignore_label), bg)
         if ds_name in DatasetCatalog.list():
             if _SPECS.get(ds_name) == spec:
-                continue  # the same registration again (e.g. a second get_dfr_cfg call)
+                continue  # the same registration again (a second register_datasets_from_cfg)
             if not replace:
                 raise ValueError(
                     f"dataset {ds_name!r} is already registered (with other arguments); pick "

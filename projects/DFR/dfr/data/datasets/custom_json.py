@@ -1,5 +1,5 @@
 """Your own datasets from their `dataset.json` (written by datasets/prepare_custom_scribbles.py)
-and from the config key DATASETS.DFR.CUSTOM, which `dfr.config.get_dfr_cfg` reads."""
+and from the config key DATASETS.DFR.CUSTOM (`register_datasets_from_cfg` in register.py)."""
 import json
 import os
 from typing import List

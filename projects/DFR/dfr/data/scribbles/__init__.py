@@ -34,7 +34,7 @@ from .errors import ScribbleError, ScribbleFormatError, UnknownTagError
 from .formats import Scribble, ScribbleSet, parse_scribble_txt, parse_scribble_xml
 from .rasterize import labeled_fraction, rasterize
 from .sources import ScribbleSource, image_id_from_name, open_scribble_source
-from .simulate import GENERATOR_VERSION, STYLES, simulate_scribbles
+from .simulate import GENERATOR_VERSION, STYLES, image_seed, simulate_scribbles
 from .tags import (
     TagMap,
     context59_index,
@@ -67,6 +67,7 @@ __all__ = [
     "drop_scribbles",
     "file_rng",
     "image_id_from_name",
+    "image_seed",
     "labeled_fraction",
     "open_scribble_source",
     "parse_scribble_txt",

@@ -118,6 +118,13 @@ def add_dfr_config(cfg):
     cfg.SOLVER.POLY_LR_POWER = 1.0
     cfg.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
 
+    # ---- Mixed precision: SOLVER.AMP.ENABLED is Detectron2's key ----
+    # Autocast dtype of the network when SOLVER.AMP.ENABLED: "float16" (with a GradScaler;
+    # Detectron2's AMPTrainer default) | "bfloat16" (no scaler; also on CPU). The pairwise
+    # losses always run in float32 with autocast off (dfr.modeling.losses).
+    if "PRECISION" not in cfg.SOLVER.AMP:
+        cfg.SOLVER.AMP.PRECISION = "float16"
+
     # ---- Inference ----
     cfg.TEST.MODE = "whole"  # "whole" | "slide" (mmseg's sliding window)
     cfg.TEST.SLIDE = CN()

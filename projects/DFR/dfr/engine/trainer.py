@@ -22,6 +22,7 @@ from tabulate import tabulate
 
 from ..data import ScribbleDatasetMapper
 from ..evaluation import SemSegTTA, VOCSubmissionExporter
+from .amp import DFRAMPTrainer, amp_dtype
 from .checkpoint import DFRCheckpointer
 from .checks import run_startup_checks
 from .guard import install_nan_guard
@@ -57,22 +58,40 @@ def _ddp_options(cfg):
         defaults.create_ddp_model = original
 
 
+@contextlib.contextmanager
+def _amp_trainer(cfg):
+    """With SOLVER.AMP.ENABLED, DefaultTrainer.__init__ builds `AMPTrainer(model, loader,
+    optimizer)`: CUDA only, float16 only. This swaps in DFRAMPTrainer (any device, the dtype of
+    SOLVER.AMP.PRECISION) for the duration of `DefaultTrainer.__init__`."""
+    from detectron2.engine import defaults
+
+    original = defaults.AMPTrainer
+    if cfg.SOLVER.AMP.ENABLED:
+        precision = amp_dtype(cfg.SOLVER.AMP.PRECISION)
+        defaults.AMPTrainer = functools.partial(DFRAMPTrainer, precision=precision)
+    try:
+        yield
+    finally:
+        defaults.AMPTrainer = original
+
+
 class Trainer(DefaultTrainer):
     """DefaultTrainer with DFR's builders: the scribble mapper, mmseg's Swin optimizer
     groups and LR schedule, the NaN guard (in `build_model`), the checkpointer that refuses
     to unpickle code and explains unreadable files, DDP on CPU (gloo), sem-seg evaluation
-    chosen from the dataset's metadata, and multi-scale TTA."""
+    chosen from the dataset's metadata, multi-scale TTA, and mixed precision on CUDA or CPU
+    (SOLVER.AMP.ENABLED / SOLVER.AMP.PRECISION, `amp.DFRAMPTrainer`)."""
 
     def __init__(self, cfg, skip_checks: bool = False):
         # NUM_CLASSES, batch size and the label files, before anything is built (checks.py)
         run_startup_checks(cfg, train=True, scan=not skip_checks)
-        with _ddp_options(cfg):
+        with _ddp_options(cfg), _amp_trainer(cfg):
             super().__init__(cfg)
 
     @classmethod
     def build_model(cls, cfg):
         model = super().build_model(cfg)
-        if cfg.MODEL.DFR.NAN_GUARD:
+        if cfg.DFR.NAN_GUARD:
             install_nan_guard(model)
         return model
 

@@ -299,7 +299,7 @@ def build_our_model(weights: str):
     cfg = our_cfg(weights)
     torch.manual_seed(1)  # anything the checkpoint does not set differs from mmseg's init
     model = build_model(cfg).eval()
-    DFRCheckpointer(model, allow_unsafe=False).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
+    DFRCheckpointer.from_config(cfg, model, save_dir="").load(cfg.MODEL.WEIGHTS)
     return cfg, model
 
 

@@ -72,7 +72,7 @@ def _build(cfg):
     if cfg.MODEL.WEIGHTS:
         from dfr.engine import DFRCheckpointer
 
-        DFRCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        DFRCheckpointer.from_config(cfg, model, save_dir="").load(cfg.MODEL.WEIGHTS)
     return model
 
 

@@ -105,7 +105,7 @@ def main(argv=None):
     register_datasets_from_cfg(cfg)
     cfg.freeze()
     model = Trainer.build_model(cfg).eval()
-    DFRCheckpointer(model, allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT).load(args.weights)
+    DFRCheckpointer.from_config(cfg, model, save_dir="").load(args.weights)
     d = cfg.MODEL.DFR
     colors = np.array(MetadataCatalog.get(args.dataset).stuff_colors, dtype=np.uint8)
     records = DatasetCatalog.get(args.dataset)

@@ -46,9 +46,7 @@ def main(args):
     if args.eval_only:
         run_startup_checks(cfg, train=False, scan=not skip_checks)
         model = Trainer.build_model(cfg)
-        DFRCheckpointer(
-            model, save_dir=cfg.OUTPUT_DIR, allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT
-        ).resume_or_load(
+        DFRCheckpointer.from_config(cfg, model).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         res = Trainer.test(cfg, model)

@@ -68,6 +68,11 @@ def collect_inputs(inputs):
             )
             if not found:
                 raise FileNotFoundError(f"--input folder {x} holds no image ({IMAGE_EXTENSIONS})")
+            other = sorted(f for f in os.listdir(x) if not f.lower().endswith(IMAGE_EXTENSIONS)
+                           and not f.startswith(".") and os.path.isfile(os.path.join(x, f)))
+            if other:
+                logger.warning(f"--input folder {x}: skipped {len(other)} file(s) that are not "
+                               f"images {IMAGE_EXTENSIONS}: {', '.join(other)}")  # fmt: skip
         elif os.path.isfile(x):
             found = [x]
         else:
@@ -149,15 +154,17 @@ def _writer(out_dir, classes, colors, total):
     return DemoWriter()
 
 
-def main(argv=None):
-    """Returns the written file paths (overlay, label) per image, in input order."""
+def run(argv=None):
+    """Predict every readable input; returns (files written: overlay, label per image in
+    input order; inputs that could not be read). An unreadable image is reported by name and
+    skipped; the others are written."""
     args = parse_args(argv)
     from detectron2.data import DatasetCatalog
+    from detectron2.data.detection_utils import read_image
     from detectron2.utils.logger import setup_logger
 
     from dfr.config import get_dfr_cfg
     from dfr.data import register_datasets_from_cfg
-    from dfr.data.datasets.custom import image_hw
     from dfr.engine import DFRCheckpointer, Trainer
     from dfr.evaluation import SemSegTTA
 
@@ -168,11 +175,19 @@ def main(argv=None):
     classes, colors = dataset_metadata(cfg, args.dataset)
 
     name = f"dfr_demo_inputs_{os.getpid()}"
-    records = []
+    records, failed = [], []
     for p in paths:
-        h, w = image_hw(p)  # after EXIF orientation, as read_image loads it
+        try:  # decoded in full (a truncated JPEG fails here, not in the middle of the run)
+            h, w = read_image(p, format="RGB").shape[:2]  # after EXIF orientation
+        except Exception as e:
+            logger.error(f"{p}: cannot read the image ({type(e).__name__}: {e}); skipped")
+            failed.append(p)
+            continue
         records.append({"file_name": p, "image_id": os.path.splitext(os.path.basename(p))[0],
                         "height": h, "width": w})  # fmt: skip
+    if not records:
+        logger.error(f"none of the {len(paths)} input(s) could be read")
+        return [], failed
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
     DatasetCatalog.register(name, lambda: records)
@@ -181,7 +196,7 @@ def main(argv=None):
 
     model = Trainer.build_model(cfg).eval()
     if cfg.MODEL.WEIGHTS:
-        DFRCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
+        DFRCheckpointer.from_config(cfg, model, save_dir="").load(cfg.MODEL.WEIGHTS)
     else:
         logger.warning("MODEL.WEIGHTS is empty: predicting with random weights")
     if args.tta:
@@ -193,8 +208,16 @@ def main(argv=None):
     finally:
         DatasetCatalog.remove(name)
     logger.info(f"wrote {len(writer.written)} files for {len(records)} images to {args.output}")
-    return writer.written
+    if failed:
+        logger.error(f"{len(failed)} input(s) could not be read: {', '.join(failed)}")
+    return writer.written, failed
+
+
+def main(argv=None):
+    """The files written (see `run`; the command line's exit status is 1 when an input
+    could not be read)."""
+    return run(argv)[0]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if run()[1] else 0)

@@ -2,7 +2,7 @@
 NaN guard, checkpointer, start-up checks and the multi-process launcher. `dfr.engine`
 imports `dfr.data` (mapper) — it is the layer that wires the package to Detectron2's
 training loop."""
-from .checkpoint import CheckpointReadError, DFRCheckpointer
+from .checkpoint import CheckpointMismatchError, CheckpointReadError, DFRCheckpointer
 from .checks import StartupCheckError, run_startup_checks
 from .guard import check_losses_finite, install_nan_guard
 from .launch import launch
@@ -17,6 +17,7 @@ __all__ = [
     "install_nan_guard",
     "check_losses_finite",
     "DFRCheckpointer",
+    "CheckpointMismatchError",
     "CheckpointReadError",
     "run_startup_checks",
     "StartupCheckError",

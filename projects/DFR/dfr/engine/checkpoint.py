@@ -18,6 +18,7 @@ from ..modeling.backbone.checkpoint import (
 __all__ = [
     "DFRCheckpointer",
     "CheckpointReadError",
+    "CheckpointMismatchError",
     "UnsafeCheckpointError",
     "is_mmseg_checkpoint",
     "mmseg_param_name_map",
@@ -25,10 +26,20 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+SHOW = 5  # tensors named in a message
 
 
 class CheckpointReadError(RuntimeError):
     """A checkpoint file exists but cannot be deserialised (truncated or corrupt)."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors have other shapes than the model's (e.g. another number of
+    classes); the message names the keys, both shapes and the opt-in for fine-tuning."""
+
+
+_CLASSIFIERS = ("sem_seg_head.predictor.weight", "aux_head.predictor.weight")
+_STEP = re.compile(r"^model_(\d+|final)\.pth$")
 
 
 # mmseg UPerHead / FCNHead module -> ours (dfr/modeling/heads). "{level}" = the fusion's
@@ -186,12 +197,96 @@ class DFRCheckpointer(DetectionCheckpointer):
     - full mmseg UperNet-Swin checkpoints (`meta` + `state_dict`) as MODEL.WEIGHTS, mapped to
       our names (`mmseg_to_dfr_state_dict`); missing / unexpected keys logged as usual;
     - a truncated/corrupt file raising CheckpointReadError with the path, its size and what
-      to do, instead of a bare unpickling/zip error.
+      to do, instead of a bare unpickling/zip error;
+    - tensors of other shapes than the model's (a checkpoint of another number of classes)
+      raising CheckpointMismatchError, unless `allow_shape_mismatch`
+      (MODEL.FINETUNE_OTHER_CLASSES: those tensors keep their new initialisation, as
+      Detectron2 does by default);
+    - `last_checkpoint` never naming a file that is not a complete checkpoint: a missing,
+      empty or dangling tag falls back to the newest complete `model_*.pth` with a WARNING.
+
+    Build it with `DFRCheckpointer.from_config(cfg, model)`: one place reads the config keys.
     """
 
-    def __init__(self, model, save_dir="", *, allow_unsafe: bool = False, **kwargs):
+    def __init__(self, model, save_dir="", *, allow_unsafe: bool = False,
+                 allow_shape_mismatch: bool = False, **kwargs):  # fmt: skip
         super().__init__(model, save_dir, **kwargs)
         self.allow_unsafe = allow_unsafe
+        self.allow_shape_mismatch = allow_shape_mismatch
+
+    @classmethod
+    def from_config(cls, cfg, model, save_dir: Optional[str] = None, **kwargs):
+        """The checkpointer every entry point uses (training, --eval-only, demo, tools):
+        MODEL.ALLOW_UNSAFE_CHECKPOINT and MODEL.FINETUNE_OTHER_CLASSES from `cfg`."""
+        return cls(model, cfg.OUTPUT_DIR if save_dir is None else save_dir,
+                   allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT,
+                   allow_shape_mismatch=cfg.MODEL.FINETUNE_OTHER_CLASSES, **kwargs)  # fmt: skip
+
+    def _load_model(self, checkpoint):
+        if not self.allow_shape_mismatch and not checkpoint.get("matching_heuristics", False):
+            self._check_shapes(checkpoint["model"])
+        return super()._load_model(checkpoint)
+
+    def _check_shapes(self, sd):
+        own = self.model.state_dict()
+        strip = (lambda k: k[7:] if k.startswith("module.") else k) if all(
+            k.startswith("module.") for k in sd) else (lambda k: k)  # fmt: skip
+        bad = {}
+        for k, v in sd.items():
+            k = strip(k)
+            if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape):
+                bad[k] = (tuple(v.shape), tuple(own[k].shape))
+        if not bad:
+            return
+        listing = ", ".join(f"{k} {a} vs model {b}" for k, (a, b) in list(bad.items())[:SHOW])
+        more = f" (+{len(bad) - SHOW} more)" if len(bad) > SHOW else ""
+        classes = [bad[k] for k in _CLASSIFIERS if k in bad]
+        what = (f"was trained for {classes[0][0][0]} classes, this model predicts "
+                f"{classes[0][1][0]} (MODEL.SEM_SEG_HEAD.NUM_CLASSES)"
+                if classes else "does not fit this model")  # fmt: skip
+        raise CheckpointMismatchError(
+            f"Checkpoint '{getattr(self, '_loading', '?')}' {what}: {len(bad)} tensor(s) of "
+            f"other shapes: {listing}{more}. Use the config it was trained with; to fine-tune "
+            "it on another number of classes (the classifiers start anew), set "
+            "MODEL.FINETUNE_OTHER_CLASSES True."
+        )
+
+    def load(self, path, *args, **kwargs):
+        self._loading = path
+        return super().load(path, *args, **kwargs)
+
+    def _complete_checkpoints(self) -> List[str]:
+        """Complete `model_*.pth` files of save_dir, oldest first (model_final last)."""
+        if not self.save_dir or not os.path.isdir(self.save_dir):
+            return []
+        found = [(m.group(1), f) for f in os.listdir(self.save_dir) if (m := _STEP.match(f))]
+        order = lambda t: float("inf") if t[0] == "final" else int(t[0])  # noqa: E731
+        return [os.path.join(self.save_dir, f) for _, f in sorted(found, key=order)]
+
+    def get_checkpoint_file(self) -> str:
+        tag = os.path.join(self.save_dir, "last_checkpoint")
+        name = None
+        if os.path.isfile(tag):
+            with open(tag) as f:
+                name = f.read().strip()
+            path = os.path.join(self.save_dir, name)
+            if name and _STEP.match(os.path.basename(name)) and os.path.isfile(path):
+                return path
+        complete = self._complete_checkpoints()
+        if not complete:
+            return ""
+        why = ("is missing" if name is None else "is empty" if not name
+               else f"names {name!r}, not a complete checkpoint")  # fmt: skip
+        logger.warning(f"{tag} {why}: using the newest complete checkpoint, {complete[-1]}")
+        return complete[-1]
+
+    def has_checkpoint(self) -> bool:
+        return bool(self.get_checkpoint_file())
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        if last_filename_basename.endswith(".partial.pth"):
+            return  # `save` tags the complete file once it is renamed
+        super().tag_last_checkpoint(last_filename_basename)
 
     def _load_file(self, filename):
         if filename.endswith((".pkl", ".pyth")):

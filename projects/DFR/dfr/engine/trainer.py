@@ -97,9 +97,8 @@ class Trainer(DefaultTrainer):
 
     def build_hooks(self):
         # DefaultTrainer made a DetectionCheckpointer; ours is used by every hook built here.
-        self.checkpointer = DFRCheckpointer(
-            self._trainer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-            allow_unsafe=self.cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT,
+        self.checkpointer = DFRCheckpointer.from_config(
+            self.cfg, self._trainer.model, trainer=weakref.proxy(self)
         )
         ret = super().build_hooks()
         if self.cfg.TEST.AUG.ENABLED:

@@ -1,0 +1,201 @@
+"""DFRCheckpointer: `last_checkpoint` never names an incomplete file (a missing, empty or
+dangling tag falls back to the newest complete model_*.pth with a WARNING); a checkpoint of
+another number of classes is an error unless MODEL.FINETUNE_OTHER_CLASSES; every entry point
+builds the checkpointer from the config."""
+import logging
+import os
+
+import pytest
+import torch
+from conftest import CONFIGS, REPO
+from test_checkpoint_loading import TINY, _model, _Records
+
+
+@pytest.fixture
+def dfr_log():
+    logger, handler = logging.getLogger("dfr.engine.checkpoint"), _Records()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def _linear(seed):
+    torch.manual_seed(seed)
+    return torch.nn.Linear(3, 2)
+
+
+def _saved(tmp_path, *steps):
+    from dfr.engine import DFRCheckpointer
+
+    for s in steps:
+        DFRCheckpointer(_linear(s), save_dir=str(tmp_path)).save(f"model_{s:07d}")
+    return tmp_path
+
+
+def test_a_kill_between_rename_and_tag_leaves_a_tag_naming_a_complete_file(tmp_path, monkeypatch):
+    """The write goes to model_X.partial.pth, is renamed, then tagged: no moment exists at
+    which `last_checkpoint` names the .partial file (it used to, until the re-tag)."""
+    from dfr.engine import DFRCheckpointer
+
+    _saved(tmp_path, 1)
+    ck = DFRCheckpointer(_linear(3), save_dir=str(tmp_path))
+    real_replace = os.replace
+
+    def replace_then_die(src, dst):
+        real_replace(src, dst)
+        assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
+        raise KeyboardInterrupt  # killed after the rename, before the tag
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save("model_0000003")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
+    assert DFRCheckpointer(_linear(0), save_dir=str(tmp_path)).get_checkpoint_file() == str(
+        tmp_path / "model_0000001.pth")  # fmt: skip
+
+
+@pytest.mark.parametrize("tag", [None, "", "model_0000005.partial.pth", "model_0000009.pth"])
+def test_missing_empty_or_dangling_tag_resumes_from_the_newest_complete_file(
+    tmp_path, dfr_log, tag
+):
+    from dfr.engine import DFRCheckpointer
+
+    _saved(tmp_path, 2, 4)
+    (tmp_path / "model_0000005.partial.pth").write_bytes(b"PK\x03\x04 half")  # a killed write
+    (tmp_path / "last_checkpoint").unlink()
+    if tag is not None:
+        (tmp_path / "last_checkpoint").write_text(tag)
+    model = _linear(0)
+    ck = DFRCheckpointer(model, save_dir=str(tmp_path))
+    assert ck.has_checkpoint()
+    ck.resume_or_load("", resume=True)
+    assert torch.equal(model.weight, _linear(4).weight)  # model_0000004, not 2, not the partial
+    assert "model_0000004.pth" in dfr_log.text
+    assert ("is missing" if tag is None else "is empty" if tag == "" else repr(tag)) in dfr_log.text
+
+
+def test_a_valid_tag_is_followed_without_warning(tmp_path, dfr_log):
+    from dfr.engine import DFRCheckpointer
+
+    _saved(tmp_path, 2, 4)
+    (tmp_path / "last_checkpoint").write_text("model_0000002.pth")  # an older one, on purpose
+    model = _linear(0)
+    DFRCheckpointer(model, save_dir=str(tmp_path)).resume_or_load("", resume=True)
+    assert torch.equal(model.weight, _linear(2).weight)
+    assert "last_checkpoint" not in dfr_log.text
+
+
+def test_no_checkpoint_at_all_loads_model_weights(tmp_path):
+    from dfr.engine import DFRCheckpointer
+
+    ck = DFRCheckpointer(_linear(0), save_dir=str(tmp_path))
+    assert not ck.has_checkpoint() and ck.get_checkpoint_file() == ""
+
+
+def _checkpoint_of_classes(tmp_path, num_classes):
+    model = _model("MODEL.SEM_SEG_HEAD.NUM_CLASSES", num_classes, seed=5)
+    path = tmp_path / f"model_{num_classes}cls.pth"
+    torch.save({"model": model.state_dict(), "iteration": 10}, path)
+    return path, model
+
+
+def _cfg(*opts):
+    from dfr.config import get_dfr_cfg
+
+    return get_dfr_cfg(CONFIGS / "Base-DFR.yaml", TINY + list(opts))
+
+
+def test_a_checkpoint_of_another_number_of_classes_is_refused_naming_keys_and_counts(tmp_path):
+    from dfr.engine import CheckpointMismatchError, DFRCheckpointer
+
+    path, _ = _checkpoint_of_classes(tmp_path, 3)
+    cfg = _cfg()  # 5 classes
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError) as e:
+        DFRCheckpointer.from_config(cfg, model, save_dir="").load(str(path))
+    msg = str(e.value)
+    for s in (str(path), "trained for 3 classes", "predicts 5", "sem_seg_head.predictor.weight",
+              "aux_head.predictor.weight", "MODEL.FINETUNE_OTHER_CLASSES True"):  # fmt: skip
+        assert s in msg, (s, msg)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_finetune_other_classes_loads_everything_but_the_classifiers(tmp_path):
+    from dfr.engine import DFRCheckpointer
+
+    path, src = _checkpoint_of_classes(tmp_path, 3)
+    cfg = _cfg("MODEL.FINETUNE_OTHER_CLASSES", True)
+    model = _model(seed=9)
+    fresh = model.state_dict()["sem_seg_head.predictor.weight"].clone()
+    DFRCheckpointer.from_config(cfg, model, save_dir="").load(str(path))
+    own, theirs = model.state_dict(), src.state_dict()
+    same = [k for k, v in theirs.items() if not k.endswith(".predictor.weight")
+            and not k.endswith(".predictor.bias")]  # fmt: skip
+    assert len(same) > 50 and all(torch.equal(own[k], theirs[k]) for k in same)
+    assert torch.equal(own["sem_seg_head.predictor.weight"], fresh)  # kept its new init
+
+
+def test_eval_only_with_a_checkpoint_of_other_classes_fails_before_evaluating(tmp_path):
+    """train_net.py --eval-only used to warn "Skip loading parameter" and evaluate a random
+    classifier (exit 0)."""
+    from engine_helpers import DETERMINISTIC_OPTS, INSTANT, dataset_opts, load_train_net, parse
+    from engine_helpers import register_tiny
+
+    from dfr.engine import CheckpointMismatchError
+
+    path, _ = _checkpoint_of_classes(tmp_path, 3)
+    prefix = register_tiny(tmp_path / "ds")
+
+    argv = ["--eval-only", "--config-file", INSTANT, *DETERMINISTIC_OPTS, *dataset_opts(prefix),
+            "MODEL.WEIGHTS", str(path), "OUTPUT_DIR", str(tmp_path / "out")]  # fmt: skip
+    with pytest.raises(CheckpointMismatchError, match="trained for 3 classes, this model predicts 4"):
+        load_train_net().main(parse(argv))
+    assert not (tmp_path / "out" / "inference").exists()
+
+
+def test_every_entry_point_builds_the_checkpointer_from_the_config():
+    """MODEL.ALLOW_UNSAFE_CHECKPOINT / MODEL.FINETUNE_OTHER_CLASSES reach every loader: no
+    entry point constructs DFRCheckpointer by hand."""
+    files = [REPO / "projects/DFR/train_net.py", REPO / "projects/DFR/demo/demo.py",
+             *sorted((REPO / "tools").glob("*.py")),
+             *sorted((REPO / "projects/DFR/dfr").rglob("*.py"))]  # fmt: skip
+    by_hand = [str(f.relative_to(REPO)) for f in files
+               if "DFRCheckpointer(" in f.read_text() and f.name != "checkpoint.py"]  # fmt: skip
+    assert by_hand == []
+
+
+def test_demo_reports_unreadable_images_by_name_writes_the_rest_and_exits_1(tmp_path):
+    """A truncated JPEG used to abort the whole run; other files were skipped silently."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for stem in ("good1", "good2", "bad"):
+        Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(
+            folder / f"{stem}.jpg", quality=95)  # fmt: skip
+    data = (folder / "bad.jpg").read_bytes()
+    (folder / "bad.jpg").write_bytes(data[: len(data) // 2])  # header intact, decode fails
+    (folder / "notes.txt").write_text("not an image")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "anim.gif")
+    instant = CONFIGS / "quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(REPO / "projects/DFR/demo/demo.py"),
+                           "--config-file", str(instant), "--input", str(folder),
+                           "--output", str(out)], capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1, log
+    assert f"{folder / 'bad.jpg'}: cannot read the image" in log
+    assert "anim.gif" in log and "notes.txt" in log  # reported, not silently skipped
+    assert sorted(p.name for p in out.iterdir()) == [
+        "good1_label.png", "good1_overlay.png", "good2_label.png", "good2_overlay.png"]

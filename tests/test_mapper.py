@@ -4,6 +4,7 @@ and the clear errors for bad inputs."""
 
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +132,27 @@ def test_photometric_changes_image_only_and_stays_uint8():
     t = PhotometricTransform(brightness=None, contrast=1.2, contrast_first=False, saturation=0.5,
                              hue=10)  # fmt: skip
     assert t.apply_image(img).dtype == np.uint8 and not (t.apply_image(img) == img).all()
+
+
+def test_photometric_distortion_equals_mmseg_on_its_own_output():
+    """Same seed -> the same draws and the same uint8 image as mmsegmentation 1.2.2's
+    PhotoMetricDistortion (tests/fixtures/mmseg_photometric, written by
+    tools/make_photometric_fixture.py from mmseg itself): order, probabilities, ranges and the
+    truncation to uint8 after every step."""
+    fx = np.load(Path(__file__).parent / "fixtures/mmseg_photometric/photometric.npz")
+    image = fx["image"]
+    aug = PhotometricDistortion()
+    kinds = set()
+    for seed, expected, next_draw in zip(fx["seeds"], fx["outputs"], fx["next_draw"]):
+        np.random.seed(int(seed))
+        t = aug.get_transform(image)
+        out = t.apply_image(image.copy())
+        assert np.random.rand() == next_draw, f"seed {seed}: not mmseg's number of draws"
+        diff = np.abs(out.astype(int) - expected).max()
+        assert out.dtype == np.uint8 and diff == 0, f"seed {seed}: {t}, max |diff| {diff}"
+        kinds.add((t.brightness is None, t.contrast is None, t.contrast_first,
+                   t.saturation is None, t.hue is None))  # fmt: skip
+    assert len(kinds) >= 24  # most of the 32 branch combinations are exercised
 
 
 def test_test_mode_has_no_augmentation_or_padding_and_optional_label(tmp_path):

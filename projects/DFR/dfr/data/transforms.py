@@ -88,10 +88,19 @@ class RandomScaleKeepRatio(T.Augmentation):
         return CV2ResizeTransform(h, w, *keep_ratio_size(h, w, target))
 
 
+def _convert(img: np.ndarray, alpha: float = 1, beta: float = 0) -> np.ndarray:
+    """img * alpha + beta in float32, clipped to [0, 255] and truncated to uint8 (mmseg's
+    `PhotoMetricDistortion.convert`, applied after every step)."""
+    return np.clip(img.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+
+
 class PhotometricTransform(Transform):
     """Deterministic photometric change of a uint8 RGB image (labels and coordinates are
-    untouched). Order as mmseg: brightness, contrast (if first), saturation, hue, contrast
-    (if last). `None` skips a step."""
+    untouched), step for step as mmseg's PhotoMetricDistortion: brightness, contrast (if
+    first), saturation, hue, contrast (if last), each truncated to uint8; saturation and hue
+    each convert to HSV and back on their own. `None` skips a step. mmseg works on BGR; the
+    HSV values of a pixel do not depend on the channel order, so RGB <-> HSV here computes
+    the same image."""
 
     def __init__(self, brightness=None, contrast=None, contrast_first=True, saturation=None,
                  hue=None):  # fmt: skip
@@ -100,21 +109,21 @@ class PhotometricTransform(Transform):
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
         assert img.dtype == np.uint8 and img.ndim == 3, "PhotometricTransform expects uint8 HWC"
-        out = img.astype(np.float32)
         if self.brightness is not None:
-            out = np.clip(out + self.brightness, 0, 255)
+            img = _convert(img, beta=self.brightness)
         if self.contrast is not None and self.contrast_first:
-            out = np.clip(out * self.contrast, 0, 255)
-        if self.saturation is not None or self.hue is not None:
-            hsv = cv2.cvtColor(out.astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-            if self.saturation is not None:
-                hsv[..., 1] = np.clip(hsv[..., 1] * self.saturation, 0, 255)
-            if self.hue is not None:  # OpenCV hue is 0..179
-                hsv[..., 0] = (hsv[..., 0] + self.hue) % 180
-            out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+            img = _convert(img, alpha=self.contrast)
+        if self.saturation is not None:
+            hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+            hsv[..., 1] = _convert(hsv[..., 1], alpha=self.saturation)
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        if self.hue is not None:  # OpenCV hue is 0..179
+            hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+            hsv[..., 0] = (hsv[..., 0].astype(int) + self.hue) % 180
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
         if self.contrast is not None and not self.contrast_first:
-            out = np.clip(out * self.contrast, 0, 255)
-        return out.astype(np.uint8)
+            img = _convert(img, alpha=self.contrast)
+        return img
 
     def apply_coords(self, coords):
         return coords
@@ -127,20 +136,30 @@ class PhotometricTransform(Transform):
 
 
 class PhotometricDistortion(T.Augmentation):
-    """mmseg `PhotoMetricDistortion`: each of brightness (delta ~ U(-32, 32)), contrast
-    (x U(0.5, 1.5), before or after the HSV steps at random), saturation (x U(0.5, 1.5)) and
-    hue (delta ~ U(-18, 18) on OpenCV's 0..179 scale) is applied with probability 0.5."""
+    """mmseg 1.2.2 `PhotoMetricDistortion`: each of brightness (delta ~ U(-32, 32)), contrast
+    (x U(0.5, 1.5), before or after the HSV steps with probability 0.5 each), saturation
+    (x U(0.5, 1.5)) and hue (integer delta in [-18, 18) on OpenCV's 0..179 scale) is applied
+    with probability 0.5. The draws come from `np.random` in mmseg's order, so a seed gives
+    mmseg's image (tests/test_mapper.py, fixture from tools/make_photometric_fixture.py).
+    Detectron2's ColorAugSSDTransform (PointRend) is not this: it draws from Python's `random`
+    inside `apply_image` and its hue delta includes +18."""
 
     def __init__(self, brightness_delta=32, contrast_range=(0.5, 1.5),
                  saturation_range=(0.5, 1.5), hue_delta=18):  # fmt: skip
         super().__init__()
         self._init(locals())
 
+    def _contrast(self):
+        return np.random.uniform(*self.contrast_range) if np.random.randint(2) else None
+
     def get_transform(self, image):
         r = np.random
-        bright = r.uniform(-self.brightness_delta, self.brightness_delta) if r.randint(2) else None
-        contrast_first = bool(r.randint(2))
-        contrast = r.uniform(*self.contrast_range) if r.randint(2) else None
+        d = self.brightness_delta
+        bright = r.uniform(-d, d) if r.randint(2) else None
+        contrast_first = bool(r.randint(2))  # mmseg's `mode == 1`
+        contrast = self._contrast() if contrast_first else None
         sat = r.uniform(*self.saturation_range) if r.randint(2) else None
         hue = r.randint(-self.hue_delta, self.hue_delta) if r.randint(2) else None
+        if not contrast_first:
+            contrast = self._contrast()
         return PhotometricTransform(bright, contrast, contrast_first, sat, hue)

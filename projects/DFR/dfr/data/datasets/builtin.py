@@ -213,4 +213,7 @@ def register_all():
     _register_context()
     register_synthetic()  # synthetic_scribble_train / _full_train / _scribble_val
     register_synthetic("synthetic_tiny", TINY_SPEC)  # 16 / 8 images, for smoke runs
+    from .public_scribbles import register_public_scribbles  # after VOC: it reuses its names
+
+    register_public_scribbles()  # Scribbles4All s4 sets, CDSP's ScribbleCOCO / -Cityscapes
     _REGISTERED = True

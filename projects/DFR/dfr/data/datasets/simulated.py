@@ -23,10 +23,10 @@ number of records; a later load reuses the files while it matches and regenerate
 otherwise. The folder is written under a temporary name and renamed into place, so an
 interrupted run never leaves a half-written set that looks complete.
 
-Per-image seed: ``seed + k`` where ``k`` is the record's ``image_id`` when it is an integer,
-``crc32(image_id)`` when it is a string, and its index in the source's list otherwise (Detectron2's
-Cityscapes and ADE20K records carry no image_id: the index, in the loader's sorted order).
-A run thus does not depend on the processing order, and a seed names one fixed scribble set.
+Per-image seed: ``dfr.data.scribbles.image_seed(seed, key)`` (seed and a CRC of the key),
+``key`` = the record's ``image_id``, else its image file name without extension (Detectron2's
+Cityscapes and ADE20K records carry no image_id). The scribbles of an image thus depend on the
+dataset seed and the image only, not on the order or the number of records.
 
 The records are the source's, with ``sem_seg_file_name`` pointing at the simulated maps; the
 metadata is the source's (classes, colours, ignore label, evaluator type, background id, ...)
@@ -39,7 +39,6 @@ import os
 import shutil
 import tempfile
 import time
-import zlib
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -48,14 +47,14 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from ..classes import IGNORE_LABEL
 from ..labels import read_label
 from ..paths import get_datasets_root
-from ..scribbles.simulate import GENERATOR_VERSION, STYLES, simulate_scribbles
+from ..scribbles.simulate import GENERATOR_VERSION, STYLES, image_seed, simulate_scribbles
 
 __all__ = [
     "SIM_INFIX",
     "MANIFEST",
     "parse_simulated_name",
     "simulation_dir",
-    "image_seed",
+    "image_key",
     "load_simulated_scribbles",
     "register_simulated_scribbles",
     "register_simulated_from_cfg",
@@ -84,14 +83,12 @@ def simulation_dir(source: str, style: str, seed: int, root: Optional[str] = Non
     return os.path.join(os.path.expanduser(root), source, f"{style}_seed{int(seed)}")
 
 
-def image_seed(seed: int, record: Dict, index: int) -> int:
-    """Per-image seed: seed + image_id (int), seed + crc32(image_id) (str), else seed + index."""
-    image_id = record.get("image_id")
-    if isinstance(image_id, int) and not isinstance(image_id, bool):
-        return int(seed) + image_id
-    if isinstance(image_id, str):
-        return int(seed) + zlib.crc32(image_id.encode())
-    return int(seed) + index
+def image_key(record: Dict) -> str:
+    """The id a record's per-image seed is drawn from: its image_id, else its image's file
+    name without extension (Detectron2's ADE20K / Cityscapes records carry no image_id)."""
+    if record.get("image_id") is not None:
+        return str(record["image_id"])
+    return os.path.splitext(os.path.basename(record["file_name"]))[0]
 
 
 def _out_name(index: int, record: Dict) -> str:
@@ -133,9 +130,9 @@ def _generate(records, names, folder, expected, style, seed, ignore_label, width
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the set is shared data
         desc = f"simulating {expected['source']} -> {style} scribbles (seed {seed})"
-        for i, (rec, name) in enumerate(tqdm(list(zip(records, names)), desc=desc, unit="img")):
+        for rec, name in tqdm(list(zip(records, names)), desc=desc, unit="img"):
             dense = read_label(rec["sem_seg_file_name"])
-            sim = simulate_scribbles(dense, style=style, seed=image_seed(seed, rec, i),
+            sim = simulate_scribbles(dense, style=style, seed=image_seed(seed, image_key(rec)),
                                      ignore_label=ignore_label, width=width)  # fmt: skip
             Image.fromarray(np.ascontiguousarray(sim, dtype=np.uint8), mode="L").save(
                 os.path.join(tmp, name)
@@ -225,7 +222,8 @@ def register_simulated_scribbles(
     DatasetCatalog.register(
         name, lambda: load_simulated_scribbles(source_name, style, seed, root, width)
     )
-    meta = {k: v for k, v in MetadataCatalog.get(source_name).as_dict().items() if k != "name"}
+    drop = ("name", "gt_dir")  # the source's dense label folder (Cityscapes) is not ours
+    meta = {k: v for k, v in MetadataCatalog.get(source_name).as_dict().items() if k not in drop}
     meta.update(sem_seg_root=simulation_dir(source_name, style, seed, root),
                 simulated_from=source_name, scribble_style=style, scribble_seed=int(seed))  # fmt: skip
     MetadataCatalog.get(name).set(**meta)

@@ -138,7 +138,9 @@ class Trainer(DefaultTrainer):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "sem_seg")
-        if kind == "sem_seg":
+        # Detectron2's Cityscapes sets say "cityscapes_sem_seg" (cityscapesScripts on labelIds);
+        # their records point at labelTrainIds PNGs, so SemSegEvaluator gives the 19-class mIoU.
+        if kind in ("sem_seg", "cityscapes_sem_seg"):
             return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
         if kind == "voc_submission":
             return VOCSubmissionExporter(dataset_name, output_folder)

@@ -1,0 +1,232 @@
+"""Scribbles simulated from any registered dense dataset (dfr.data.datasets.simulated): the
+name `<source>_sim_<style>` trains through train_net.py with no Python registration, the
+simulated maps are cached with a manifest (reused while it matches, regenerated otherwise),
+the metadata is the source's, and a simulated label never differs from the dense one."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from PIL import Image
+
+from dfr.data import register_scribble_dataset, register_simulated_scribbles
+from dfr.data.datasets import simulated
+from dfr.data.scribbles import simulate as sim_module
+
+CLASSES = ["background", "disc", "square", "stripe"]
+QUICK = REPO / "projects/DFR/configs/quick_schedules"
+INSTANT = QUICK / "dfr_swin_tiny_custom_instant_test.yaml"
+SYNTHETIC = QUICK / "dfr_swin_tiny_synthetic_instant_test.yaml"
+# The style the end-to-end runs use (the published Scribbles4All style).
+STYLE = "s4"
+
+
+def dense_map(rng, h=64, w=64):
+    """Background + a disc, a square and a stripe at random places, a few 255 pixels."""
+    lab = np.zeros((h, w), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx, r = rng.integers(16, h - 16), rng.integers(16, w - 16), rng.integers(8, 14)
+    lab[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
+    y0, x0 = rng.integers(0, h - 20), rng.integers(0, w - 20)
+    lab[y0 : y0 + 18, x0 : x0 + 18] = 2
+    x1 = rng.integers(0, w - 10)
+    lab[:, x1 : x1 + 8] = 3
+    lab[:2, :2] = 255
+    return lab
+
+
+def write_dense_set(root: Path, n: int = 4, seed: int = 0):
+    """<root>/images/<id>.png (RGB: class colour + noise) and <root>/labels/<id>.png (dense)."""
+    rng = np.random.default_rng(seed)
+    colors = np.array([[30, 30, 30], [200, 40, 40], [40, 200, 40], [40, 40, 200]], np.int16)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for k in range(n):
+        lab = dense_map(rng)
+        img = colors[np.minimum(lab, 3)] + rng.integers(-20, 21, lab.shape + (3,))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"im{k}.png")
+        Image.fromarray(lab, mode="L").save(root / "labels" / f"im{k}.png")
+    return root
+
+
+@pytest.fixture
+def dense_source(tmp_path, request):
+    """A dense dataset registered in Python: `<name>_train` = the dense labels."""
+    root = write_dense_set(tmp_path / "dense")
+    name = f"simtest_{request.node.name.replace('[', '_').replace(']', '')}_{os.getpid()}"
+    register_scribble_dataset(name, root / "images", root / "labels", CLASSES, replace=True)
+    return f"{name}_train"
+
+
+def _mtimes(folder: Path):
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.iterdir())}
+
+
+def test_simulated_labels_agree_with_the_dense_ones_and_metadata_is_copied(tmp_path, dense_source):
+    root = tmp_path / "sim"
+    name = register_simulated_scribbles(dense_source, style="skeleton", seed=0, root=str(root))
+    assert name == f"{dense_source}_sim_skeleton"
+    recs = DatasetCatalog.get(name)
+    src = DatasetCatalog.get(dense_source)
+    assert [r["file_name"] for r in recs] == [r["file_name"] for r in src]
+    folder = root / dense_source / "skeleton_seed0"
+    labeled_total = 0
+    for r, s in zip(recs, src):
+        assert Path(r["sem_seg_file_name"]).parent == folder
+        sim = np.asarray(Image.open(r["sem_seg_file_name"]))
+        dense = np.asarray(Image.open(s["sem_seg_file_name"]))
+        assert sim.shape == dense.shape and sim.dtype == np.uint8
+        labeled = sim != 255
+        assert np.array_equal(sim[labeled], dense[labeled])  # never another class
+        assert not labeled[dense == 255].any()
+        assert 0 < labeled.mean() < 0.5  # scribbles, not the dense map
+        labeled_total += labeled.sum()
+    assert labeled_total > 0
+    man = json.loads((folder / "manifest.json").read_text())
+    assert man["style"] == "skeleton" and man["seed"] == 0 and man["source"] == dense_source
+    assert man["num_records"] == 4
+    assert man["generator_version"] == sim_module.GENERATOR_VERSION["skeleton"]
+    # metadata: the source's, plus where it came from
+    meta, smeta = MetadataCatalog.get(name), MetadataCatalog.get(dense_source)
+    assert meta.stuff_classes == CLASSES == smeta.stuff_classes
+    assert meta.stuff_colors == smeta.stuff_colors
+    assert (meta.ignore_label, meta.evaluator_type, meta.background_id) == (255, "sem_seg", 0)
+    assert (meta.simulated_from, meta.scribble_style, meta.scribble_seed) == (
+        dense_source, "skeleton", 0)  # fmt: skip
+    # files are readable by the world as any dataset (not mkdtemp's 0700)
+    assert folder.stat().st_mode & 0o055 == 0o055 & ~_umask()
+
+
+def _umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_manifest_reuse_and_regeneration(tmp_path, dense_source, monkeypatch):
+    root = tmp_path / "sim"
+    name = register_simulated_scribbles(dense_source, style="skeleton", seed=0, root=str(root))
+    DatasetCatalog.get(name)
+    folder = root / dense_source / "skeleton_seed0"
+    first = _mtimes(folder)
+    labels0 = [np.asarray(Image.open(folder / n)) for n in sorted(first) if n != "manifest.json"]
+    # a second load (same manifest) rewrites nothing
+    DatasetCatalog.get(name)
+    assert _mtimes(folder) == first
+    # another seed: another folder, other scribbles; the first stays as it was
+    register_simulated_scribbles(dense_source, style="skeleton", seed=1, root=str(root))
+    recs1 = DatasetCatalog.get(name)
+    assert all(Path(r["sem_seg_file_name"]).parent.name == "skeleton_seed1" for r in recs1)
+    labels1 = [np.asarray(Image.open(r["sem_seg_file_name"])) for r in recs1]
+    assert any(not np.array_equal(a, b) for a, b in zip(labels0, labels1))
+    assert _mtimes(folder) == first
+    # the same seed again: the same scribbles (deterministic), still no rewrite
+    register_simulated_scribbles(dense_source, style="skeleton", seed=0, root=str(root))
+    again = [np.asarray(Image.open(r["sem_seg_file_name"])) for r in DatasetCatalog.get(name)]
+    assert all(np.array_equal(a, b) for a, b in zip(labels0, again))
+    assert _mtimes(folder) == first
+    # a new generator version: the folder is regenerated (new manifest, rewritten files)
+    monkeypatch.setitem(sim_module.GENERATOR_VERSION, "skeleton", "test-bump")
+    DatasetCatalog.get(name)
+    man = json.loads((folder / "manifest.json").read_text())
+    assert man["generator_version"] == "test-bump"
+    assert all(_mtimes(folder)[n] != first[n] for n in first)
+    # a damaged set (a file missing) is regenerated too
+    victim = sorted(folder.glob("*.png"))[0]
+    victim.unlink()
+    DatasetCatalog.get(name)
+    assert victim.is_file()
+    # nothing temporary is left next to the sets
+    assert sorted(p.name for p in (root / dense_source).iterdir()) == [
+        "skeleton_seed0", "skeleton_seed1"]  # fmt: skip
+
+
+def test_style_change_gives_its_own_set(tmp_path, dense_source):
+    root = tmp_path / "sim"
+    a = register_simulated_scribbles(dense_source, style="skeleton", root=str(root))
+    b = register_simulated_scribbles(dense_source, style="s4", root=str(root))
+    assert (a, b) == (f"{dense_source}_sim_skeleton", f"{dense_source}_sim_s4")
+    DatasetCatalog.get(a), DatasetCatalog.get(b)
+    man = json.loads((root / dense_source / "s4_seed0" / "manifest.json").read_text())
+    assert man["style"] == "s4"
+    assert man["generator_version"] == sim_module.GENERATOR_VERSION["s4"]
+
+
+def test_errors_name_the_dataset_and_the_styles(dense_source):
+    with pytest.raises(KeyError, match="no_such_dense_set"):
+        register_simulated_scribbles("no_such_dense_set", style="skeleton")
+    with pytest.raises(ValueError, match=r"unknown scribble style 'bogus'.*s4, cdsp, skeleton"):
+        register_simulated_scribbles(dense_source, style="bogus")
+    from dfr.config import get_dfr_cfg
+    from dfr.data import register_datasets_from_cfg
+
+    def register(*opts):
+        return register_datasets_from_cfg(get_dfr_cfg(SYNTHETIC, list(opts)))
+
+    with pytest.raises(ValueError, match=r"DATASETS.TRAIN: 'nope_sim_s4': source dataset 'nope'"):
+        register("DATASETS.TRAIN", "('nope_sim_s4',)")
+    with pytest.raises(ValueError, match=r"DATASETS.TEST: .*unknown scribble style 'xyz'"):
+        register("DATASETS.TRAIN", f"('{dense_source}',)",
+                 "DATASETS.TEST", f"('{dense_source}_sim_xyz',)")  # fmt: skip
+    # a known name is registered by the same call, and only once
+    got = register("DATASETS.TRAIN", f"('{dense_source}_sim_cdsp',)")
+    assert got == [f"{dense_source}_sim_cdsp"]
+    assert register("DATASETS.TRAIN", f"('{dense_source}_sim_cdsp',)") == []
+    assert MetadataCatalog.get(got[0]).scribble_style == "cdsp"
+
+
+def test_a_source_without_dense_labels_is_refused(tmp_path):
+    name = f"simtest_nolabels_{os.getpid()}"
+    DatasetCatalog.register(name, lambda: [{"file_name": "a.jpg", "height": 4, "width": 4}])
+    MetadataCatalog.get(name).set(stuff_classes=["a"], ignore_label=255)
+    sim = register_simulated_scribbles(name, style="skeleton", root=str(tmp_path))
+    with pytest.raises(ValueError, match=rf"dataset '{name}' cannot be the source.*sem_seg_file"):
+        DatasetCatalog.get(sim)
+
+
+def test_per_image_seed():
+    from dfr.data.scribbles.simulate import image_seed
+
+    assert simulated.image_key({"image_id": 7, "file_name": "x/a.jpg"}) == "7"
+    assert simulated.image_key({"file_name": "x/aachen_000000_000019_leftImg8bit.png"}) == (
+        "aachen_000000_000019_leftImg8bit")  # fmt: skip
+    assert image_seed(1, "a") != image_seed(0, "a") != image_seed(0, "b")
+    assert simulated.parse_simulated_name("ade20k_sem_seg_train_sim_s4") == (
+        "ade20k_sem_seg_train", "s4")  # fmt: skip
+    assert simulated.parse_simulated_name("voc_2012_val_sem_seg") is None
+
+
+def test_sim_name_trains_20_iterations_via_train_net_from_the_command_line(tmp_path):
+    """A dense dataset known to the config (DATASETS.DFR.CUSTOM: its dataset.json, dense labels
+    as the "scribbles"), `<name>_train_sim_s4` in DATASETS.TRAIN, nothing registered in
+    Python: 20 iterations, evaluation on the dense set, the simulated maps on disk."""
+    data = write_dense_set(tmp_path / "mydense")
+    (data / "dataset.json").write_text(json.dumps({
+        "name": "mydense", "image_root": "images", "scribble_root": "labels",
+        "gt_root": "labels", "classes": CLASSES}))  # fmt: skip
+    d2 = tmp_path / "d2root"
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "projects/DFR/train_net.py"), "--config-file", str(INSTANT),
+           "DATASETS.DFR.CUSTOM", f"('{data}',)",
+           "DATASETS.TRAIN", f"('mydense_train_sim_{STYLE}',)",
+           "DATASETS.TEST", "('mydense_val',)",
+           "SOLVER.MAX_ITER", "20", "SOLVER.CHECKPOINT_PERIOD", "20", "TEST.EVAL_PERIOD", "20",
+           "INPUT.DFR.RESIZE_SCALE", "[64, 64]", "MODEL.DEVICE", "cpu",
+           "OUTPUT_DIR", str(out)]  # fmt: skip
+    env = dict(os.environ, DETECTRON2_DATASETS=str(d2), OMP_NUM_THREADS="1")
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    folder = d2 / "simulated" / "mydense_train" / f"{STYLE}_seed0"
+    man = json.loads((folder / "manifest.json").read_text())
+    assert (man["source"], man["style"], man["num_records"]) == ("mydense_train", STYLE, 4)
+    assert len(list(folder.glob("*.png"))) == 4
+    rows = [json.loads(x) for x in (out / "metrics.json").read_text().splitlines()]
+    losses = {r["iteration"]: r["total_loss"] for r in rows if "total_loss" in r}
+    assert max(losses) == 19 and all(np.isfinite(v) for v in losses.values())
+    metrics = json.loads((out / "inference" / "mydense_val" / "sem_seg_metrics.json").read_text())
+    assert 0.0 <= metrics["mIoU"] <= 100.0 and "IoU-disc" in metrics

@@ -27,6 +27,11 @@ venv's interpreter. The two stages exchange files:
 tests/test_mmseg_parity.py compares against without mmsegmentation installed.
 Exit status: 0 when every comparison is within its tolerance, 1 otherwise.
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import json
 import math
@@ -101,9 +106,11 @@ def _install_mmcv_ops_stand_in():
     sys.modules.setdefault("mmcv.ops", _StandIn("mmcv.ops"))
 
 
-def _mmseg_model_cfg(frozen_stages=-1):
+def _mmseg_model_cfg(frozen_stages=-1, arch=None):
+    """mmseg's Swin-UperNet (+ FCN aux) config; `arch`: sizes as in TINY (default TINY), with an
+    optional "drop_path_rate" (default 0.3). tools/benchmark_step.py builds Swin-B with it."""
     bn = dict(type="BN", requires_grad=True)
-    t = TINY
+    t = TINY if arch is None else arch
     chans = [t["embed_dim"] * 2**i for i in range(4)]
     return dict(
         type="EncoderDecoder",
@@ -114,7 +121,8 @@ def _mmseg_model_cfg(frozen_stages=-1):
             embed_dims=t["embed_dim"], patch_size=4, window_size=t["window_size"], mlp_ratio=4,
             depths=t["depths"], num_heads=t["num_heads"], strides=(4, 2, 2, 2),
             out_indices=(0, 1, 2, 3), qkv_bias=True, qk_scale=None, patch_norm=True,
-            drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.3, use_abs_pos_embed=False,
+            drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=t.get("drop_path_rate", 0.3),
+            use_abs_pos_embed=False,
             act_cfg=dict(type="GELU"), norm_cfg=dict(type="LN", requires_grad=True),
             frozen_stages=frozen_stages,
         ),
@@ -543,7 +551,7 @@ def write_fixture_files(work: Path, ref, info, dest: Path = FIXTURE_DIR):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mmseg-python", default=os.environ.get("MMSEG_PYTHON"),
                    help="python of the venv with mmsegmentation (runs stage 1)")
     p.add_argument("--work-dir", help="where the stages exchange files (default: temporary)")

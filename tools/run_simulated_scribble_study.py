@@ -1,0 +1,171 @@
+#!/usr/bin/env python
+"""Does DFR train on simulated scribbles as on real ones? On the synthetic benchmark (its dense
+labels exist), train the CPU config on (a) the benchmark's own scribbles and (b) scribbles
+simulated from its dense training labels in each style (`synthetic_full_train_sim_<style>`,
+dfr.data.datasets.simulated), the same seeds each, and report mIoU on the same val set:
+mean ± 95 % t-interval per training set and the paired difference to (a) (same seed).
+
+Every run is a `projects/DFR/train_net.py` subprocess with only DATASETS.TRAIN changed
+(tools/run_synthetic_ablation.py's runner and statistics, reused); finished runs are reused
+(--force reruns). The simulated sets are written once before the runs start (seed 0 of the
+simulation; the training seed varies). Writes `<output>/results.md` and `results.json`, the
+partial table after every run.
+
+    python tools/run_simulated_scribble_study.py --seeds 0 1 2 --output output/simulated_study
+    python tools/run_simulated_scribble_study.py --styles s4 --seeds 0 --max-iter 300 --jobs 2
+"""
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_synthetic_ablation as ablation  # noqa: E402  (runner + statistics)
+
+REPO = ablation.REPO
+TARGET = 2.0  # mIoU: a style "trains like real scribbles" when its paired difference is within
+
+
+def variants(prefix: str, styles):
+    """{name: (label, train set)}: the benchmark's own scribbles, then one per style."""
+    out = {"own": ("own scribbles", f"{prefix}_scribble_train")}
+    for s in styles:
+        out[f"sim_{s}"] = (f"simulated, style {s}", f"{prefix}_full_train_sim_{s}")
+    return out
+
+
+def parse_args(argv=None):
+    from dfr.data.scribbles import STYLES
+
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--config-file", default=str(ablation.DEFAULT_CONFIG))
+    p.add_argument("--prefix", default="synthetic",
+                   help="synthetic set: <prefix>_scribble_train / _full_train / _scribble_val "
+                        "(synthetic_tiny: the 16-image smoke set)")  # fmt: skip
+    p.add_argument("--styles", nargs="+", default=list(STYLES), choices=list(STYLES))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--output", default="output/simulated_study")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: cores/jobs)")
+    p.add_argument("--device", default="", help="MODEL.DEVICE of every run (default: config's)")
+    p.add_argument("--max-iter", type=int, default=0, help="SOLVER.MAX_ITER of every run")
+    p.add_argument("--force", action="store_true", help="rerun finished runs")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
+    a = p.parse_args(argv)
+    if a.opts and a.opts[0] == "--":
+        a.opts = a.opts[1:]
+    # what ablation.run_one reads
+    a.pretrained, a.publish = "", ""
+    return a
+
+
+def prepare_sets(train_sets):
+    """Load every training set once in this process (writes the simulated maps, so parallel
+    runs only read them) and return {set: share of labeled pixels in %}."""
+    from detectron2.data import DatasetCatalog
+
+    from dfr.data import register_simulated_scribbles
+    from dfr.data.datasets.simulated import parse_simulated_name
+    from dfr.data.labels import read_label
+
+    for name in train_sets:
+        parsed = parse_simulated_name(name)
+        if parsed and name not in DatasetCatalog.list():
+            register_simulated_scribbles(parsed[0], style=parsed[1])
+    shares = {}
+    for name in train_sets:
+        lab = [read_label(r["sem_seg_file_name"]) for r in DatasetCatalog.get(name)]
+        shares[name] = 100.0 * sum(int((x != 255).sum()) for x in lab) / sum(x.size for x in lab)
+    return shares
+
+
+def make_table(results, seeds, var, shares) -> str:
+    """Markdown: per training set mean ± 95 % t-interval, per-seed values, labeled share, and
+    the paired difference to the own scribbles with the ±TARGET verdict."""
+    lines = ["| training scribbles | labeled px | mIoU | n | "
+             + " | ".join(f"seed {s}" for s in seeds) + f" | − own (paired) | within {TARGET:g} |",
+             "|:--|--:|--:|--:|" + "--:|" * len(seeds) + "--:|:--:|"]  # fmt: skip
+    own = {s: (results.get(("own", s)) or {}).get("mIoU") for s in seeds}
+    for v, (label, train) in var.items():
+        runs = {s: results.get((v, s)) for s in seeds}
+        vals = [r["mIoU"] for r in runs.values() if r and r.get("mIoU") is not None]
+        m, h = ablation.mean_ci(vals)
+        cells = ["not run" if r is None else (f"{r['mIoU']:.1f}" if r.get("mIoU") is not None
+                                              else r.get("status", "crash"))
+                 for r in runs.values()]  # fmt: skip
+        diff, verdict = "", ""
+        if v != "own":
+            d = [runs[s]["mIoU"] - own[s] for s in seeds
+                 if runs[s] and runs[s].get("mIoU") is not None and own[s] is not None]  # fmt: skip
+            dm, dh = ablation.mean_ci(d)
+            diff = ablation._fmt_ci(dm, dh)
+            if d:
+                verdict = "yes" if abs(dm) <= TARGET else "no"
+                if math.isfinite(dh) and (dm - dh > TARGET or dm + dh < -TARGET):
+                    verdict = "no (CI outside)"
+                elif math.isfinite(dh) and (abs(dm) + dh > TARGET):
+                    verdict += " (CI crosses)"
+        share = f"{shares[train]:.2f} %" if train in shares else "–"
+        lines.append(f"| {label} (`{train}`) | {share} | {ablation._fmt_ci(m, h)} | {len(vals)} | "
+                     + " | ".join(cells) + f" | {diff} | {verdict} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    var = variants(args.prefix, args.styles)
+    val = f"{args.prefix}_scribble_val"
+    for name, (label, train) in var.items():
+        ablation.VARIANTS[name] = (label, ["DATASETS.TRAIN", f"('{train}',)",
+                                           "DATASETS.TEST", f"('{val}',)"])  # fmt: skip
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    shares = prepare_sets([t for _, t in var.values()])
+    print(f"[study] training sets ready in {time.time() - t0:.0f} s: "
+          + ", ".join(f"{k} {v:.2f} % labeled" for k, v in shares.items()), flush=True)
+    jobs = [(v, s) for s in args.seeds for v in var]
+    results = {}
+
+    def write(note):
+        table = make_table(results, args.seeds, var, shares)
+        (out / "results.md").write_text((note + "\n\n" if note else "") + table)
+        (out / "results.json").write_text(json.dumps({
+            "config": args.config_file, "opts": args.opts, "seeds": args.seeds,
+            "styles": args.styles, "prefix": args.prefix, "max_iter": args.max_iter,
+            "labeled_percent": shares, "target_miou": TARGET,
+            "results": {f"{v}/{s}": r for (v, s), r in results.items()}}, indent=1))  # fmt: skip
+        return table
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(ablation.run_one, args, "random", v, s, args.max_iter,
+                               out / v / f"seed{s}"): (v, s) for v, s in jobs}  # fmt: skip
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            write("(partial)")
+    wall = time.time() - t0
+    note = (f"Synthetic benchmark (`{os.path.relpath(args.config_file, REPO)}`"
+            + (f", SOLVER.MAX_ITER {args.max_iter}" if args.max_iter else "")
+            + (f", overrides `{' '.join(args.opts)}`" if args.opts else "")
+            + f"), evaluated on `{val}`; {len(args.seeds)} training seeds "
+            f"({' '.join(map(str, args.seeds))}), simulation seed 0; {args.jobs} runs in "
+            f"parallel; wall time {wall / 60:.1f} min. mIoU: mean ± 95 % t-interval; "
+            f"'within {TARGET:g}': |mean paired difference| <= {TARGET:g} mIoU.")  # fmt: skip
+    table = write(note)
+    print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -189,7 +189,7 @@ def test_every_yaml_gives_every_trainable_parameter_a_gradient(rel):
                       "sem_seg": label})  # fmt: skip
     if cfg.MODEL.DFR.FEAT_SUPERVISION != "scribble":
         cfg.defrost()
-    model.gamma = 0.0  # every pixel confident: M covers the image, so A+ and A- are non-empty
+    model.criterion.gamma = 0.0  # every pixel confident: M covers the image, A+ and A- non-empty
     losses = model(batch)
     sum(losses.values()).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]

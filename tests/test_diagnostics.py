@@ -194,10 +194,20 @@ def test_feat_detach_fused_keeps_lfd_lfr_out_of_the_fused_map():
 
 
 def test_sigma_feat_relative_follows_the_window_feature_distance():
+    from dfr.modeling.losses import dfr_loss
+
     model = _small_model("MODEL.DFR.SIGMA_FEAT_RELATIVE", 2.0)
     kept = {}
     model.feat_head.register_forward_hook(lambda m, i, o: kept.update(f=o.detach()))
-    model(_batch64())
+    model.criterion.register_forward_pre_hook(lambda m, args: kept.update(args=args))
+    losses = model(_batch64())
+    crit = model.criterion
     valid = torch.ones(2, 16, 16, dtype=torch.bool)  # 64 px crops: the loss map is 16 x 16
-    dist = float(window_feature_distance(kept["f"], valid, model.radius))
-    assert dist > 0 and abs(model.sigma_feat - 2.0 * dist) < 1e-4 * dist
+    dist = float(window_feature_distance(kept["f"], valid, crit.radius))
+    maps = crit.loss_maps(*kept["args"])
+    assert dist > 0 and abs(maps.sigma_feat - 2.0 * dist) < 1e-4 * dist
+    # the step's Ldfr used that σ3; the module keeps its configured SIGMA_FEAT
+    ref = crit.lambda_dfr * dfr_loss(maps.probs, maps.image, maps.feats, maps.valid,
+                                     sigma_feat=maps.sigma_feat)
+    assert abs(losses["loss_dfr"].item() - ref.item()) < 1e-7
+    assert crit.sigma_feat == 50.0

@@ -129,11 +129,12 @@ def test_feature_targets_both_uses_scribbles_where_present():
     probs[0, :, 1, 1] = torch.tensor([0.3, 0.3, 0.2, 0.2])  # not confident -> 255
     scr = torch.tensor([[[255, 2], [255, 255]]])
     valid = torch.tensor([[[True, True], [True, True]]])
-    assert model.feature_targets(probs, scr, valid).tolist() == [[[0, 2], [0, 255]]]
-    model.feat_supervision = "scribble"
-    assert model.feature_targets(probs, scr, valid).tolist() == [[[255, 2], [255, 255]]]
-    model.feat_supervision = "M"
-    assert model.feature_targets(probs, scr, ~valid).tolist() == [[[255, 255], [255, 255]]]
+    crit = model.criterion
+    assert crit.feature_targets(probs, scr, valid).tolist() == [[[0, 2], [0, 255]]]
+    crit.feat_supervision = "scribble"
+    assert crit.feature_targets(probs, scr, valid).tolist() == [[[255, 2], [255, 255]]]
+    crit.feat_supervision = "M"
+    assert crit.feature_targets(probs, scr, ~valid).tolist() == [[[255, 255], [255, 255]]]
 
 
 def test_invalid_pixels_are_ignored():
@@ -180,9 +181,8 @@ def test_training_batch_is_padded_to_the_crop_after_normalising():
     model = _model("MODEL.AUX_HEAD.ENABLED", False)
     seen = {}
     model.backbone.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
-    orig = model.losses
-    model.losses = lambda out, image, labels, valid: seen.update(labels=labels, valid=valid) or \
-        orig(out, image, labels, valid)  # fmt: skip
+    model.criterion.register_forward_pre_hook(
+        lambda m, args: seen.update(labels=args[2], valid=args[3]))
     batch = _batch(sizes=((64, 64), (48, 80)))
     model(batch)
     x = seen["x"]

@@ -5,6 +5,11 @@ computed at every step vs never; the cost at period N is (on − off) / N.
 
     python tools/measure_diag_overhead.py --threads 1
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import sys
 import time
@@ -17,7 +22,9 @@ DEFAULT_CONFIG = REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--config-file", default=str(DEFAULT_CONFIG))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="timed steps per repeat")
@@ -58,7 +65,7 @@ def main(argv=None):
             step()
         for _ in range(args.repeats):
             for period in (0, 1):
-                model.diag_period = period
+                model.criterion.diag_period = period
                 t = time.perf_counter()
                 for _ in range(args.steps):
                     step()
@@ -72,5 +79,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO / "projects" / "DFR"))
     sys.exit(main())

@@ -6,7 +6,7 @@ memory is O(B·(C + d)·h·w) whatever the radius; gradients are accumulated in 
 """
 from .dfr import confident_labels, dfr_loss
 from .diagnostics import (DIAGNOSTIC_KEYS, feature_branch_diagnostics,
-                          window_feature_distance)
+                          window_feature_distance, window_feature_distance_sum)
 from .feature import LOG_EPS, feature_distance_loss, feature_regularized_loss
 from .fused import pairwise_losses
 from .pce import partial_cross_entropy
@@ -20,6 +20,7 @@ __all__ = [
     "pairwise_losses",
     "feature_branch_diagnostics",
     "window_feature_distance",
+    "window_feature_distance_sum",
     "DIAGNOSTIC_KEYS",
     "LOG_EPS",
 ]

@@ -1,9 +1,12 @@
 """Diagnostics of the feature branch: what Ldfr's kernel, Lfd and Lfr actually see.
 
 Pure torch, no gradient, from the tensors the pairwise losses already have at the loss map
-(B, ., h, w). Window pairs are the ordered pairs (i, j), j != i, of the (2r+1)x(2r+1) window
-(Eq. 3) with both pixels valid, the same set as Ldfr; every count below is of ORDERED pairs
-(the half-window offsets of `pairwise.WindowLayout`, each counted twice).
+(B, ., h, w), with the losses' own M (`confident_labels`), pair codes (`pair_codes`), pair sets
+(`pair_sets`) and kernel (`spatial_log_kernel`, `log_kernel`); `DFRCriterion` passes the M of
+its training step, so that losses and diagnostics read one computation. Window pairs are the
+ordered pairs (i, j), j != i, of the (2r+1)x(2r+1) window (Eq. 3) with both pixels valid, the
+same set as Ldfr; every count below is of ORDERED pairs (the half-window offsets of
+`pairwise.WindowLayout`, each counted twice).
 
     m_frac          fraction of the valid pixels that M (Eq. 7, γ) labels
     pairs_bg/fg/neg |A+bg|, |A+fg|, |A-| (Eq. 8) of the labels supervising the feature head
@@ -19,9 +22,12 @@ from typing import Dict, Optional
 
 import torch
 
-from .pairwise import WindowLayout, _spatial
+from ._checks import compute_dtype, no_autocast
+from .dfr import confident_labels
+from .pairwise import WindowLayout, log_kernel, pair_codes, pair_sets, spatial_log_kernel
 
-__all__ = ["feature_branch_diagnostics", "window_feature_distance", "DIAGNOSTIC_KEYS"]
+__all__ = ["feature_branch_diagnostics", "window_feature_distance", "window_feature_distance_sum",
+           "DIAGNOSTIC_KEYS"]
 
 DIAGNOSTIC_KEYS = ("m_frac", "pairs_bg", "pairs_fg", "pairs_neg", "feat_norm", "feat_dead_frac",
                    "feat_dist", "ffac_same", "ffac_diff", "k_mean", "k_nofeat_mean")
@@ -31,18 +37,29 @@ DIAGNOSTIC_KEYS = ("m_frac", "pairs_bg", "pairs_fg", "pairs_neg", "feat_norm", "
 def window_feature_distance(feats: torch.Tensor, valid: torch.Tensor, radius: int = 5):
     """Mean ‖F(i) − F(j)‖₂ over the window pairs (j != i, both valid) of the batch, a 0-d
     tensor without gradient (NaN when there is no pair). feats (B, d, h, w), valid (B, h, w)."""
+    num, den = window_feature_distance_sum(feats, valid, radius)
+    return num / den
+
+
+@torch.no_grad()
+def window_feature_distance_sum(feats: torch.Tensor, valid: torch.Tensor, radius: int = 5):
+    """(Σ ‖F(i) − F(j)‖₂, number of pairs) over the half-window pairs of the batch: two 0-d
+    tensors, which summed over processes give the sums of their joint batch. Computed in float32
+    (float64 for float64 feats) with autocast off, as the losses."""
     b, _, h, w = feats.shape
     lay = WindowLayout(h, w, radius)
-    V = lay.flat(valid.unsqueeze(1).to(feats.dtype))[..., 0]
-    Fl = lay.flat(feats.detach())
-    L = lay.L
-    num = feats.new_zeros(())
-    den = feats.new_zeros(())
-    for _, _, s in lay.offsets:
-        vv = V[:, :L] * V[:, s:s + L]
-        num += (torch.linalg.vector_norm(Fl[:, :L] - Fl[:, s:s + L], 2, dim=-1) * vv).sum()
-        den += vv.sum()
-    return num / den
+    dt = compute_dtype(feats)
+    with no_autocast(feats.device):
+        V = lay.flat(valid.unsqueeze(1).to(dt))[..., 0]
+        Fl = lay.flat(feats.detach().to(dt))
+        L = lay.L
+        num = V.new_zeros(())
+        den = V.new_zeros(())
+        for _, _, s in lay.offsets:
+            vv = V[:, :L] * V[:, s:s + L]
+            num += (torch.linalg.vector_norm(Fl[:, :L] - Fl[:, s:s + L], 2, dim=-1) * vv).sum()
+            den += vv.sum()
+    return num, den
 
 
 @torch.no_grad()
@@ -64,27 +81,26 @@ def feature_branch_diagnostics(
     gamma: float = 0.98,
     background: int = 0,
     ignore_index: int = 255,
+    m_labels: Optional[torch.Tensor] = None,
 ) -> Dict[str, float]:
     """probs (B, C, h, w) softmax; image (B, 3, h, w) normalised RGB (None: no RGB term);
     feats (B, d, h, w) or None (no feature head: the feature keys are left out); scribbles
     (B, h, w) the scribble labels at this size (ignore_index = none); target (B, h, w) the
     labels supervising the feature head (None: M is used for the pair counts); valid (B, h, w)
-    bool. Returns {key: float} (keys of DIAGNOSTIC_KEYS; a mean over an empty set is NaN)."""
+    bool; m_labels (B, h, w): M of Eq. 7 when already computed (None: from probs and gamma).
+    Returns {key: float} (keys of DIAGNOSTIC_KEYS; a mean over an empty set is NaN)."""
     b, _, h, w = probs.shape
     dt = torch.float64
     valid = valid.bool()
     n_valid = max(int(valid.sum()), 1)
-    conf, arg = probs.max(dim=1)
-    m_lab = torch.where(conf > gamma, arg, torch.full_like(arg, ignore_index))
+    m_lab = confident_labels(probs, gamma, ignore_index) if m_labels is None else m_labels
     out = {"m_frac": int(((m_lab != ignore_index) & valid).sum()) / n_valid}
     target = m_lab if target is None else target
 
     lay = WindowLayout(h, w, radius)
 
     def codes(lab):  # -1 where unlabeled / invalid / padding
-        lab = lab.long()
-        lab = torch.where(valid & (lab != ignore_index), lab, torch.full_like(lab, -1))
-        return lay.flat(lab.unsqueeze(1), fill=-1)[..., 0]
+        return pair_codes(lab, valid, lay, ignore_index)[..., 0]
 
     V = lay.flat(valid.unsqueeze(1).to(dt))[..., 0]
     T, S = codes(target), codes(scribbles)
@@ -95,23 +111,17 @@ def feature_branch_diagnostics(
         "bg", "fg", "neg", "pairs", "k", "k0", "dist", "same", "n_same", "diff", "n_diff")}
     for dy, dx, s in lay.offsets:
         vv = V[:, :L] * V[:, s:s + L]
-        ta, tb = T[:, :L], T[:, s:s + L]
-        both = (ta >= 0) & (tb >= 0)
-        same = both & (ta == tb)
-        acc["bg"] += (same & (ta == background)).sum()
-        acc["fg"] += (same & (ta != background)).sum()
-        acc["neg"] += (both & (ta != tb)).sum()
-        logk = torch.zeros_like(vv)
-        if use_xy:
-            logk += _spatial(dy, dx, stride, sigma_xy)
-        if I is not None:
-            logk -= (I[:, :L] - I[:, s:s + L]).square().sum(-1) / (2.0 * sigma_rgb ** 2)
+        for key, m in zip(("bg", "fg", "neg"), pair_sets(T[:, :L], T[:, s:s + L], background)):
+            acc[key] += m.sum()
+        di2 = (I[:, :L] - I[:, s:s + L]).square().sum(-1) if I is not None else None
+        k0 = log_kernel(vv, spatial_log_kernel(dy, dx, stride, sigma_xy) if use_xy else None,
+                        di2, sigma_rgb=sigma_rgb).exp_()  # K without its feature term
         acc["pairs"] += vv.sum()
-        acc["k0"] += (logk.exp() * vv).sum()
+        acc["k0"] += (k0 * vv).sum()
         if Fl is not None:
             d2 = (Fl[:, :L] - Fl[:, s:s + L]).square().sum(-1)
-            ffac = torch.exp(-d2 / (2.0 * sigma_feat ** 2))
-            acc["k"] += (logk.exp() * ffac * vv).sum()
+            ffac = log_kernel(vv, df2=d2, sigma_feat=sigma_feat).exp_()  # its feature term
+            acc["k"] += (k0 * ffac * vv).sum()
             acc["dist"] += (d2.sqrt() * vv).sum()
             sa, sb = S[:, :L], S[:, s:s + L]
             sboth = (sa >= 0) & (sb >= 0)

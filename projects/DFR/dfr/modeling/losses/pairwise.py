@@ -26,7 +26,8 @@ RGB differences between them.
 """
 import torch
 
-__all__ = ["LOG_EPS", "WindowLayout", "pair_codes", "feature_distance_counts", "pairwise_loop"]
+__all__ = ["LOG_EPS", "WindowLayout", "pair_codes", "pair_sets", "spatial_log_kernel",
+           "log_kernel", "feature_distance_counts", "pairwise_loop"]
 
 #: epsilon inside -log(1 - D + eps) of Lfd's A- term (Eq. 11): caps the term at -log(eps) ~ 13.8
 #: and its derivative at 1/eps when two features coincide (D = 1).
@@ -75,7 +76,9 @@ def pair_codes(labels, valid, layout, ignore_index):
     return layout.flat(lab.unsqueeze(1), fill=-1)
 
 
-def _pair_sets(a, b, background):
+def pair_sets(a, b, background):
+    """Eq. 8-9 for pair codes a, b (from `pair_codes`, -1 = none): boolean masks of A+bg (same
+    label = background), A+fg (same label, not background) and A− (different labels)."""
     both = (a >= 0) & (b >= 0)
     same = both & (a == b)
     bg = same & (a == background)
@@ -87,15 +90,33 @@ def feature_distance_counts(code, layout, background):
     rows = []
     L = layout.L
     for _, _, s in layout.offsets:
-        rows.append(torch.stack([m.sum() for m in _pair_sets(code[:, :L], code[:, s:s + L],
-                                                             background)]))
+        rows.append(torch.stack([m.sum() for m in pair_sets(code[:, :L], code[:, s:s + L],
+                                                            background)]))
     if not rows:
         return torch.zeros(0, 3, dtype=torch.long, device=code.device)
     return torch.stack(rows)
 
 
-def _spatial(dy, dx, stride, sigma_xy):
+def spatial_log_kernel(dy, dx, stride, sigma_xy):
+    """−‖ΔS‖²/2σ1² of the window offset (dy, dx), S = stride·(x, y) (Eq. 5), a Python float."""
     return -((dx * dx + dy * dy) * stride * stride) / (2.0 * sigma_xy * sigma_xy)
+
+
+def log_kernel(like, spatial=None, di2=None, df2=None, sigma_rgb=0.5, sigma_feat=50.0):
+    """Exponent of the Gaussian kernel K of Eq. 5 (Kf of Eq. 12: without df2):
+    spatial − ‖ΔI‖²/2σ2² − ‖ΔF‖²/2σ3², each term only when given (none: K = 1).
+
+    like: a tensor with the shape and dtype of the result; spatial: −‖ΔS‖²/2σ1² (a float from
+    `spatial_log_kernel`, or a tensor broadcasting to `like`); di2, df2: squared RGB / feature
+    distances of the pairs. The one kernel of the losses and of the diagnostics."""
+    logk = torch.zeros_like(like)
+    if spatial is not None:
+        logk += spatial
+    if di2 is not None:
+        logk.add_(di2, alpha=-0.5 / sigma_rgb ** 2)
+    if df2 is not None:
+        logk.add_(df2, alpha=-0.5 / sigma_feat ** 2)
+    return logk
 
 
 def pairwise_loop(layout, V, *, P=None, I=None, F=None, code=None, dfr=None, fd=None, fr=None,
@@ -167,17 +188,14 @@ def pairwise_loop(layout, V, *, P=None, I=None, F=None, code=None, dfr=None, fd=
         vv = Vb.mul_(Va)  # both valid
         kd = g_fd = kf = None
         if dfr is not None:
-            logk = torch.zeros_like(vv)
-            if dfr["use_xy"]:
-                logk += _spatial_column(chunk, dfr["stride"], dfr["sigma_xy"], vv)
-            if dfr["use_rgb"]:
-                logk.add_(di2, alpha=-0.5 / dfr["sigma_rgb"] ** 2)
-            if dfr_feat:
-                logk.add_(df2.square_(), alpha=-0.5 / dfr["sigma_feat"] ** 2)
+            logk = log_kernel(
+                vv, _spatial_column(chunk, dfr["stride"], dfr["sigma_xy"], vv)
+                if dfr["use_xy"] else None, di2 if dfr["use_rgb"] else None,
+                df2.square_() if dfr_feat else None, dfr["sigma_rgb"], dfr["sigma_feat"])
             kd = logk.exp_().mul_(vv).mul_(dfr["scale"])  # scale · K, 0 off valid pairs
             values["dfr"] = values["dfr"] + (kd.sum() - (kd * dot).sum())
         if fd is not None:
-            bg, fgm, neg = _pair_sets(codeA, codeB, fd["background"])
+            bg, fgm, neg = pair_sets(codeA, codeB, fd["background"])
             inv_bg, inv_fg, inv_neg = fd["inv"]
             x = l1 / F.shape[-1]  # −log D
             w_pos = bg.to(dt).mul_(inv_bg).add_(fgm.to(dt), alpha=inv_fg)
@@ -191,8 +209,8 @@ def pairwise_loop(layout, V, *, P=None, I=None, F=None, code=None, dfr=None, fd=
                 m = vv
             else:
                 m = ((codeA >= 0) & (codeB >= 0)).to(dt)
-            logk = _spatial_column(chunk, fr["stride"], fr["sigma_xy"], m)
-            logk = di2.mul(-0.5 / fr["sigma_rgb"] ** 2).add_(logk)
+            logk = log_kernel(m, _spatial_column(chunk, fr["stride"], fr["sigma_xy"], m), di2,
+                              sigma_rgb=fr["sigma_rgb"])
             kf = logk.exp_().mul_(m).mul_(fr["scale"] / F.shape[-1])
             values["fr"] = values["fr"] + (kf * l1).sum()
         # ---- per offset: gradients ----
@@ -215,5 +233,5 @@ def pairwise_loop(layout, V, *, P=None, I=None, F=None, code=None, dfr=None, fd=
 
 def _spatial_column(chunk, stride, sigma_xy, like):
     """(g, 1, 1) tensor of −‖ΔS‖²/2σ1² for the offsets of a chunk."""
-    vals = [_spatial(dy, dx, stride, sigma_xy) for dy, dx, _ in chunk]
+    vals = [spatial_log_kernel(dy, dx, stride, sigma_xy) for dy, dx, _ in chunk]
     return torch.tensor(vals, dtype=like.dtype, device=like.device).view(-1, 1, 1)

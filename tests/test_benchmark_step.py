@@ -1,0 +1,74 @@
+"""tools/benchmark_step.py --device cpu --tiny: every row and precision is reported, times are
+positive, and the rows differ where the models differ."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, load_script
+
+TOOL = REPO / "tools" / "benchmark_step.py"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--device", "cpu", "--tiny", "--iters", "2", "--threads", "1",
+         "--json", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_every_row_and_precision_with_positive_times(tiny_run):
+    bench = load_script("tools/benchmark_step.py", "benchmark_step")
+    res, stdout = tiny_run
+    rows = {(r["row"], r["precision"]): r for r in res["rows"]}
+    names = bench.TRAIN_ROWS + bench.INFER_ROWS
+    assert set(rows) == {(n, p) for n in names for p in bench.PRECISIONS}
+    for (name, prec), r in rows.items():
+        if name == "mmseg_pce":
+            assert r["skipped"] == "no --mmseg-python" and r["ms"] is None
+        elif prec == "fp16":
+            assert r["skipped"] == bench.FP16_CPU_SKIP and r["ms"] is None
+        else:
+            assert r["skipped"] is None, (name, prec)
+            n = 1 if name == "infer_tta" else 2  # TTA: half the steps (12 views each)
+            assert r["ms"] > 0 and len(r["ms_all"]) == n and min(r["ms_all"]) > 0, (name, prec)
+            assert r["peak_mib"] is None  # CPU: no per-row peak
+    meta = res["meta"]
+    assert meta["tiny"] and meta["device"] == "cpu" and meta["batch"] == 2 and meta["size"] == 64
+    assert meta["cpu_rss_peak_mib"] > 0
+    assert "| row | precision | ms (median) |" in stdout and "pairwise / full" in stdout
+
+
+def test_rows_differ_where_the_models_differ(tiny_run):
+    res, _ = tiny_run
+    rows = {(r["row"], r["precision"]): r for r in res["rows"]}
+    for prec in ("fp32", "bf16"):
+        pce, full = rows[("pce", prec)]["losses"], rows[("full", prec)]["losses"]
+        assert set(pce) == {"loss_pce", "loss_aux"}
+        assert set(full) - set(pce) == {"loss_dfr", "loss_fd", "loss_fr"}
+        assert all(full[k] > 0 for k in ("loss_dfr", "loss_fd", "loss_fr"))
+        # same weights and batch: the shared terms agree
+        assert full["loss_pce"] == pytest.approx(pce["loss_pce"], rel=1e-2)
+        pairwise = rows[("pairwise", prec)]
+        assert set(pairwise["losses"]) == {"loss_dfr", "loss_fd", "loss_fr"}
+        ss, tta = rows[("infer_ss", prec)], rows[("infer_tta", prec)]
+        assert (ss["views"], tta["views"]) == (1, 12)  # 6 scales x flip
+        assert tta["ms"] > ss["ms"]
+    ratios = res["ratios"]
+    assert ratios["fp32"]["full_over_pce"] > 0 and ratios["fp32"]["pce_over_mmseg"] is None
+    assert 0 < ratios["fp32"]["pairwise_share_of_full"]
+
+
+def test_batch_is_the_same_in_every_interpreter():
+    bench = load_script("tools/benchmark_step.py", "benchmark_step")
+    a_img, a_lab = bench.make_batch(2, 64, 5)
+    b_img, b_lab = bench.make_batch(2, 64, 5)
+    assert a_img.equal(b_img) and a_lab.equal(b_lab)
+    assert a_img.shape == (2, 3, 64, 64) and a_lab.shape == (2, 64, 64)
+    labeled = (a_lab != 255).float().mean().item()
+    assert 0 < labeled < 0.5 and set(a_lab.unique().tolist()) - {255} <= set(range(5))

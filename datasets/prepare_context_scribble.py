@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prepare_common import (  # noqa: E402
+from dfr.data import scribbles as sio
+from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
+from dfr.data.prepare import (
     Problems,
     check_counts,
     check_manifest,
@@ -50,14 +51,6 @@ from prepare_common import (  # noqa: E402
     write_manifest,
     write_png,
 )
-
-try:
-    from dfr.data import scribbles as sio
-    from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
-    from dfr.data import scribbles as sio
-    from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
 
 EXPECTED = {"train": 4998, "val": 5105}
 VALID60 = np.array(list(range(60)) + [255])

@@ -31,8 +31,10 @@ the image, unsupported shape types, images without any annotation, annotations o
 are not in --images, sizes that differ from the image, unreadable files (every image is decoded;
 --fast reads headers only), bad --gt maps. With
 --on-problem error (default) they are listed, the exit status is 1 and no dataset.json is
-written; with --on-problem warn they are listed and left out (the shape, or the image), points
-outside the image are clamped, and the import goes on.
+written; with --on-problem warn they are listed and left out (the shape, or the image), and
+the import goes on. A shape overshooting the image by a few pixels (2 % of the longer side,
+at least 2 px) is clamped; one that reaches farther is clipped at the border, or dropped when
+more than half of it lies outside.
 
 Example (README):
     python datasets/prepare_custom_scribbles.py --name my_scribbles --images my_data/images \
@@ -247,6 +249,9 @@ def index_images(root: Path) -> Tuple[Dict[str, Path], Dict[str, List[Path]]]:
     return ({k: v[0] for k, v in found.items() if len(v) == 1},
             {k: v for k, v in found.items() if len(v) > 1})  # fmt: skip
 
+CLAMP_MARGIN = 0.02  # overshoots up to this share of the longer image side (>= 2 px) are clamped
+
+
 
 # ---------------------------------------------------------------------------- conversion
 def scribbles_of(
@@ -254,7 +259,8 @@ def scribbles_of(
 ) -> List[Scribble]:
     """Shapes -> Scribble polylines in drawing order; every problem goes to `report(kind,
     msg, fatal_for_shape)`: unknown labels and unsupported types drop the shape; points
-    outside [0, w] x [0, h] are reported (and clamped by rasterize when kept)."""
+    outside [0, w] x [0, h] are reported, and when kept (--on-problem warn) the shape is
+    clamped, clipped or dropped (`_fit_into_image`)."""
     h, w = hw
     for msg in ann.unsupported:
         report("unsupported shape", msg + " (supported: LabelMe line, linestrip, polygon, "
@@ -269,19 +275,73 @@ def scribbles_of(
         if len(s.points) == 0:
             report("empty shape", f"{s.where}: no points")
             continue
-        x, y = s.points[:, 0], s.points[:, 1]
+        pts = s.points
+        if s.kind == "polygon" and len(pts) > 2:
+            pts = np.vstack([pts, pts[:1]])
+        pieces = [pts[None, i] for i in range(len(pts))] if s.kind == "points" else [pts]
+        x, y = pts[:, 0], pts[:, 1]
         bad = (x < 0) | (y < 0) | (x > w) | (y > h)
         if bad.any():
-            px, py = s.points[np.flatnonzero(bad)[0]]
+            pieces, action = _fit_into_image(pts, s.kind == "points", h, w)
+            px, py = pts[np.flatnonzero(bad)[0]]
             report("outside image", f"{s.where}: {int(bad.sum())} point(s) outside the {w}x{h} "
-                   f"image {ann.image_id!r}, e.g. ({px:g}, {py:g})")  # fmt: skip
-        if s.kind == "points":
-            out += [Scribble(cid, p[None], s.label) for p in s.points]
-        elif s.kind == "polygon" and len(s.points) > 2:
-            out.append(Scribble(cid, np.vstack([s.points, s.points[:1]]), s.label))
-        else:
-            out.append(Scribble(cid, s.points, s.label))
+                   f"image {ann.image_id!r}, e.g. ({px:g}, {py:g}): {action}")  # fmt: skip
+        out += [Scribble(cid, p, s.label) for p in pieces]
     return out
+def _overshoot(pts: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Distance of each point outside [0, w] x [0, h] (0 inside)."""
+    dx = np.maximum(np.maximum(-pts[:, 0], pts[:, 0] - w), 0)
+    dy = np.maximum(np.maximum(-pts[:, 1], pts[:, 1] - h), 0)
+    return np.hypot(dx, dy)
+
+
+def _clip_segment(p, q, h, w):
+    """Liang-Barsky: the part of segment p-q inside [0, w] x [0, h], or None."""
+    d = q - p
+    t0, t1 = 0.0, 1.0
+    for num, den in ((p[0], -d[0]), (w - p[0], d[0]), (p[1], -d[1]), (h - p[1], d[1])):
+        if den == 0:
+            if num < 0:
+                return None
+            continue
+        t = num / den
+        if den < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+    return (p + t0 * d, p + t1 * d) if t0 <= t1 else None
+
+
+def _fit_into_image(pts: np.ndarray, single_points: bool, h: int, w: int):
+    """A shape that overshoots the image: small overshoots (every point within
+    CLAMP_MARGIN of the image, as a click just past the border) are clamped; otherwise the
+    polyline is clipped to the image and dropped when less than half of its length (or, for
+    points, none of them) lies inside. Returns (polylines, what was done)."""
+    margin = max(2.0, CLAMP_MARGIN * max(h, w))
+    far = _overshoot(pts, h, w)
+    if far.max() <= margin:
+        clamped = np.stack([np.clip(pts[:, 0], 0, w), np.clip(pts[:, 1], 0, h)], 1)
+        return ([clamped[None, i] for i in range(len(pts))] if single_points else [clamped],
+                f"clamped (within {margin:g} px of the image)")  # fmt: skip
+    if single_points or len(pts) == 1:
+        keep = [pts[None, i] for i in range(len(pts)) if far[i] == 0]
+        return keep, (f"{len(pts) - len(keep)} point(s) dropped" if keep else "shape dropped")
+    pieces, inside, total = [], 0.0, 0.0
+    for p, q in zip(pts[:-1], pts[1:]):
+        total += float(np.hypot(*(q - p)))
+        seg = _clip_segment(p, q, h, w)
+        if seg is None:
+            continue
+        inside += float(np.hypot(*(seg[1] - seg[0])))
+        if pieces and np.allclose(pieces[-1][-1], seg[0]):
+            pieces[-1].append(seg[1])
+        else:
+            pieces.append([seg[0], seg[1]])
+    if total == 0 or inside < 0.5 * total:
+        return [], f"shape dropped ({100 * (1 - inside / max(total, 1e-9)):.0f} % of it outside)"
+    return [np.asarray(pc) for pc in pieces], "clipped to the image"
+
+
 
 
 def label_palette(colors: Sequence[Sequence[int]]) -> np.ndarray:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prepare_common import (  # noqa: E402
+from dfr.data.labels import read_label
+from dfr.data.prepare import (
     Problems,
     check_counts,
     check_manifest,
@@ -43,14 +43,7 @@ from prepare_common import (  # noqa: E402
     write_manifest,
     write_png,
 )
-
-try:
-    from dfr.data.labels import read_label
-    from dfr.data.scribbles import ScribbleError, open_scribble_source, voc_tag_map
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
-    from dfr.data.labels import read_label
-    from dfr.data.scribbles import ScribbleError, open_scribble_source, voc_tag_map
+from dfr.data.scribbles import ScribbleError, open_scribble_source, voc_tag_map
 
 EXPECTED = {"train_aug": 10582, "val": 1449, "test": 1456}
 NUM_CLASSES = 21

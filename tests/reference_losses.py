@@ -1,17 +1,17 @@
-"""Two independent references for dfr.modeling.losses (used by tests/test_losses.py and
-tools/benchmark_losses.py).
+"""Two independent references for dfr.modeling.losses (used by tests/test_losses.py).
 
 1. ``brute_*``: float64 Python loops written straight from Eq. 2-13 of the paper (with the pair
    sets and normalisations of the paper, Sect. 3). Slow; for maps of a few pixels only.
 2. ``unfold_*``: the naive vectorised implementation that unfolds every tensor over the
-   (2r+1)^2 window positions (as GatedCRF does), differentiable by plain autograd. Memory grows
-   as (2r+1)^2 x the inputs; it is the baseline of the benchmark.
+   (2r+1)^2 window positions (as GatedCRF does); it lives in the package
+   (`dfr.modeling.losses.unfold`) because tools/benchmark_losses.py measures it too.
 """
 import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from dfr.modeling.losses.unfold import unfold_dfr, unfold_fd, unfold_fr  # noqa: F401
 
 LOG_EPS = 1e-6  # must match dfr.modeling.losses.LOG_EPS
 
@@ -124,91 +124,3 @@ def brute_fr(feats, image, labels, valid=None, radius=5, sigma_xy=6.0, sigma_rgb
         total += math.exp(e) * np.abs(Fe[n, :, y, x] - Fe[n, :, y2, x2]).sum() / d
     nv = V.sum()
     return total / nv if nv else 0.0
-
-
-# ------------------------------------------------------------------ naive unfold (autograd)
-def _unfold(x, r):
-    """(B, K, h, w) -> (B, K, (2r+1)^2, h, w), zero outside the map."""
-    b, k, h, w = x.shape
-    return F.unfold(x, 2 * r + 1, padding=r).view(b, k, (2 * r + 1) ** 2, h, w)
-
-
-def _spatial(r, stride, sigma_xy, like):
-    ys, xs = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
-    d2 = (ys**2 + xs**2).reshape(-1).to(like)
-    return torch.exp(-(stride**2) * d2 / (2 * sigma_xy**2)).view(1, -1, 1, 1)
-
-
-def _pair_mask(valid, r, like):
-    """(B, k², h, w): both pixels valid, j != i."""
-    v = valid.unsqueeze(1).to(like)
-    m = v * _unfold(v, r)[:, 0]
-    m[:, (2 * r + 1) ** 2 // 2] = 0
-    return m
-
-
-def unfold_dfr(probs, image, feats, valid=None, radius=5, sigma_xy=6.0, sigma_rgb=0.5,
-               sigma_feat=50.0, stride=1.0, use_xy=True, use_rgb=True, use_feat=True):
-    b, c, h, w = probs.shape
-    r = radius
-    if valid is None:
-        valid = torch.ones(b, h, w, dtype=torch.bool, device=probs.device)
-    logk = 0.0
-    if use_rgb:
-        logk = logk - ((image.unsqueeze(2) - _unfold(image, r)) ** 2).sum(1) / (2 * sigma_rgb**2)
-    if use_feat:
-        f = feats.detach()
-        logk = logk - ((f.unsqueeze(2) - _unfold(f, r)) ** 2).sum(1) / (2 * sigma_feat**2)
-    k = torch.exp(logk) if torch.is_tensor(logk) else torch.ones(1, device=probs.device)
-    if use_xy:
-        k = k * _spatial(r, stride, sigma_xy, probs)
-    k = k * _pair_mask(valid, r, probs)
-    phi = k * (1 - (probs.unsqueeze(2) * _unfold(probs, r)).sum(1))
-    return phi.sum() / valid.sum()
-
-
-def _unfold_codes(labels, valid, r, ignore_index):
-    code = torch.where(valid & (labels != ignore_index), labels.long() + 1,
-                       torch.zeros_like(labels, dtype=torch.long))
-    cu = _unfold(code.unsqueeze(1).double(), r)[:, 0].long()  # 0 = not labeled / outside
-    return code.unsqueeze(1), cu
-
-
-def unfold_fd(feats, labels, valid=None, radius=5, background=0, ignore_index=255):
-    b, d, h, w = feats.shape
-    r = radius
-    if valid is None:
-        valid = torch.ones(b, h, w, dtype=torch.bool, device=feats.device)
-    ci, cj = _unfold_codes(labels, valid, r, ignore_index)
-    both = (ci > 0) & (cj > 0)
-    both[:, (2 * r + 1) ** 2 // 2] = False
-    same = both & (ci == cj)
-    bg = same & (ci == background + 1)
-    fg = same & ~bg
-    neg = both & ~same
-    x = (feats.unsqueeze(2) - _unfold(feats, r)).abs().sum(1) / d
-    D = torch.exp(-x)
-    loss = feats.sum() * 0
-    for mask, term, wgt in ((bg, x, 1.0), (fg, x, 1.0), (neg, -torch.log(1 - D + LOG_EPS), 2.0)):
-        n = mask.sum()
-        if n > 0:
-            loss = loss + wgt * (term * mask).sum() / n
-    return loss
-
-
-def unfold_fr(feats, image, labels, valid=None, radius=5, sigma_xy=6.0, sigma_rgb=0.5, stride=1.0,
-              pairs="RA", ignore_index=255):
-    b, d, h, w = feats.shape
-    r = radius
-    if valid is None:
-        valid = torch.ones(b, h, w, dtype=torch.bool, device=feats.device)
-    if pairs == "RA":
-        ci, cj = _unfold_codes(labels, valid, r, ignore_index)
-        m = ((ci > 0) & (cj > 0)).to(feats.dtype)
-        m[:, (2 * r + 1) ** 2 // 2] = 0
-    else:
-        m = _pair_mask(valid, r, feats)
-    logk = -((image.unsqueeze(2) - _unfold(image, r)) ** 2).sum(1) / (2 * sigma_rgb**2)
-    k = torch.exp(logk) * _spatial(r, stride, sigma_xy, feats) * m
-    x = (feats.unsqueeze(2) - _unfold(feats, r)).abs().sum(1) / d
-    return (k * x).sum() / valid.sum()

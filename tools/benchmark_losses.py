@@ -31,7 +31,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # reference_losses (the unfold implementation)
 
 
 def _rss_mb():
@@ -55,12 +54,16 @@ def _make_inputs(b, c, d, h, w, device, dtype=torch.float32, seed=0):
 
 def _loss_fns(impl):
     if impl == "efficient":
-        from dfr.modeling.losses import (confident_labels, dfr_loss, feature_distance_loss,
-                                         feature_regularized_loss)
+        from dfr.modeling.losses import (
+            confident_labels,
+            dfr_loss,
+            feature_distance_loss,
+            feature_regularized_loss,
+        )
         return dfr_loss, feature_distance_loss, feature_regularized_loss, confident_labels
-    import reference_losses as ref
     from dfr.modeling.losses import confident_labels
-    return ref.unfold_dfr, ref.unfold_fd, ref.unfold_fr, confident_labels
+    from dfr.modeling.losses.unfold import unfold_dfr, unfold_fd, unfold_fr
+    return unfold_dfr, unfold_fd, unfold_fr, confident_labels
 
 
 def _step_fn(impl, which, radius, logits, image, feats, valid):

@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _load(path, size, nearest):
     from PIL import Image
@@ -200,5 +198,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO / "projects" / "DFR"))
     sys.exit(main())

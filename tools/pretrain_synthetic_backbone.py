@@ -202,5 +202,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO / "projects" / "DFR"))
     sys.exit(main())

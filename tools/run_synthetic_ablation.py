@@ -363,7 +363,6 @@ def fit_max_iter(args, jobs, budget, config_max, cal_iters=40):
 
 
 def _config_max_iter(args) -> int:
-    sys.path.insert(0, str(REPO / "projects" / "DFR"))
     from dfr.config import get_dfr_cfg
 
     return int(get_dfr_cfg(args.config_file, args.opts, cpu_fallback=False).SOLVER.MAX_ITER)

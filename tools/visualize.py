@@ -15,15 +15,11 @@ Writes, under --output:
 """
 import argparse
 import os
-import sys
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, "..", "projects", "DFR"))
 
 
 def parse_args(argv=None):

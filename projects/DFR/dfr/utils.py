@@ -1,10 +1,11 @@
 """Small helpers shared across the package (no detectron2 imports, no config)."""
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["meta_device", "resize", "resize_nearest"]
+__all__ = ["json_safe", "meta_device", "resize", "resize_nearest"]
 
 
 def resize(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
@@ -42,3 +43,15 @@ def meta_device():
             yield
     finally:
         torch.linspace = linspace
+
+
+def json_safe(obj):
+    """`obj` with every non-finite float (NaN: a class absent from the ground truth) as None,
+    so that `json.dump(..., allow_nan=False)` writes valid JSON (`null`)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

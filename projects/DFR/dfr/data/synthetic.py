@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -31,7 +30,7 @@ import numpy as np
 from iopath.common.file_io import file_lock
 
 from .classes import IGNORE_LABEL, voc_colors
-from .paths import get_datasets_root
+from .paths import fresh_tempdir, get_datasets_root
 from .scribbles.tools import skeleton_scribbles
 
 __all__ = [
@@ -241,7 +240,7 @@ def ensure_synthetic(root: Optional[str] = None, spec: SyntheticSpec = DEFAULT_S
                 if os.path.exists(out):
                     raise RuntimeError(f"{out} exists without meta.json; delete it to regenerate")
                 logger.info(f"Generating synthetic scribble benchmark into {out} ...")
-                tmp = tempfile.mkdtemp(prefix=f".{spec['dirname']}.", dir=root)
+                tmp = fresh_tempdir(out)  # removes what a killed run left; umask permissions
                 try:
                     stats = _generate(tmp, spec)
                     with open(os.path.join(tmp, "meta.json"), "w") as f:

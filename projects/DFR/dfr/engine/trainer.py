@@ -22,6 +22,7 @@ from tabulate import tabulate
 
 from ..data import ScribbleDatasetMapper
 from ..evaluation import SemSegTTA, VOCSubmissionExporter
+from ..utils import json_safe
 from .amp import DFRAMPTrainer, amp_dtype
 from .checkpoint import DFRCheckpointer
 from .checks import run_startup_checks
@@ -180,7 +181,7 @@ class Trainer(DefaultTrainer):
                     if out_dir:
                         os.makedirs(out_dir, exist_ok=True)
                         with open(os.path.join(out_dir, "sem_seg_metrics.json"), "w") as f:
-                            json.dump(res["sem_seg"], f, indent=1)
+                            json.dump(json_safe(res["sem_seg"]), f, indent=1, allow_nan=False)
         return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
 
     @classmethod

@@ -140,7 +140,7 @@ def _index_images(image_root: str) -> Tuple[Dict[str, str], Dict[str, List[str]]
 
 def _read_ids(split_file: str) -> List[str]:
     with open(split_file, encoding="utf-8") as f:
-        return [os.path.splitext(ln.split()[0])[0] for ln in f if ln.strip()]
+        return [os.path.splitext(ln.strip())[0] for ln in f if ln.strip()]  # names may hold spaces
 
 
 def _listing(items: List[str]) -> str:

@@ -1,5 +1,6 @@
-"""Helpers shared by datasets/prepare_*.py: problem log, idempotent writes, links, counts,
-image checks (full decode in a thread pool) and the options manifest of an output folder."""
+"""Helpers of the data-preparation scripts (datasets/prepare_*.py): problem log, idempotent
+writes, links, counts, image checks (full decode in a thread pool) and the options manifest of
+an output folder."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
-
 from tqdm import tqdm
 
 
@@ -52,13 +52,12 @@ class Problems:
 
 
 def read_ids(path: Path) -> List[str]:
-    """A split list: one id per line (first whitespace-separated token; VOC's Main lists
-    carry a second column only in per-class files, which we do not read)."""
+    """A split list: one id per line, the whole line (names may hold spaces; surrounding
+    whitespace and blank lines are ignored)."""
     ids = []
-    for line in Path(path).read_text().splitlines():
-        tok = line.split()
-        if tok:
-            ids.append(os.path.splitext(os.path.basename(tok[0]))[0])
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            ids.append(os.path.splitext(os.path.basename(line.strip()))[0])
     return ids
 
 

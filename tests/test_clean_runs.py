@@ -1,0 +1,144 @@
+"""Inputs and outputs a user meets: file names with spaces in split files, annotation shapes
+far outside their image, valid JSON metrics, generated dataset folders readable by others and
+no temporary folders left by a killed generator."""
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from detectron2.data import DatasetCatalog
+from PIL import Image
+from test_custom_dataset import CLASSES, _image, _load_importer, labelme_json
+
+from dfr.data.scribbles import Scribble, rasterize
+
+
+@pytest.fixture(scope="module")
+def importer():
+    return _load_importer()
+
+
+def _run(importer, capsys, *argv):
+    code = importer.main([str(a) for a in argv])
+    return code, capsys.readouterr().out
+
+
+def test_image_names_with_spaces_work_from_import_to_records(importer, tmp_path, capsys):
+    hw = (30, 40)
+    for k, name in enumerate(("my photo", "other one", "plain")):
+        _image(tmp_path / "images" / f"{name}.jpg", hw, k)
+        labelme_json(tmp_path / "lm" / f"{name}.json", f"{name}.jpg", hw,
+                     [("animal", "line", [(3, 4 + 5 * k), (30, 4 + 5 * k)])])  # fmt: skip
+        Image.fromarray(np.full(hw, k, np.uint8)).save(
+            (tmp_path / "masks").mkdir(exist_ok=True) or tmp_path / "masks" / f"{name}.png")
+    code, out = _run(importer, capsys, "--name", "spaced", "--images", tmp_path / "images",
+                     "--labelme", tmp_path / "lm", "--gt", tmp_path / "masks",
+                     "--classes", *CLASSES, "--out", tmp_path / "out")  # fmt: skip
+    assert code == 0, out
+    assert (tmp_path / "out" / "train.txt").read_text().splitlines() == [
+        "my photo", "other one", "plain"]  # fmt: skip
+    train = DatasetCatalog.get("spaced_train")
+    assert [Path(r["file_name"]).name for r in train] == ["my photo.jpg", "other one.jpg",
+                                                          "plain.jpg"]  # fmt: skip
+    assert all(Path(r["sem_seg_file_name"]).is_file() for r in train)
+    val = DatasetCatalog.get("spaced_val")
+    assert [Path(r["sem_seg_file_name"]).name for r in val] == [
+        "my photo.png", "other one.png", "plain.png"]  # fmt: skip
+
+
+def test_split_reader_of_the_prepare_scripts_keeps_spaces(tmp_path):
+    from dfr.data.prepare.common import read_ids
+
+    (tmp_path / "s.txt").write_text("my photo.jpg\n\n  2007_000032  \nplain\n")
+    assert read_ids(tmp_path / "s.txt") == ["my photo", "2007_000032", "plain"]
+
+
+@pytest.mark.parametrize("shape, expect", [
+    # far outside on every point: dropped (it used to become a stroke along the border)
+    ([(60, -20), (90, -40), (120, 80)], "dropped"),
+    # mostly outside: dropped
+    ([(5, 10), (10, 10), (200, 10)], "dropped"),
+    # a click 1 px past the right border: clamped, as before
+    ([(5, 12), (41, 12)], "clamped"),
+    # mostly inside, leaving far to the right: clipped at the border, no border stroke
+    ([(2, 20), (38, 20), (38, 29), (45, 29)], "clipped"),
+])  # fmt: skip
+def test_warn_mode_drops_shapes_mostly_outside_and_clamps_small_overshoots(
+    importer, tmp_path, capsys, shape, expect
+):
+    h, w = 30, 40
+    _image(tmp_path / "images" / "a.jpg", (h, w))
+    keep = ("person", "line", [(3, 3), (30, 3)])
+    labelme_json(tmp_path / "lm" / "a.json", "a.jpg", (h, w),
+                 [keep, ("animal", "linestrip", shape)])  # fmt: skip
+    code, out = _run(importer, capsys, "--name", f"far_{expect}", "--images",
+                     tmp_path / "images", "--labelme", tmp_path / "lm", "--classes", *CLASSES,
+                     "--out", tmp_path / "out", "--on-problem", "warn")  # fmt: skip
+    assert code == 0, out
+    said = {"dropped": ": shape dropped (", "clamped": ": clamped (within 2 px",
+            "clipped": ": clipped to the image"}[expect]  # fmt: skip
+    assert "NOTE [outside image] x1" in out and said in out, out
+    got = np.asarray(Image.open(tmp_path / "out" / "scribbles" / "a.png"))
+    person = rasterize([Scribble(2, np.asarray(keep[2], float))], h, w)
+    if expect == "dropped":
+        np.testing.assert_array_equal(got, person)
+        return
+    pts = np.asarray(shape, float)
+    if expect == "clamped":
+        pts = np.stack([np.clip(pts[:, 0], 0, w), np.clip(pts[:, 1], 0, h)], 1)
+        ref = [Scribble(1, pts)]
+    else:  # the last segment leaves through the right edge x = 40
+        ref = [Scribble(1, np.asarray([(2, 20), (38, 20), (38, 29), (40, 29)], float))]
+    expected = rasterize([Scribble(2, np.asarray(keep[2], float)), *ref], h, w)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_sem_seg_metrics_json_is_valid_json_with_null_for_undefined(tmp_path):
+    """A class absent from the ground truth and never predicted has IoU NaN: Python's json
+    wrote a bare NaN, which JSON readers reject."""
+    from dfr.utils import json_safe
+
+    res = {"mIoU": 50.0, "IoU-cat": float("nan"), "IoU-dog": 100.0, "ACC": [float("inf"), 1.0]}
+    text = json.dumps(json_safe(res), allow_nan=False)
+    assert json.loads(text) == {"mIoU": 50.0, "IoU-cat": None, "IoU-dog": 100.0,
+                                "ACC": [None, 1.0]}  # fmt: skip
+
+
+def test_trainer_test_writes_strict_json_when_an_iou_is_undefined(tmp_path):
+    from detectron2.evaluation import DatasetEvaluator
+    from engine_helpers import register_tiny, setup_cfg
+
+    from dfr.engine import Trainer
+
+    class AbsentClass(DatasetEvaluator):  # SemSegEvaluator's result when a class is absent
+        _output_dir = str(tmp_path / "eval")
+
+        def evaluate(self):
+            return {"sem_seg": {"mIoU": 40.0, "fwIoU": 60.0, "mACC": 50.0, "pACC": 70.0,
+                                "IoU-a": 80.0, "IoU-b": float("nan")}}
+
+    cfg = setup_cfg(tmp_path / "out", register_tiny(tmp_path / "ds"))
+    Trainer.test(cfg, Trainer.build_model(cfg).eval(), [AbsentClass()])
+    text = (tmp_path / "eval" / "sem_seg_metrics.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in {text}")) == {
+        "mIoU": 40.0, "fwIoU": 60.0, "mACC": 50.0, "pACC": 70.0, "IoU-a": 80.0,
+        "IoU-b": None}  # fmt: skip
+
+
+def test_generated_synthetic_folders_are_readable_and_stale_temps_are_removed(tmp_path):
+    from dfr.data.synthetic import SyntheticSpec, ensure_synthetic
+
+    spec = SyntheticSpec(dirname="perm_tiny", num_train=2, num_val=1, min_size=32,
+                         max_size=32, seed=1)  # fmt: skip
+    stale = tmp_path / ".perm_tiny.tmp-killed"  # what a kill during generation left
+    (stale / "images").mkdir(parents=True)
+    old = os.umask(0o022)
+    try:
+        out = Path(ensure_synthetic(str(tmp_path), spec))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert not stale.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".perm_tiny.tmp-")] == []

@@ -242,15 +242,23 @@ def mmseg_worker(req: dict) -> dict:
 
 
 def run_mmseg(python: str, req: dict) -> dict:
-    """Row (a) from the separate interpreter: this file in --mmseg-worker mode."""
+    """Row (a) from the separate interpreter: this file in --mmseg-worker mode. Its output goes
+    to stderr; if it fails, the rows say so (the other rows are still measured)."""
     with tempfile.TemporaryDirectory() as d:
         req_path, out_path = Path(d) / "request.json", Path(d) / "result.json"
         req_path.write_text(json.dumps(req))
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)  # nothing of this venv leaks into mmseg's
-        subprocess.run([python, str(Path(__file__).resolve()), "--mmseg-worker", str(req_path),
-                        "--json", str(out_path)], check=True, env=env)
-        return json.loads(out_path.read_text())
+        proc = subprocess.run([python, str(Path(__file__).resolve()), "--mmseg-worker",
+                               str(req_path), "--json", str(out_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        sys.stderr.write(proc.stdout)
+        if proc.returncode == 0:
+            return json.loads(out_path.read_text())
+        last = (proc.stdout.strip().splitlines() or ["no output"])[-1][:200]
+        reason = f"mmseg side failed (exit {proc.returncode}): {last}"
+        return {"rows": [row("mmseg_pce", p, "mmseg Swin-UperNet", skipped=reason)
+                         for p in req["precisions"]], "versions": None}
 
 
 # =====================================================================================

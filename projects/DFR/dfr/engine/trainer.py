@@ -92,7 +92,7 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_model(cls, cfg):
         model = super().build_model(cfg)
-        if cfg.DFR.NAN_GUARD:
+        if cfg.MODEL.DFR.NAN_GUARD:
             install_nan_guard(model)
         return model
 

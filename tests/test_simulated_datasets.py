@@ -230,3 +230,41 @@ def test_sim_name_trains_20_iterations_via_train_net_from_the_command_line(tmp_p
     assert max(losses) == 19 and all(np.isfinite(v) for v in losses.values())
     metrics = json.loads((out / "inference" / "mydense_val" / "sem_seg_metrics.json").read_text())
     assert 0.0 <= metrics["mIoU"] <= 100.0 and "IoU-disc" in metrics
+
+
+@pytest.mark.parametrize(
+    "rel,classes,crop,scale,batch,iters,mode,train",
+    [("ade20k/dfr_swin_base_ade20k_sim_s4_bs16_160k.yaml", 150, (512, 512), [2048, 512], 16,
+      160000, "whole", "ade20k_sem_seg_train_sim_s4"),
+     ("ade20k/dfr_swin_base_ade20k_s4_bs16_160k.yaml", 150, (512, 512), [2048, 512], 16,
+      160000, "whole", "ade20k_sem_seg_train_s4"),
+     ("cityscapes/dfr_swin_base_cityscapes_sim_s4_bs8_80k.yaml", 19, (512, 1024), [2048, 1024],
+      8, 80000, "slide", "cityscapes_fine_sem_seg_train_sim_s4"),
+     ("cityscapes/dfr_swin_base_cityscapes_s4_bs8_80k.yaml", 19, (512, 1024), [2048, 1024],
+      8, 80000, "slide", "cityscapes_fine_sem_seg_train_s4")],
+)  # fmt: skip
+def test_ade20k_and_cityscapes_configs(rel, classes, crop, scale, batch, iters, mode, train):
+    """The paper's recipe with mmseg's dataset settings; the training name resolves (simulated
+    names are registered from the config alone, reading nothing) and its metadata has as many
+    classes as the head; evaluation on the dense val set."""
+    from dfr.config import get_dfr_cfg
+    from dfr.data import register_datasets_from_cfg
+
+    cfg = get_dfr_cfg(REPO / "projects/DFR/configs" / rel)
+    d = cfg.MODEL
+    assert (d.SEM_SEG_HEAD.NUM_CLASSES, d.DFR.BACKGROUND_ID) == (classes, -1)
+    assert (d.SWIN.SIZE, d.SWIN.WINDOW_SIZE, cfg.SOLVER.BASE_LR) == ("B", 12, pytest.approx(3e-5))
+    assert (d.DFR.LAMBDA_DFR, d.DFR.LAMBDA_FEAT) == (0.01, 0.001)
+    assert tuple(cfg.INPUT.CROP.SIZE) == crop and cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA == 0.75
+    assert list(cfg.INPUT.DFR.RESIZE_SCALE) == scale and cfg.INPUT.DFR.TEST_RESIZE
+    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.TEST.MODE) == (batch, iters, mode)
+    if mode == "slide":
+        assert list(cfg.TEST.SLIDE.CROP_SIZE) == [1024, 1024]
+        assert list(cfg.TEST.SLIDE.STRIDE) == [768, 768]
+    assert cfg.DATASETS.TRAIN == (train,)
+    register_datasets_from_cfg(cfg)
+    for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
+        assert name in DatasetCatalog.list(), name
+        assert len(MetadataCatalog.get(name).stuff_classes) == classes, name
+    assert cfg.DATASETS.TEST == (("ade20k_sem_seg_val",) if classes == 150
+                                 else ("cityscapes_fine_sem_seg_val",))  # fmt: skip

@@ -142,3 +142,31 @@ def test_generated_synthetic_folders_are_readable_and_stale_temps_are_removed(tm
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert not stale.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".perm_tiny.tmp-")] == []
+
+
+def test_readme_lists_the_allowed_range_of_every_dfr_key():
+    from conftest import REPO
+
+    from dfr.config import get_dfr_cfg
+    from dfr.engine.checks import ranges_markdown
+
+    table = ranges_markdown()
+    readme = (REPO / "README.md").read_text()
+    assert table in readme, "README.md: regenerate the table with checks.ranges_markdown()"
+    for key in get_dfr_cfg().MODEL.DFR:
+        assert f"| `MODEL.DFR.{key}` |" in table, key
+
+
+def test_demo_refuses_a_nonsense_model_key_before_building_anything(tmp_path):
+    from conftest import CONFIGS, load_script
+
+    from dfr.engine import StartupCheckError
+
+    _image(tmp_path / "in" / "a.jpg", (20, 24))
+    demo = load_script("projects/DFR/demo/demo.py", "dfr_demo_checks")
+    with pytest.raises(StartupCheckError, match=r"MODEL.DFR.GAMMA = 1.5: expected a number in"):
+        demo.main(["--config-file", str(CONFIGS / "quick_schedules/"
+                                        "dfr_swin_tiny_synthetic_instant_test.yaml"),
+                   "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                   "--opts", "MODEL.DFR.GAMMA", "1.5"])  # fmt: skip
+    assert not (tmp_path / "out").exists()

@@ -167,12 +167,14 @@ def run(argv=None):
     cfg = get_dfr_cfg(args.config_file, args.opts)
     register_datasets_from_cfg(cfg)
     classes, colors = dataset_metadata(cfg, args.dataset)
+    from dfr.engine.checks import check_config_values
 
     name = f"dfr_demo_inputs_{os.getpid()}"
     records, failed = [], []
     for p in paths:
         try:  # decoded in full (a truncated JPEG fails here, not in the middle of the run)
             h, w = read_image(p, format="RGB").shape[:2]  # after EXIF orientation
+    check_config_values(cfg, train=False)  # the model keys' ranges, before anything is built
         except Exception as e:
             logger.error(f"{p}: cannot read the image ({type(e).__name__}: {e}); skipped")
             failed.append(p)

@@ -27,7 +27,7 @@ from ..data.labels import LabelMapError, read_label, values_outside
 
 __all__ = ["StartupCheckError", "run_startup_checks", "check_num_classes", "check_batch_size",
            "check_label_conventions", "check_config_values", "scan_labels", "KEY_RANGES",
-           "Range"]  # fmt: skip
+           "Range", "ranges_markdown"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 SHOW = 5  # files named in a message
@@ -103,6 +103,27 @@ KEY_RANGES: Dict[str, Range] = {
     "INPUT.DFR.FLIP_PROB": Range(0, 1),
     "TEST.EVAL_PERIOD": Range(0, integer=True, why="0 = only at the end"),
 }
+
+
+def ranges_markdown() -> str:
+    """The README's table: every MODEL.DFR key (switches: True / False, checked by the config
+    itself) and every other key of KEY_RANGES, with its allowed values. A test keeps the
+    README equal to it."""
+    from ..config import get_dfr_cfg
+
+    dfr = get_dfr_cfg(cpu_fallback=False).MODEL.DFR
+    keys = [f"MODEL.DFR.{k}" for k in dfr] + [k for k in KEY_RANGES if not k.startswith(
+        "MODEL.DFR.")]  # fmt: skip
+    rows = ["| key | allowed | note |", "|---|---|---|"]
+    for k in keys:
+        r = KEY_RANGES.get(k)
+        if r is None:
+            v = dfr[k.rsplit(".", 1)[1]]
+            allowed = "True or False" if isinstance(v, bool) else type(v).__name__
+            rows.append(f"| `{k}` | {allowed} | |")
+        else:
+            rows.append(f"| `{k}` | {r} | {r.why} |")
+    return "\n".join(rows)
 
 
 def _lookup(cfg, key: str):

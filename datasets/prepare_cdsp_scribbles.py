@@ -84,7 +84,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset", required=True, choices=sorted(CDSP_TREES))
     p.add_argument("--release", required=True, type=Path, help="the extracted release folder")
     p.add_argument("--out", type=Path, default=None,
-                   help="output (default: $DETECTRON2_DATASETS/ScribbleCOCO or /ScribbleCityscapes)")  # fmt: skip
+                   help="default: $DETECTRON2_DATASETS/ScribbleCOCO or /ScribbleCityscapes")
     p.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink")
     p.add_argument("--fast", action="store_true", help="read only the JPEG headers")
     p.add_argument("--force", action="store_true", help="rewrite existing outputs")

@@ -93,8 +93,9 @@ def prepare_sets(train_sets):
 def make_table(results, seeds, var, shares) -> str:
     """Markdown: per training set mean ± 95 % t-interval, per-seed values, labeled share, and
     the paired difference to the own scribbles with the ±TARGET verdict."""
-    lines = ["| training scribbles | labeled px | mIoU | n | "
-             + " | ".join(f"seed {s}" for s in seeds) + f" | − own (paired) | within {TARGET:g} |",
+    seed_cols = " | ".join(f"seed {s}" for s in seeds)
+    lines = [f"| training scribbles | labeled px | mIoU | n | {seed_cols} | − own (paired) | "
+             f"within {TARGET:g} |",
              "|:--|--:|--:|--:|" + "--:|" * len(seeds) + "--:|:--:|"]  # fmt: skip
     own = {s: (results.get(("own", s)) or {}).get("mIoU") for s in seeds}
     for v, (label, train) in var.items():

@@ -1,7 +1,8 @@
 """Any registered dense dataset -> a scribble dataset: ``<source>_sim_<style>``.
 
     from dfr.data import register_simulated_scribbles
-    register_simulated_scribbles("ade20k_sem_seg_train", style="s4")  # -> "ade20k_sem_seg_train_sim_s4"
+    register_simulated_scribbles("ade20k_sem_seg_train", style="s4")
+    # -> "ade20k_sem_seg_train_sim_s4"
 
 or, without any Python, a name of that form in ``DATASETS.TRAIN`` / ``DATASETS.TEST`` (the
 config loader calls ``register_simulated_from_cfg``). ``<source>`` is any name in Detectron2's
@@ -225,7 +226,7 @@ def register_simulated_scribbles(
     drop = ("name", "gt_dir")  # the source's dense label folder (Cityscapes) is not ours
     meta = {k: v for k, v in MetadataCatalog.get(source_name).as_dict().items() if k not in drop}
     meta.update(sem_seg_root=simulation_dir(source_name, style, seed, root),
-                simulated_from=source_name, scribble_style=style, scribble_seed=int(seed))  # fmt: skip
+                simulated_from=source_name, scribble_style=style, scribble_seed=int(seed))
     MetadataCatalog.get(name).set(**meta)
     _SPECS[name] = spec
     return name

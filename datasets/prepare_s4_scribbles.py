@@ -16,9 +16,10 @@ Writes the project's label format (8-bit single-channel, the class ids of the ev
 255 = unlabeled) next to the dense data the registered names read (dfr.data.datasets
 .public_scribbles):
 
-    pascal      $DETECTRON2_DATASETS/VOC2012/s4_scribble/<id>.png           (after prepare_voc_scribble.py)
-    ade20k      $DETECTRON2_DATASETS/ADEChallengeData2016/s4_scribbles_detectron2/training/<name>.png
-    cityscapes  $DETECTRON2_DATASETS/cityscapes/s4_scribbles/train/<city>/<key>_gtFine_labelTrainIds.png
+    pascal      VOC2012/s4_scribble/<id>.png   (after prepare_voc_scribble.py)
+    ade20k      ADEChallengeData2016/s4_scribbles_detectron2/training/<name>.png
+    cityscapes  cityscapes/s4_scribbles/train/<city>/<key>_gtFine_labelTrainIds.png
+    (under $DETECTRON2_DATASETS, or --root)
 
 --scribbles takes folders and/or the .tar / .tar.gz archives themselves (several at once: the
 per-city tarballs). Every label is checked (single channel or equal channels, known values,
@@ -110,9 +111,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--dataset", required=True, choices=sorted(S4_TREES))
     p.add_argument("--scribbles", required=True, type=Path, nargs="+",
-                   help="the extracted release folder(s) and/or its .tar(.gz) archives")  # fmt: skip
+                   help="the extracted release folder(s) and/or its .tar(.gz) archives")
     p.add_argument("--root", type=Path, default=None,
-                   help="datasets root holding the dense data (default: $DETECTRON2_DATASETS)")  # fmt: skip
+                   help="datasets root holding the dense data (default: $DETECTRON2_DATASETS)")
     p.add_argument("--force", action="store_true", help="rewrite existing outputs")
     return p.parse_args(argv)
 

@@ -5,21 +5,18 @@ datasets/prepare_cdsp_scribbles.py.
 
 Registered names (lazy; paths under $DETECTRON2_DATASETS, read when a name is loaded):
 
-=================================== ============================================== ==========
-name                                labels                                          evaluate on
-=================================== ============================================== ==========
-voc_2012_train_aug_s4               VOC2012/s4_scribble/<id>.png                    voc_2012_val_sem_seg
-ade20k_sem_seg_train_s4             ADEChallengeData2016/s4_scribbles_detectron2/   ade20k_sem_seg_val
-                                    training/<name>.png
-cityscapes_fine_sem_seg_train_s4    cityscapes/s4_scribbles/train/<city>/           cityscapes_fine_sem_seg_val
-                                    <key>_gtFine_labelTrainIds.png
-scribble_coco_train_cdsp_r{1,2,3}   ScribbleCOCO/scribble_r{k}/<id>.png             scribble_coco_val_sem_seg
-scribble_cityscapes_train_cdsp_r{k} ScribbleCityscapes/scribble_r{k}/<id>.png       scribble_cityscapes_val_sem_seg
-=================================== ============================================== ==========
+- ``voc_2012_train_aug_s4``: ``VOC2012/s4_scribble/<id>.png`` (eval: voc_2012_val_sem_seg)
+- ``ade20k_sem_seg_train_s4``: ``ADEChallengeData2016/s4_scribbles_detectron2/training/
+  <name>.png`` (eval: ade20k_sem_seg_val)
+- ``cityscapes_fine_sem_seg_train_s4``: ``cityscapes/s4_scribbles/train/<city>/
+  <key>_gtFine_labelTrainIds.png`` (eval: cityscapes_fine_sem_seg_val)
+- ``scribble_{coco,cityscapes}_train_cdsp_r{1,2,3}``: ``ScribbleCOCO`` / ``ScribbleCityscapes``
+  ``/scribble_r{k}/<id>.png``; ``scribble_*_train_full`` / ``scribble_*_val_sem_seg``: their
+  ``SegmentationClassAug`` (eval: ``scribble_*_val_sem_seg``)
 
 Every written label map is the project's format: 8-bit single-channel PNG, class ids of the
-evaluation set, 255 = unlabeled. The released encodings they are converted from
-(``decode_s4`` / ``decode_cdsp``) are documented in docs/datasets_simulated.md.
+evaluation set, 255 = unlabeled. The released s4 encodings are converted by ``decode_s4``;
+CDSP's values are the ids already. Both formats: docs/datasets_simulated.md.
 """
 import io
 import os
@@ -38,7 +35,6 @@ __all__ = [
     "CITYSCAPES_LABELID_TO_TRAINID",
     "cdsp_classes",
     "decode_s4",
-    "decode_cdsp",
     "read_released_label",
     "register_public_scribbles",
 ]
@@ -101,17 +97,6 @@ def cdsp_classes(dataset: str) -> List[str]:
     raise ValueError(f"unknown CDSP dataset {dataset!r}; known: {', '.join(CDSP_TREES)}")
 
 
-def decode_cdsp(dataset: str, values: np.ndarray) -> np.ndarray:
-    """CDSP label values -> ids: they are the ids already (0 background, 255 = no scribble);
-    anything above the classes raises."""
-    values = np.asarray(values, np.uint8)
-    n = len(cdsp_classes(dataset))
-    bad = np.unique(values[(values >= n) & (values != IGNORE_LABEL)])
-    if bad.size:
-        raise ValueError(f"values {bad.tolist()[:10]} outside 0..{n - 1} and 255")
-    return values
-
-
 def read_released_label(data: bytes, name: str) -> np.ndarray:
     """A released label PNG -> (H, W) uint8 values: L / P (index) / I as they are; RGB(A) only
     when its three channels are equal (cv2.imwrite of a grey value), else ValueError."""
@@ -126,7 +111,8 @@ def read_released_label(data: bytes, name: str) -> np.ndarray:
         if mode == "LA":
             return arr[..., 0].astype(np.uint8)
         rgb = arr[..., :3]
-        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+        same = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+        if not same:
             raise ValueError(f"{name}: colour PNG whose channels differ (expected one grey value "
                              "per pixel, as the release writes)")  # fmt: skip
         return rgb[..., 0].astype(np.uint8)

@@ -41,17 +41,22 @@ class _Records(logging.Handler):
         return "\n".join(self.messages)
 
 
-@pytest.fixture
-def checkpoint_log():
-    """What the checkpointer logs (missing / unexpected keys), read from its own logger: an
-    earlier test's Detectron2 `setup_logger` stops "fvcore" from propagating to caplog."""
-    logger, handler = logging.getLogger("fvcore.common.checkpoint"), _Records()
+def records_of(name: str):
+    """Generator for a fixture: what logger `name` logs at INFO and above, read from the
+    logger itself (an earlier test's Detectron2 `setup_logger` stops propagation to caplog)."""
+    logger, handler = logging.getLogger(name), _Records()
     level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+@pytest.fixture
+def checkpoint_log():
+    """What the checkpointer logs (missing / unexpected keys)."""
+    yield from records_of("fvcore.common.checkpoint")
 
 
 def _model(*opts, seed=0):

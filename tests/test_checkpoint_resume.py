@@ -2,24 +2,17 @@
 dangling tag falls back to the newest complete model_*.pth with a WARNING); a checkpoint of
 another number of classes is an error unless MODEL.FINETUNE_OTHER_CLASSES; every entry point
 builds the checkpointer from the config."""
-import logging
 import os
 
 import pytest
 import torch
 from conftest import CONFIGS, REPO
-from test_checkpoint_loading import TINY, _model, _Records
+from test_checkpoint_loading import TINY, _model, records_of
 
 
 @pytest.fixture
 def dfr_log():
-    logger, handler = logging.getLogger("dfr.engine.checkpoint"), _Records()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    yield from records_of("dfr.engine.checkpoint")
 
 
 def _linear(seed):

@@ -268,3 +268,60 @@ def test_ade20k_and_cityscapes_configs(rel, classes, crop, scale, batch, iters, 
         assert len(MetadataCatalog.get(name).stuff_classes) == classes, name
     assert cfg.DATASETS.TEST == (("ade20k_sem_seg_val",) if classes == 150
                                  else ("cityscapes_fine_sem_seg_val",))  # fmt: skip
+
+
+def _write_cityscapes(img_dir: Path, gt_dir: Path, rng):
+    """Two images of Detectron2's Cityscapes layout; labelTrainIds = the dense labels."""
+    for city, key in (("aachen", "aachen_000000_000019"), ("bochum", "bochum_000000_000313")):
+        (img_dir / city).mkdir(parents=True)
+        (gt_dir / city).mkdir(parents=True)
+        lab = dense_map(rng, 48, 96)
+        lab[lab == 3] = 13  # car
+        Image.fromarray(rng.integers(0, 255, lab.shape + (3,), dtype=np.uint8)).save(
+            img_dir / city / f"{key}_leftImg8bit.png")  # fmt: skip
+        Image.fromarray(lab, mode="L").save(gt_dir / city / f"{key}_gtFine_labelTrainIds.png")
+        for other in ("instanceIds", "labelIds"):  # the loader checks that they exist
+            Image.fromarray(lab, mode="L").save(gt_dir / city / f"{key}_gtFine_{other}.png")
+        (gt_dir / city / f"{key}_gtFine_polygons.json").write_text(
+            json.dumps({"imgHeight": 48, "imgWidth": 96, "objects": []}))  # fmt: skip
+
+
+def _write_ade20k(img_dir: Path, gt_dir: Path, rng):
+    """Two images of Detectron2's ADE20K layout (annotations_detectron2: ids 0..149, 255)."""
+    img_dir.mkdir(parents=True)
+    gt_dir.mkdir(parents=True)
+    for k in range(2):
+        lab = dense_map(rng, 64, 48)
+        lab[lab == 2] = 149
+        Image.fromarray(rng.integers(0, 255, lab.shape + (3,), dtype=np.uint8)).save(
+            img_dir / f"ADE_train_0000000{k + 1}.jpg")  # fmt: skip
+        Image.fromarray(lab, mode="L").save(gt_dir / f"ADE_train_0000000{k + 1}.png")
+
+
+@pytest.mark.parametrize("source", ["cityscapes_fine_sem_seg_train", "ade20k_sem_seg_train"])
+def test_detectron2_builtin_sources(source, tmp_path, monkeypatch):
+    """Detectron2's own ADE20K / Cityscapes names as sources: their records (labelTrainIds PNGs
+    for Cityscapes) are read as they are; classes, evaluator type and ignore label copied."""
+    meta = MetadataCatalog.get(source)
+    img_dir, gt_dir = ((meta.image_dir, meta.gt_dir) if source.startswith("cityscapes")
+                       else (meta.image_root, meta.sem_seg_root))  # fmt: skip
+    if os.path.isabs(img_dir):
+        pytest.skip(f"Detectron2 resolved its datasets root at import: {img_dir}")
+    monkeypatch.chdir(tmp_path)  # the builtins' relative root ("datasets/...") is under tmp_path
+    write = _write_cityscapes if source.startswith("cityscapes") else _write_ade20k
+    write(Path(img_dir), Path(gt_dir), np.random.default_rng(1))
+    name = register_simulated_scribbles(source, style=STYLE, root=str(tmp_path / "sim"))
+    recs, src = DatasetCatalog.get(name), DatasetCatalog.get(source)
+    assert len(recs) == len(src) == 2
+    for r, s in zip(recs, src):
+        sim, dense = np.asarray(Image.open(r["sem_seg_file_name"])), read_dense(s)
+        assert sim.shape == dense.shape and (sim != 255).any()
+        assert np.array_equal(sim[sim != 255], dense[sim != 255])
+    m = MetadataCatalog.get(name)
+    assert m.stuff_classes == meta.stuff_classes and m.ignore_label == 255
+    assert m.evaluator_type == meta.evaluator_type and "gt_dir" not in m.as_dict()
+    assert len(m.stuff_classes) == (19 if source.startswith("cityscapes") else 150)
+
+
+def read_dense(record):
+    return np.asarray(Image.open(record["sem_seg_file_name"]))

@@ -20,7 +20,7 @@ and writes under --out (default $DETECTRON2_DATASETS/<name>):
     train.txt / val.txt      the ids of the training images / of the --gt images
     dataset.json             the arguments of dfr.data.register_scribble_dataset (relative
                              paths are relative to --out); configs name it in DATASETS.DFR.CUSTOM
-    scribble_stats.md/.png   labeled pixels per class and image (tools/scribble_stats.py)
+    scribble_stats.md/.png   labeled pixels per class and image (as tools/scribble_stats.py)
 
 Coordinates are used as pixel indices, as LabelMe's labelme2voc and the ScribbleSup conversion
 do (CVAT's frame puts pixel centres at +0.5: below the 3-px line width). Points may lie
@@ -57,40 +57,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-_HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE))
-sys.path.insert(0, str(_HERE.parent / "tools"))
-from prepare_common import Problems, default_root, tqdm, write_ids  # noqa: E402
-from scribble_stats import image_stats, write_report  # noqa: E402
-
-try:
-    import dfr  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(_HERE.parent / "projects" / "DFR"))
-from dfr.data.classes import voc_colors, voc_palette  # noqa: E402
-from dfr.data.datasets.custom import (  # noqa: E402
-    DATASET_JSON,
-    IMAGE_EXTENSIONS,
-    image_hw,
-    read_class_list,
-    resolve_background,
-)
-from dfr.data.datasets.custom_json import register_scribble_dataset_from_json  # noqa: E402
-from dfr.data.labels import LabelMapError, read_label  # noqa: E402
-from dfr.data.scribbles import Scribble, TagMap, UnknownTagError, rasterize  # noqa: E402
-
-
-def checked_image_hw(path, decode: bool) -> Tuple[int, int]:
-    """`image_hw` (header, EXIF orientation), after decoding every pixel when `decode`:
-    ValueError naming the file for a broken or truncated image."""
-    h, w = image_hw(path)
-    if decode:
-        try:
-            with Image.open(path) as im:
-                im.load()
-        except Exception as e:  # PIL raises several types for truncated files
-            raise ValueError(f"cannot decode image {path}: {e}") from e
-    return h, w
+from dfr.data.classes import voc_colors, voc_palette
+from dfr.data.datasets.custom import DATASET_JSON, read_class_list, resolve_background
+from dfr.data.datasets.custom_json import register_scribble_dataset_from_json
+from dfr.data.images import IMAGE_EXTENSIONS, image_hw
+from dfr.data.labels import LabelMapError, read_label
+from dfr.data.prepare import Problems, default_root, image_stats, tqdm, write_ids, write_report
+from dfr.data.scribbles import Scribble, TagMap, UnknownTagError, rasterize
 
 # Tool shape type -> how it is drawn ("polyline": open, "polygon": closed outline, "points":
 # one dot per point). Every other type is reported as unsupported.
@@ -376,7 +349,7 @@ def check_gt(gt_root: Path, images: Dict[str, Path], num_classes: int, ignore: i
             report("ground truth", str(e))
             continue
         try:
-            h, w = checked_image_hw(img, decode)
+            h, w = image_hw(img, decode=decode)
         except ValueError as e:
             report("unreadable image", str(e))
             continue
@@ -495,7 +468,7 @@ def main(argv=None) -> int:
                 report("missing image", f"{a.source}: image {image_id!r} is not in {args.images}")
             continue
         try:  # after EXIF orientation, as the annotation tools show it
-            h, w = checked_image_hw(img, not args.fast)
+            h, w = image_hw(img, decode=not args.fast)
         except ValueError as e:
             report("unreadable image", str(e))
             continue

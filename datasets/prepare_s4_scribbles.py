@@ -48,12 +48,12 @@ from typing import Callable, Dict, Iterable, Tuple
 import numpy as np
 
 from dfr.data.datasets.public_scribbles import S4_TREES, decode_s4, read_released_label
+from dfr.data.images import image_hw
 from dfr.data.prepare import (
     Problems,
     check_manifest,
     default_root,
     existing_label_ok,
-    image_size,
     read_ids,
     run_options,
     tqdm,
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         if not img.is_file():
             pr.error("missing image", f"{key}: {img} (prepare the dense dataset first)")
             continue
-        size = image_size(img, deep=False)
+        size = image_hw(img)
         if not a.force and existing_label_ok(dst, size, valid_out):
             continue
         try:

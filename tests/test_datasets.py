@@ -99,6 +99,20 @@ def test_voc_records_on_fixture(voc_root):
     assert len(test) == 1 and "sem_seg_file_name" not in test[0]
 
 
+def test_builtin_records_give_the_size_read_image_loads_after_exif_orientation(voc_root):
+    """A JPEG stored 30 wide x 21 high with EXIF orientation 6 (turned by 90 degrees) is
+    loaded by Detectron2's read_image as 21 wide x 30 high: the record says so too."""
+    from detectron2.data.detection_utils import read_image
+
+    path = os.path.join(voc_root, VOC_TREE["images"], "2007_000010.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (30, 21), (90, 120, 30)).save(path, exif=exif)
+    rec = {r["image_id"]: r for r in DatasetCatalog.get("voc_2012_val_sem_seg")}["2007_000010"]
+    assert (rec["height"], rec["width"]) == (30, 21)
+    assert read_image(path, format="RGB").shape[:2] == (30, 21)
+
+
 def test_context_records_on_fixture(tmp_path, monkeypatch):
     r, t = str(tmp_path), CONTEXT_TREE
     for n in ("a", "b"):
@@ -148,3 +162,17 @@ def test_voc_variant_missing_names_the_tool_then_cli_writes_the_registered_root(
     assert len(recs) == 3
     assert all("pascal_2012_scribble_len30" in d["sem_seg_file_name"] for d in recs)
     assert "kept_length_fraction" in capsys.readouterr().out
+
+
+def test_image_hw_decode_names_a_truncated_file_and_thread_map_keeps_order(tmp_path):
+    from dfr.data.images import image_hw, thread_map
+
+    good = tmp_path / "good.jpg"
+    _img(str(good), 40, 50)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert image_hw(good, decode=True) == (40, 50) and image_hw(bad) == (40, 50)  # header only
+    with pytest.raises(ValueError, match=r"cannot decode image .*bad.jpg"):
+        image_hw(bad, decode=True)
+    for n in (3, 40):  # serial below 16 items, a thread pool above
+        assert thread_map(lambda x: x * x, range(n), workers=4) == [x * x for x in range(n)]

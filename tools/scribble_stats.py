@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
+from dfr.data.images import image_hw
 from dfr.data.prepare import image_stats, write_report
 
 CLASSES = {"voc": VOC_CLASSES, "context59": CONTEXT59_CLASSES, "context60": CONTEXT60_CLASSES}
@@ -51,7 +52,6 @@ def collect(args):
         )
     else:
         tag_map = None
-    from PIL import Image
     from tqdm import tqdm
 
     from dfr.data.labels import read_label
@@ -65,8 +65,7 @@ def collect(args):
                 raise SystemExit(
                     f"--images is needed to size the {src.kind} scribbles of {args.labels}"
                 )
-            with Image.open(Path(args.images) / f"{iid}.jpg") as im:
-                w, h = im.size
+            h, w = image_hw(Path(args.images) / f"{iid}.jpg")
             lab, ss = src.load(iid, h, w, tag_map, len(names), args.line_width)
             n = len(ss)
         rows[iid] = image_stats(lab, len(names), n)

@@ -28,7 +28,6 @@ import sys
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 logger = logging.getLogger("dfr.demo")
 
 
@@ -52,6 +51,8 @@ def parse_args(argv=None):
 def collect_inputs(inputs):
     """Files, globs and folders -> sorted image paths; an output name (file stem) used twice
     or an input that matches nothing is an error."""
+    from dfr.data.images import IMAGE_EXTENSIONS
+
     paths = []
     for x in inputs:
         if os.path.isdir(x):
@@ -160,21 +161,21 @@ def run(argv=None):
     from dfr.config import get_dfr_cfg
     from dfr.data import register_datasets_from_cfg
     from dfr.engine import DFRCheckpointer, Trainer
+    from dfr.engine.checks import check_config_values
     from dfr.evaluation import SemSegTTA
 
     setup_logger(name="dfr")
     paths = collect_inputs(args.input)
     cfg = get_dfr_cfg(args.config_file, args.opts)
     register_datasets_from_cfg(cfg)
+    check_config_values(cfg, train=False)  # the model keys' ranges, before anything is built
     classes, colors = dataset_metadata(cfg, args.dataset)
-    from dfr.engine.checks import check_config_values
 
     name = f"dfr_demo_inputs_{os.getpid()}"
     records, failed = [], []
     for p in paths:
         try:  # decoded in full (a truncated JPEG fails here, not in the middle of the run)
             h, w = read_image(p, format="RGB").shape[:2]  # after EXIF orientation
-    check_config_values(cfg, train=False)  # the model keys' ranges, before anything is built
         except Exception as e:
             logger.error(f"{p}: cannot read the image ({type(e).__name__}: {e}); skipped")
             failed.append(p)

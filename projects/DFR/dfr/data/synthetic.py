@@ -30,6 +30,7 @@ import numpy as np
 from iopath.common.file_io import file_lock
 
 from .classes import IGNORE_LABEL, voc_colors
+from .images import image_hw
 from .paths import fresh_tempdir, get_datasets_root
 from .scribbles.tools import skeleton_scribbles
 
@@ -262,16 +263,13 @@ def ensure_synthetic(root: Optional[str] = None, spec: SyntheticSpec = DEFAULT_S
 
 def load_synthetic(split: str, labels: str, root=None, spec=DEFAULT_SPEC) -> List[Dict]:
     """Dataset dicts of `split` ("train" | "val") with `labels` ("scribbles" | "labels")."""
-    from PIL import Image
-
     out = ensure_synthetic(root, spec)
     n = spec["num_train"] if split == "train" else spec["num_val"]
     records = []
     for i in range(n):
         name = f"{split}_{i:05d}.png"
         img = os.path.join(out, split, "images", name)
-        with Image.open(img) as im:
-            w, h = im.size
+        h, w = image_hw(img)
         records.append({
             "file_name": img,
             "sem_seg_file_name": os.path.join(out, split, labels, name),

@@ -16,13 +16,13 @@ run only rank 0 reads the files and every rank raises the same error.
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
 
+from ..data.images import thread_map
 from ..data.labels import LabelMapError, read_label, values_outside
 
 __all__ = ["StartupCheckError", "run_startup_checks", "check_num_classes", "check_batch_size",
@@ -231,11 +231,7 @@ def scan_labels(records: Sequence[Dict], workers: int = 0) -> List[Dict]:
     """``_label_summary`` of every record with a ``sem_seg_file_name``, in a thread pool (PIL
     releases the GIL while decoding); ``workers`` <= 0: min(8, CPU count)."""
     recs = [r for r in records if "sem_seg_file_name" in r]
-    workers = workers if workers > 0 else min(8, os.cpu_count() or 1)
-    if len(recs) < 16:
-        return [_label_summary(r) for r in recs]
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        return list(ex.map(_label_summary, recs, chunksize=16))
+    return thread_map(_label_summary, recs, workers=workers)
 
 
 def _dataset_problems(name: str, role: str, num_classes: int) -> Optional[str]:

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, IGNORE_LABEL, VOC_CLASSES, voc_colors
+from ..images import image_hw
 from ..paths import get_datasets_root, require_path
 from ..synthetic import TINY_SPEC, register_synthetic
 
@@ -61,17 +62,6 @@ PREPARE_VOC = "python datasets/prepare_voc_scribble.py  (see datasets/README.md)
 PREPARE_CONTEXT = "python datasets/prepare_context_scribble.py  (see datasets/README.md)"
 
 
-def _image_size(path: str):
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:  # reads the header only
-            w, h = im.size
-    except Exception as e:
-        raise ValueError(f"cannot read image header of {path}: {e}") from e
-    return h, w
-
-
 def load_sem_seg_split(
     split_file: str,
     image_dir: str,
@@ -101,7 +91,7 @@ def load_sem_seg_split(
                 missing.append(lab)
                 continue
             rec["sem_seg_file_name"] = lab
-        rec["height"], rec["width"] = _image_size(img)
+        rec["height"], rec["width"] = image_hw(img)  # after EXIF orientation, as read_image
         records.append(rec)
     if missing:
         raise FileNotFoundError(

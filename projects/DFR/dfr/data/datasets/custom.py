@@ -36,14 +36,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..classes import IGNORE_LABEL, voc_colors
+from ..images import IMAGE_EXTENSIONS, image_hw
 from ..paths import require_path
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "DATASET_JSON",
     "PREPARE_CUSTOM",
     "read_class_list",
-    "image_hw",
     "resolve_background",
     "load_scribble_records",
     "register_scribble_dataset",
@@ -51,7 +50,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DATASET_JSON = "dataset.json"
 PREPARE_CUSTOM = (
     "python datasets/prepare_custom_scribbles.py  (README: 'Train on your own scribbles')"
@@ -105,23 +103,6 @@ def resolve_background(background: Union[str, int, None], classes: Sequence[str]
         "background=<name or id> of your background class, or background=None if the "
         "dataset has none"
     )
-
-
-_EXIF_ORIENTATION = 0x0112  # values 5-8: the picture is stored turned by 90 degrees
-
-
-def image_hw(path: PathLike) -> Tuple[int, int]:
-    """(height, width) of an image as Detectron2's read_image (and LabelMe / CVAT) show it:
-    after the EXIF orientation (a phone photo stored sideways). Reads the header only."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception as e:  # PIL raises several types for broken files
-        raise ValueError(f"cannot read image header of {path}: {e}") from e
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 def _index_images(image_root: str) -> Tuple[Dict[str, str], Dict[str, List[str]]]:

@@ -27,6 +27,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from ..classes import IGNORE_LABEL, VOC_CLASSES
+from ..images import image_hw
 from ..paths import get_datasets_root, require_path
 
 __all__ = [
@@ -123,8 +124,6 @@ def _load_pairs(label_dir: str, image_dir: str, image_suffix: str, label_suffix:
                 prepare: str) -> List[Dict]:  # fmt: skip
     """Records for every `<key><label_suffix>` under label_dir (recursively) with its image
     `<key><image_suffix>` at the same relative folder under image_dir."""
-    from .builtin import _image_size
-
     require_path(label_dir, "scribble folder", prepare, under_root=True)
     require_path(image_dir, "image folder", prepare, under_root=True)
     records, missing = [], []
@@ -139,7 +138,7 @@ def _load_pairs(label_dir: str, image_dir: str, image_suffix: str, label_suffix:
             if not os.path.isfile(img):
                 missing.append(img)
                 continue
-            h, w = _image_size(img)
+            h, w = image_hw(img)
             records.append({"file_name": img, "sem_seg_file_name": os.path.join(dirpath, fn),
                             "height": h, "width": w, "image_id": key})  # fmt: skip
     if missing or not records:

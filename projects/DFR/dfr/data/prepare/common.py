@@ -10,13 +10,14 @@ import shutil
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
+from tqdm import tqdm  # noqa: F401  (the scripts import it from here)
+
+from ..images import image_hw, thread_map
 
 
 def default_root() -> Path:
@@ -120,23 +121,14 @@ def link_file(src: Path, dst: Path, mode: str = "symlink"):
         raise ValueError(f"unknown link mode {mode!r}")
 
 
-def image_size(path: Path, deep: bool = True):
-    """(height, width) of an image. ``deep`` (default) decodes every pixel, so a truncated or
-    corrupt file raises here and not when the training sampler reaches it; ``deep=False``
-    reads the header only."""
-    with Image.open(path) as im:
-        if deep:
-            im.load()
-        w, h = im.size
-    return h, w
-
-
 def image_sizes(
     paths: Sequence[Tuple[str, Path]], deep: bool = True, desc: str = "images", workers: int = 0
 ) -> Dict[str, object]:
-    """``{key: (h, w)}`` for ``(key, path)`` pairs, or ``{key: exception}`` for unreadable files.
-    Decoding runs in a thread pool (PIL releases the GIL while it decodes), with a progress
-    bar; ``workers`` <= 0: min(8, CPU count)."""
+    """``{key: (h, w)}`` (``dfr.data.images.image_hw``: after the EXIF orientation) for
+    ``(key, path)`` pairs, or ``{key: ValueError}`` for unreadable files. ``deep`` (default)
+    decodes every pixel, so a truncated or corrupt file is found here and not when the training
+    sampler reaches it; ``deep=False`` reads the headers only. Runs in a thread pool with a
+    progress bar; ``workers`` <= 0: min(8, CPU count)."""
     from PIL import ImageFile
 
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # set by some library: would hide truncated JPEGs
@@ -144,14 +136,11 @@ def image_sizes(
 
     def one(item):
         try:
-            return item[0], image_size(item[1], deep=deep)
-        except Exception as e:  # PIL raises several types for broken files
+            return item[0], image_hw(item[1], decode=deep)
+        except ValueError as e:  # names the file and PIL's reason
             return item[0], e
 
-    workers = workers if workers > 0 else min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        res = dict(tqdm(ex.map(one, paths), total=len(paths), desc=desc, unit="img"))
-    return res
+    return dict(thread_map(one, paths, workers=workers, desc=desc))
 
 
 def place_images(srcs: Sequence[Tuple[str, Path]], dst_dir: Path, fast: bool, link: str,

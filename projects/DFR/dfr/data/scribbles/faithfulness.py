@@ -28,7 +28,7 @@ from skimage.morphology import skeletonize
 
 from ..classes import IGNORE_LABEL
 
-__all__ = ["faithfulness_table", "scribble_image_stats", "summarize"]
+__all__ = ["compare_report", "faithfulness_table", "scribble_image_stats", "summarize"]
 
 BOUNDARY_PX = 30
 MIN_OBJECT_AREA = 100
@@ -216,3 +216,65 @@ def faithfulness_table(
             + f" | {tv:.2f} |"
         )
     return md
+
+
+def compare_report(
+    scribbles: Dict[str, np.ndarray],
+    names: Sequence[str],
+    *,
+    dense_dir: Optional[str] = None,
+    styles: Sequence[str] = (),
+    seeds: int = 5,
+    width: int = 3,
+    reference: str = "real",
+    ignore_label: int = IGNORE_LABEL,
+) -> List[str]:
+    """Markdown section comparing the scribble maps `scribbles` (image id -> map) with each
+    style simulated from the dense maps ``<dense_dir>/<id>.png`` of the same images, seeds
+    ``image_seed(s, id)`` for s < `seeds`. Without `dense_dir`, the real set alone (the
+    dense-map columns n/a). Images without a dense map are left out of the comparison."""
+    from ..labels import read_label
+    from .simulate import image_seed, simulate_scribbles
+
+    ids = sorted(scribbles)
+    dense = {}
+    if dense_dir is not None:
+        import os
+
+        dense = {
+            i: read_label(os.path.join(dense_dir, f"{i}.png"))
+            for i in ids
+            if os.path.exists(os.path.join(dense_dir, f"{i}.png"))
+        }
+        if not dense:
+            raise ValueError(f"no dense map <id>.png in {dense_dir} for the {len(ids)} images")
+        ids = sorted(dense)
+    k = len(names)
+    rows = {reference: [], **{s: [] for s in styles}}
+    for i in ids:
+        d = dense.get(i)
+        rows[reference].append(scribble_image_stats(scribbles[i], d, num_classes=k))
+        for style in styles if d is not None else ():
+            for s in range(seeds):
+                sim = simulate_scribbles(
+                    d, style=style, seed=image_seed(s, i), width=width, ignore_label=ignore_label
+                )
+                rows[style].append(scribble_image_stats(sim, d, num_classes=k))
+    sets = {name: summarize(r) for name, r in rows.items() if r}
+    head = [
+        "## Scribbles against the dense ground truth",
+        "",
+        f"{len(ids)} images ({', '.join(ids[:8])}{', ...' if len(ids) > 8 else ''}); "
+        + (
+            f"each style simulated {seeds} times per image (seeds image_seed(s, id), s < {seeds}; "
+            f"width {width} px), its rows pooled. "
+            if styles and dense
+            else ""
+        )
+        + f"Scribble = 8-connected piece of one class; length = its skeleton pixels; boundary = "
+        f"a class change in the dense map (ignore included), {BOUNDARY_PX} px; objects = dense "
+        f"regions of >= {MIN_OBJECT_AREA} px; crossing = a scribble with a pixel of another "
+        "dense class.",
+        "",
+    ]
+    return head + faithfulness_table(sets, reference, names) + [""]

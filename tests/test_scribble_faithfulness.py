@@ -1,0 +1,90 @@
+"""dfr.data.scribbles.faithfulness: statistics of a hand-made case with known values, the
+comparison table, and tools/scribble_stats.py against the dense ground truth."""
+
+import numpy as np
+import pytest
+
+from dfr.data.classes import VOC_CLASSES
+from dfr.data.scribbles.faithfulness import (
+    compare_report,
+    faithfulness_table,
+    scribble_image_stats,
+    summarize,
+)
+
+from conftest import REAL_VOC, load_script
+
+
+def _case():
+    """40 x 60: class 0 left, class 1 right with a 10 x 10 class-2 square; three 1-px
+    scribbles: class 0 (20 px), class 1 (20 px), class 1 crossing 5 px into the square."""
+    dense = np.zeros((40, 60), np.uint8)
+    dense[:, 30:] = 1
+    dense[5:15, 40:50] = 2
+    scr = np.full_like(dense, 255)
+    scr[20, 5:25] = 0
+    scr[30, 35:55] = 1
+    scr[10, 35:45] = 1
+    return scr, dense
+
+
+def test_known_statistics():
+    scr, dense = _case()
+    r = scribble_image_stats(scr, dense, num_classes=3, boundary_px=5)
+    assert r["labeled"] == 50 and r["size"] == 2400
+    assert r["pixels"].tolist() == [20, 30, 0]
+    assert r["scribbles"] == 3 and sorted(r["lengths"]) == [10, 20, 20]
+    assert r["objects"] == 3 and r["objects_hit"] == 2  # the class-2 square is not hit
+    assert r["crossing_scribbles"] == 1 and r["crossing_pixels"] == 5
+    assert r["on_ignore"] == 0
+    # within 5 px of a class change: col 24 (class 0), col 35 (class 1), the whole crossing one
+    assert r["near_boundary"] == 1 + 1 + 10
+    s = summarize([r])
+    assert s["labeled_share"] == pytest.approx(50 / 2400)
+    assert s["objects_hit_share"] == pytest.approx(2 / 3)
+    assert s["length_median"] == 20 and s["near_boundary_share"] == pytest.approx(12 / 50)
+    assert s["class_share"].tolist() == pytest.approx([0.4, 0.6, 0.0])
+
+
+def test_ignore_and_no_dense():
+    scr, dense = _case()
+    dense[20, 5:10] = 255  # 5 scribble pixels on dense ignore: not crossings
+    r = scribble_image_stats(scr, dense, num_classes=3)
+    assert r["on_ignore"] == 5 and r["crossing_pixels"] == 5
+    bare = scribble_image_stats(scr, None, num_classes=3)
+    assert bare["objects"] is None and bare["near_boundary"] is None and bare["scribbles"] == 3
+    s = summarize([bare])
+    assert s["objects_hit_share"] is None and s["labeled_share"] == pytest.approx(50 / 2400)
+    with pytest.raises(ValueError, match="shapes differ"):
+        scribble_image_stats(scr, dense[:10], num_classes=3)
+
+
+def test_table_ratios_to_reference():
+    scr, dense = _case()
+    a = summarize([scribble_image_stats(scr, dense, num_classes=3)])
+    half = scr.copy()
+    half[30, 35:55] = 255
+    half[10, 35:45] = 255  # only the class-0 scribble: 20 px, 1 of 3 objects
+    b = summarize([scribble_image_stats(half, dense, num_classes=3)])
+    md = faithfulness_table({"real": a, "sim": b}, "real", ["zero", "one", "two"])
+    assert md[2].startswith("| real | 1 | 2.08 % (1.00x) | 3.0 |")
+    assert "| sim | 1 | 0.83 % (0.40x) | 1.0 |" in md[3]
+    assert "33 % of 3 (0.50x)" in md[3] and "| 0 (0) |" in md[3]
+    assert "| sim | 100.0 % | 0.0 % | 0.60 |" in md  # class shares and their TV distance
+
+
+def test_real_voc_against_simulations():
+    """The fixture's ScribbleSup maps against one s4 simulation of the same ground truth:
+    ScribbleSup crosses class boundaries (2 scribbles, 50 px), the simulation never does."""
+    from dfr.data.labels import read_label
+
+    ids = ("2007_000032", "2007_000033")
+    scr = {i: read_label(str(REAL_VOC / "scribble_png" / f"{i}.png")) for i in ids}
+    md = compare_report(
+        scr, VOC_CLASSES, dense_dir=str(REAL_VOC / "gt_png"), styles=["s4"], seeds=1
+    )
+    text = "\n".join(md)
+    assert "| real | 2 | 3.17 % (1.00x) | 4.5 | 31.9 % | 90 % of 10 (1.00x) |" in text
+    assert "| 2 (50) | 891 |" in text  # crossings and pixels on the VOC ignore band
+    row = next(line for line in md if line.startswith("| s4 | 2 |"))
+    assert row.endswith("| 0 (0) | 0 |")

@@ -237,12 +237,18 @@ def test_full_mmseg_checkpoint_loads_as_model_weights(tmp_path, checkpoint_log):
 
 def test_mmseg_checkpoint_into_a_model_with_fewer_fusion_levels(tmp_path, checkpoint_log):
     """Table 6 rows build only the FPN convs their levels use (laterals from the finest fused
-    level, output convs of fused levels): the others are reported unused."""
+    level, output convs of fused levels): the others are reported unused. The fusion
+    bottleneck reads fewer channels: loading needs MODEL.SKIP_MISMATCHED_WEIGHTS."""
     from dfr.engine import DFRCheckpointer
+
+    from dfr.engine import CheckpointMismatchError
 
     model = _model("MODEL.UPERNET.FUSION_LEVELS", ["res3", "res5"])
     path, sd = _mmseg_checkpoint(tmp_path, model)
-    DFRCheckpointer(model).load(str(path))
+    with pytest.raises(CheckpointMismatchError, match=r"sem_seg_head.conv.weight \(8, 32, 3, 3\) "
+                       r"vs model \(8, 16, 3, 3\).*MODEL.SKIP_MISMATCHED_WEIGHTS True"):
+        DFRCheckpointer(model).load(str(path))  # the fused map has 2 levels, not 4
+    DFRCheckpointer(model, allow_shape_mismatch=True).load(str(path))
     own = model.state_dict()
     want = sd["decode_head.fpn_convs.1.conv.weight"]
     assert torch.equal(own["fusion.fpn_convs.res3.weight"], want)

@@ -1,6 +1,6 @@
 """DFRCheckpointer: `last_checkpoint` never names an incomplete file (a missing, empty or
 dangling tag falls back to the newest complete model_*.pth with a WARNING); a checkpoint of
-another number of classes is an error unless MODEL.FINETUNE_OTHER_CLASSES; every entry point
+another number of classes is an error unless MODEL.SKIP_MISMATCHED_WEIGHTS; every entry point
 builds the checkpointer from the config."""
 import os
 
@@ -113,7 +113,7 @@ def test_a_checkpoint_of_another_number_of_classes_is_refused_naming_keys_and_co
         DFRCheckpointer.from_config(cfg, model, save_dir="").load(str(path))
     msg = str(e.value)
     for s in (str(path), "trained for 3 classes", "predicts 5", "sem_seg_head.predictor.weight",
-              "aux_head.predictor.weight", "MODEL.FINETUNE_OTHER_CLASSES True"):  # fmt: skip
+              "aux_head.predictor.weight", "MODEL.SKIP_MISMATCHED_WEIGHTS True"):  # fmt: skip
         assert s in msg, (s, msg)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -122,7 +122,7 @@ def test_finetune_other_classes_loads_everything_but_the_classifiers(tmp_path):
     from dfr.engine import DFRCheckpointer
 
     path, src = _checkpoint_of_classes(tmp_path, 3)
-    cfg = _cfg("MODEL.FINETUNE_OTHER_CLASSES", True)
+    cfg = _cfg("MODEL.SKIP_MISMATCHED_WEIGHTS", True)
     model = _model(seed=9)
     fresh = model.state_dict()["sem_seg_head.predictor.weight"].clone()
     DFRCheckpointer.from_config(cfg, model, save_dir="").load(str(path))
@@ -152,7 +152,7 @@ def test_eval_only_with_a_checkpoint_of_other_classes_fails_before_evaluating(tm
 
 
 def test_every_entry_point_builds_the_checkpointer_from_the_config():
-    """MODEL.ALLOW_UNSAFE_CHECKPOINT / MODEL.FINETUNE_OTHER_CLASSES reach every loader: no
+    """MODEL.ALLOW_UNSAFE_CHECKPOINT / MODEL.SKIP_MISMATCHED_WEIGHTS reach every loader: no
     entry point constructs DFRCheckpointer by hand."""
     files = [REPO / "projects/DFR/train_net.py", REPO / "projects/DFR/demo/demo.py",
              *sorted((REPO / "tools").glob("*.py")),

@@ -36,10 +36,11 @@ def add_dfr_config(cfg):
     # (pickled classes or functions, which can run code) is refused with an error. True: load
     # such files in full; set it only for files you trust.
     cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT = False
-    # Load a full checkpoint trained for another number of classes (or other head shapes):
-    # the tensors of other shapes keep their new initialisation (fine-tuning). Off: such a
-    # checkpoint is an error naming the keys and both class counts.
-    cfg.MODEL.FINETUNE_OTHER_CLASSES = False
+    # Load a full checkpoint (MODEL.WEIGHTS) whose tensors partly have other shapes: another
+    # number of classes, or another head (e.g. fewer UperNet levels). Those tensors keep their
+    # new initialisation (fine-tuning). Off: such a checkpoint is an error naming the keys
+    # (and both class counts), so that --eval-only never evaluates a random classifier.
+    cfg.MODEL.SKIP_MISMATCHED_WEIGHTS = False
 
     # ---- UperNet fusion (PPM on res5 + FPN), Sect. 4.2 / Fig. 2 ----
     cfg.MODEL.UPERNET = CN()

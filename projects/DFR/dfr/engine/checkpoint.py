@@ -200,8 +200,8 @@ class DFRCheckpointer(DetectionCheckpointer):
       to do, instead of a bare unpickling/zip error;
     - tensors of other shapes than the model's (a checkpoint of another number of classes)
       raising CheckpointMismatchError, unless `allow_shape_mismatch`
-      (MODEL.FINETUNE_OTHER_CLASSES: those tensors keep their new initialisation, as
-      Detectron2 does by default);
+      (MODEL.SKIP_MISMATCHED_WEIGHTS: those tensors keep their new initialisation, as
+      Detectron2 does by default; for fine-tuning on other classes or another head);
     - `last_checkpoint` never naming a file that is not a complete checkpoint: a missing,
       empty or dangling tag falls back to the newest complete `model_*.pth` with a WARNING.
 
@@ -217,10 +217,10 @@ class DFRCheckpointer(DetectionCheckpointer):
     @classmethod
     def from_config(cls, cfg, model, save_dir: Optional[str] = None, **kwargs):
         """The checkpointer every entry point uses (training, --eval-only, demo, tools):
-        MODEL.ALLOW_UNSAFE_CHECKPOINT and MODEL.FINETUNE_OTHER_CLASSES from `cfg`."""
+        MODEL.ALLOW_UNSAFE_CHECKPOINT and MODEL.SKIP_MISMATCHED_WEIGHTS from `cfg`."""
         return cls(model, cfg.OUTPUT_DIR if save_dir is None else save_dir,
                    allow_unsafe=cfg.MODEL.ALLOW_UNSAFE_CHECKPOINT,
-                   allow_shape_mismatch=cfg.MODEL.FINETUNE_OTHER_CLASSES, **kwargs)  # fmt: skip
+                   allow_shape_mismatch=cfg.MODEL.SKIP_MISMATCHED_WEIGHTS, **kwargs)  # fmt: skip
 
     def _load_model(self, checkpoint):
         if not self.allow_shape_mismatch and not checkpoint.get("matching_heuristics", False):
@@ -247,8 +247,8 @@ class DFRCheckpointer(DetectionCheckpointer):
         raise CheckpointMismatchError(
             f"Checkpoint '{getattr(self, '_loading', '?')}' {what}: {len(bad)} tensor(s) of "
             f"other shapes: {listing}{more}. Use the config it was trained with; to fine-tune "
-            "it on another number of classes (the classifiers start anew), set "
-            "MODEL.FINETUNE_OTHER_CLASSES True."
+            "it on another number of classes or head (those tensors start anew), set "
+            "MODEL.SKIP_MISMATCHED_WEIGHTS True."
         )
 
     def load(self, path, *args, **kwargs):

@@ -28,6 +28,11 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import sys
 from pathlib import Path
@@ -92,7 +97,9 @@ def load_context_mat(path: Path) -> np.ndarray:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument(
         "--voc2010-root",
         required=True,

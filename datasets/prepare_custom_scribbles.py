@@ -36,13 +36,19 @@ the import goes on. A shape overshooting the image by a few pixels (2 % of the l
 at least 2 px) is clamped; one that reaches farther is clipped at the border, or dropped when
 more than half of it lies outside.
 
-Example (README):
+Example (README; `--example my_data` first writes that folder from tests/fixtures/custom):
+    python datasets/prepare_custom_scribbles.py --example my_data
     python datasets/prepare_custom_scribbles.py --name my_scribbles --images my_data/images \
         --labelme my_data/labelme --cvat my_data/cvat/annotations.xml --gt my_data/masks \
         --classes background animal person vehicle --out datasets/my_scribbles
 """
 
 from __future__ import annotations
+
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
 
 import argparse
 import json
@@ -57,6 +63,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from dfr.cli import HelpFormatter  # noqa: E402
 from dfr.data.classes import voc_colors, voc_palette
 from dfr.data.datasets.custom import DATASET_JSON, read_class_list, resolve_background
 from dfr.data.datasets.custom_json import register_scribble_dataset_from_json
@@ -377,9 +384,10 @@ def _rel(target: Path, base: Path) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("--example", type=Path, metavar="DIR", default=None,
+                   help="only write an example folder DIR (images, LabelMe JSON, CVAT XML, "
+                   "masks; from tests/fixtures/custom) to try the import on, and exit")
     p.add_argument("--name", required=True, help="dataset name: registers <name>_train/_val")
     p.add_argument("--images", required=True, type=Path, help="folder of the images")
     p.add_argument("--classes", required=True, nargs="+",
@@ -407,6 +415,14 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if len(argv) == 2 and argv[0] == "--example":  # writes the README's my_data/, nothing else
+        from dfr.data.datasets.custom_example import EXAMPLE_CLASSES, write_example
+
+        ids = write_example(argv[1])
+        print(f"wrote {argv[1]}/: images/ (6), masks/ (2), labelme/ ({len(ids[:2])} JSON), "
+              f"cvat/annotations.xml ({len(ids[2:])} images); classes: {' '.join(EXAMPLE_CLASSES)}")
+        return 0
     args = parse_args(argv)
     if not args.labelme and not args.cvat:
         raise SystemExit("give --labelme and/or --cvat annotations")

@@ -18,6 +18,11 @@ back-propagated together, as in a training step.
 Lfr forward + backward, measured by timing the losses on the shapes the model produces) in one
 full training step (forward + backward of the model).
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import json
 import os
@@ -246,7 +251,9 @@ def train_step(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--quick", action="store_true", help="small maps only (seconds)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per case (median)")
     p.add_argument("--threads", type=int, default=2)

@@ -10,6 +10,11 @@ The target is >= 5 maps/s per style on one thread.
 from __future__ import annotations
 
 import argparse
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import sys
 import time
 from pathlib import Path
@@ -47,7 +52,9 @@ def random_label_map(rng: np.random.Generator, size: int = 512, classes: int = 8
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--maps", type=int, default=20, help="random maps per style")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--styles", default=",".join(STYLES))

@@ -449,8 +449,10 @@ def _commit():
 
 
 def main(argv=None):
+    from dfr.cli import HelpFormatter
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--config-file", default=None,
                    help=f"default: {PAPER_CONFIG.relative_to(REPO)} (--tiny: the instant test)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -555,7 +555,8 @@ def main(argv=None):
     p.add_argument("--mmseg-python", default=os.environ.get("MMSEG_PYTHON"),
                    help="python of the venv with mmsegmentation (runs stage 1)")
     p.add_argument("--work-dir", help="where the stages exchange files (default: temporary)")
-    p.add_argument("--stage", choices=["1", "2", "both"], default="both")
+    p.add_argument("--stage", choices=["1", "2", "both"], default="both",
+                   help="1: build + save the mmseg model (mmseg's venv); 2: compare (this venv)")
     p.add_argument("--write-fixture", action="store_true",
                    help=f"also write the compact fixture into {FIXTURE_DIR.relative_to(REPO)}")
     args = p.parse_args(argv)

@@ -13,6 +13,11 @@ the output then holds tensors only and loads without that opt-in.
         projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml \
         swin_base_patch4_window12_384_22k.pth pretrained/swin_base_d2.pth [KEY VALUE ...]
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import logging
 import sys
@@ -42,7 +47,9 @@ def convert(src: str, dst: str, config_file: str, opts=()):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("src", help="official Swin / mmseg / timm checkpoint (.pth/.pkl/.safetensors)")
     p.add_argument("dst", help="output .pth for MODEL.WEIGHTS")
     p.add_argument("--config-file", required=True, help="DFR config giving size and window")

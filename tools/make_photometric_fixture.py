@@ -38,8 +38,8 @@ def input_image() -> np.ndarray:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=str(OUT))
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default=str(OUT), help="the fixture file to write")
     args = p.parse_args(argv)
     _install_mmcv_ops_stand_in()
     import mmseg

@@ -6,6 +6,11 @@ does (same seeds as the training split), without touching the dataset folder.
     .venv/bin/python tools/make_synthetic_samples.py [--num 4] [--output docs/synthetic_samples.png]
 """
 
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import os
 
@@ -28,7 +33,9 @@ def colourise(label: np.ndarray, image: np.ndarray = None) -> np.ndarray:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    from dfr.cli import HelpFormatter
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     ap.add_argument("--num", type=int, default=4)
     ap.add_argument("--output", default="docs/synthetic_samples.png")
     args = ap.parse_args()

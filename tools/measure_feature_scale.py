@@ -17,6 +17,11 @@ registered dataset (--dataset, labels = its sem_seg files), centre crops of --cr
         projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml \
         --dataset synthetic_scribble_train --n 16
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import json
 import sys
@@ -167,7 +172,9 @@ def summarise(res, sigma):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--config-file", required=True)
     p.add_argument("--images", nargs="*", default=[])
     p.add_argument("--scribbles", nargs="*", default=None)

@@ -5,6 +5,11 @@ configs.
     python tools/model_stats.py projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml [...] \
         [--time 512] [--threads 2] [--runs 3]
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import statistics
 import sys
@@ -31,7 +36,9 @@ def count(module) -> int:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("configs", nargs="+")
     p.add_argument("--time", type=int, default=0, help="time eval forward at this square size")
     p.add_argument("--threads", type=int, default=2)

@@ -78,10 +78,10 @@ def plot(runs, labels, keys, out, cols=4, logy=("diag/pairs_",)):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="metrics.json files or run folders")
-    p.add_argument("-o", "--output", default="metrics.png")
-    p.add_argument("--keys", nargs="*", default=None, help="default: loss_*, diag/*")
+    p.add_argument("-o", "--output", default="metrics.png", help="output PNG (default: %(default)s)")
+    p.add_argument("--keys", nargs="*", default=None, help="keys to plot (default: every loss_*, diag/* and total_loss)")
     p.add_argument("--labels", nargs="*", default=None, help="legend entries (default: paths)")
-    p.add_argument("--cols", type=int, default=4)
+    p.add_argument("--cols", type=int, default=4, help="panels per row (default: %(default)s)")
     args = p.parse_args(argv)
     labels = args.labels or [str(r) for r in args.runs]
     keys = plot(args.runs, labels, args.keys, args.output, args.cols)

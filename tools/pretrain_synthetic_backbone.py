@@ -14,6 +14,11 @@ Cached: a finished checkpoint whose sidecar JSON records the same settings is re
     python tools/pretrain_synthetic_backbone.py                    # -> pretrained/...pth
     python tools/pretrain_synthetic_backbone.py --iters 2 --output /tmp/p.pth   # smoke
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import hashlib
 import json
@@ -35,7 +40,9 @@ logger = logging.getLogger("pretrain")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--config-file", default=str(DEFAULT_CONFIG), help="gives the Swin size")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help="checkpoint path (.pth)")
     p.add_argument("--iters", type=int, default=3000)

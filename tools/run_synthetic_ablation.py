@@ -20,6 +20,11 @@ diagnostics) and `<output>/results.json`, and the partial table after every fini
     # a GPU machine: 14 runs at once; MAX_ITER chosen so that everything ends in 420 s
     python tools/run_synthetic_ablation.py --device cuda --jobs 14 --fit-budget 420 ...
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import json
 import math
@@ -72,7 +77,9 @@ INITS = ("random", "pretrained")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--config-file", default=str(DEFAULT_CONFIG))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))

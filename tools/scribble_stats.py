@@ -22,6 +22,11 @@ from pathlib import Path
 from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from dfr.data.images import image_hw
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 from dfr.data.prepare import image_stats, write_report
 
 CLASSES = {"voc": VOC_CLASSES, "context59": CONTEXT59_CLASSES, "context60": CONTEXT60_CLASSES}
@@ -73,7 +78,9 @@ def collect(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument(
         "--labels", required=True, help="folder/zip of label PNGs, XMLs or txt scribbles"
     )

@@ -10,6 +10,11 @@ label root; deterministic per --seed (each file seeded by (seed, file name)).
     .venv/bin/python tools/shorten_scribbles.py --src DIR --dst DIR --length 0.3 --drop 0.5
 """
 
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import json
 import os
@@ -35,7 +40,9 @@ def registered_voc_variants():
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Shorten / drop scribbles into a new label root.")
+    from dfr.cli import HelpFormatter
+
+    ap = argparse.ArgumentParser(description="Shorten / drop scribbles into a new label root.", formatter_class=HelpFormatter)
     ap.add_argument("--voc-variant", help="a registered variant (len0, len30, len50, len70, "
                     "drop10, ..., drop70): VOC scribbles -> the root that dataset reads")
     ap.add_argument("--src", help="folder of scribble label PNGs (255 = unlabeled)")

@@ -30,6 +30,7 @@ import re
 import signal
 import subprocess
 import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -146,8 +147,12 @@ def submit(executor, job: TrainNetJob):
 
 
 def parse_args(argv=None):
+    # dfr imports detectron2 / fvcore, which call torch.jit.script / interface: recent torch warns
+    warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+    from dfr.cli import HelpFormatter
+
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
+        description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter,
         usage="%(prog)s [options] --config-file CFG [train_net.py options and KEY VALUE ...]",
     )  # fmt: skip
     p.add_argument("--nodes", type=int, default=1, help="N machines")

@@ -13,6 +13,11 @@ Writes, under --output:
         --weights output/demo/model_final.pth --dataset synthetic_scribble_train \
         --gt-dataset synthetic_full_train --index 0 --output output/vis
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import os
 
@@ -23,7 +28,9 @@ import torch.nn.functional as F
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    from dfr.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--config-file", required=True)
     p.add_argument("--weights", required=True, help="model checkpoint (.pth)")
     p.add_argument("--dataset", required=True, help="registered dataset with scribbles")

@@ -12,6 +12,11 @@ SIGTERM / Ctrl-C to a --num-gpus N run stops every worker (dfr.engine.launch).
 Without CUDA the run falls back to MODEL.DEVICE=cpu; --num-gpus N then starts N CPU
 processes over gloo (SOLVER.IMS_PER_BATCH is the global batch, split over processes).
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import logging
 import os
 
@@ -62,7 +67,9 @@ def main(args):
 
 
 def argument_parser():
-    parser = default_argument_parser()
+    from dfr.cli import add_defaults_to_help
+
+    parser = add_defaults_to_help(default_argument_parser())
     parser.add_argument(
         "--skip-checks",
         action="store_true",

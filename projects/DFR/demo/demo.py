@@ -20,6 +20,11 @@ DATASETS.TEST, else of DATASETS.TRAIN; the datasets of the config's DATASETS.DFR
 registered by dfr.data.register_datasets_from_cfg).
 Runs on the config's MODEL.DEVICE, CPU when CUDA is missing.
 """
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+
 import argparse
 import glob
 import logging
@@ -32,8 +37,10 @@ logger = logging.getLogger("dfr.demo")
 
 
 def parse_args(argv=None):
+    from dfr.cli import HelpFormatter
+
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+        description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
     )
     p.add_argument("--config-file", required=True, metavar="FILE", help="path to config file")
     p.add_argument("--input", nargs="+", required=True,

@@ -4,11 +4,10 @@ README section "Train on your own scribbles" run as written on tests/fixtures/cu
 import json
 import os
 import re
-import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from dfr.data import register_scribble_dataset, register_scribble_dataset_from_json
+from dfr.data.datasets.custom_example import cvat_xml, labelme_json, write_example
 from dfr.data.scribbles import Scribble, rasterize
 
 FIXTURE = REPO / "tests" / "fixtures" / "custom"
@@ -33,60 +33,9 @@ def importer():
 
 
 # ---------------------------------------------------------------- annotation-file writers
-def labelme_json(path, image_name, hw, shapes):
-    """shapes: [(label, shape_type, points)] -> a LabelMe 5 JSON."""
-    d = {
-        "version": "5.4.1",
-        "flags": {},
-        "shapes": [{"label": lab, "points": [list(map(float, p)) for p in pts],
-                    "group_id": None, "description": "", "shape_type": t, "flags": {}}
-                   for lab, t, pts in shapes],  # fmt: skip
-        "imagePath": f"../images/{image_name}",
-        "imageData": None,
-        "imageHeight": hw[0],
-        "imageWidth": hw[1],
-    }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(d, indent=1))
-
-
-def cvat_xml(path, images, labels=CLASSES):
-    """images: [(name, (h, w), [(tag, label, points, z_order)])] -> CVAT for images 1.1."""
-    out = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>",
-           "  <meta><task><name>t</name><mode>annotation</mode><labels>"]  # fmt: skip
-    out += [f"    <label><name>{n}</name><type>any</type></label>" for n in labels]
-    out += ["  </labels></task></meta>"]
-    for k, (name, (h, w), shapes) in enumerate(images):
-        out.append(f'  <image id="{k}" name="{name}" width="{w}" height="{h}">')
-        for tag, lab, pts, z in shapes:
-            p = ";".join(f"{x:.2f},{y:.2f}" for x, y in pts)
-            out.append(f'    <{tag} label={quoteattr(lab)} source="manual" occluded="0" '
-                       f'points="{p}" z_order="{z}"></{tag}>')  # fmt: skip
-        out.append("  </image>")
-    out.append("</annotations>")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("\n".join(out) + "\n")
-
-
-def build_my_data(root: Path):
-    """README layout from tests/fixtures/custom: my_data/{images, masks, labelme/*.json,
-    cvat/annotations.xml}; the real scribbles of two images as LabelMe linestrips, of two as
-    CVAT polylines."""
-    root = Path(root)
-    shutil.copytree(FIXTURE / "images", root / "images")
-    shutil.copytree(FIXTURE / "masks", root / "masks")
-    scribbles = json.loads((FIXTURE / "scribbles.json").read_text())
-    ids = sorted(scribbles)
-    cvat = []
-    for k, i in enumerate(ids):
-        w, h = Image.open(root / "images" / f"{i}.jpg").size
-        if k < 2:
-            shapes = [(c, "linestrip", pts) for c, pts in scribbles[i]]
-            labelme_json(root / "labelme" / f"{i}.json", f"{i}.jpg", (h, w), shapes)
-        else:
-            cvat.append((f"{i}.jpg", (h, w), [("polyline", c, p, 0) for c, p in scribbles[i]]))
-    cvat_xml(root / "cvat" / "annotations.xml", cvat)
-    return ids
+# labelme_json(path, image_name, (h, w), [(label, shape_type, points)]) and
+# cvat_xml(path, [(name, (h, w), [(tag, label, points, z_order)])]): the writers of the
+# README's example folder (prepare_custom_scribbles.py --example), reused here.
 
 
 def _image(path, hw, seed=0):
@@ -332,6 +281,22 @@ def test_config_registers_dataset_json_under_the_datasets_root(tmp_path, monkeyp
         "cfgtest_train", "cfgtest_val"]  # fmt: skip
 
 
+def test_example_folder_is_the_fixture_and_is_not_overwritten(tmp_path, importer, capsys):
+    """--example writes the README's my_data/ (images, masks, 2 LabelMe JSON, 1 CVAT XML with
+    2 images) and refuses a non-empty folder."""
+    code, out = _run(importer, capsys, "--example", tmp_path / "my_data")
+    assert code == 0 and "wrote" in out
+    root = tmp_path / "my_data"
+    assert sorted(p.name for p in (root / "images").iterdir()) == sorted(
+        p.name for p in (FIXTURE / "images").iterdir())  # fmt: skip
+    assert sorted(p.stem for p in (root / "labelme").glob("*.json")) == ["2007_009897", "2008_000003"]
+    assert (root / "cvat" / "annotations.xml").read_text().count("<image ") == 2
+    for m in (FIXTURE / "masks").iterdir():
+        assert (root / "masks" / m.name).read_bytes() == m.read_bytes()
+    with pytest.raises(FileExistsError, match="not empty"):
+        write_example(root)
+
+
 # ---------------------------------------------------------------- README, as written
 def readme_blocks(section="## Train on your own scribbles"):
     """The ```bash / ```python blocks of a README section, in order."""
@@ -342,29 +307,42 @@ def readme_blocks(section="## Train on your own scribbles"):
     return re.findall(r"```(bash|python)\n(.*?)```", body, flags=re.S)
 
 
+def checkout_like(work: Path):
+    """`work` laid out like the checkout for the README's commands: projects/, tools/,
+    datasets/*.py linked, and .venv/bin/python = the running interpreter (sys.executable)."""
+    work.mkdir(parents=True)
+    for name in ("projects", "tools"):
+        os.symlink(REPO / name, work / name)
+    (work / "datasets").mkdir()
+    for script in (REPO / "datasets").glob("*.py"):
+        os.symlink(script, work / "datasets" / script.name)
+    py = work / ".venv" / "bin" / "python"
+    py.parent.mkdir(parents=True)
+    py.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    py.chmod(0o755)
+
+
 def test_readme_section_runs_as_written(tmp_path):
-    """annotate (the test writes LabelMe + CVAT files) -> import -> register -> train ->
-    evaluate -> demo, with the README's commands, in a folder laid out like the checkout."""
+    """example folder -> import -> register -> train -> evaluate -> demo, with the README's
+    commands, in a folder laid out like the checkout; `.venv/bin/python` there is the
+    interpreter running this test."""
     blocks = readme_blocks()
     assert [k for k, _ in blocks] == ["bash", "python", "bash"]
     work = tmp_path / "work"
-    build_my_data(work / "my_data")
-    for name in (".venv", "projects", "tools"):
-        os.symlink(REPO / name, work / name)
-    (work / "datasets").mkdir()
-    os.symlink(REPO / "datasets" / "prepare_custom_scribbles.py",
-               work / "datasets" / "prepare_custom_scribbles.py")  # fmt: skip
+    checkout_like(work)
     env = {**os.environ, "DETECTRON2_DATASETS": str(work / "datasets"),
            "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg"}  # fmt: skip
     t0 = time.time()
     for kind, code in blocks:
         cmd = ["bash", "-euo", "pipefail", "-c", code] if kind == "bash" else [
-            str(work / ".venv" / "bin" / "python"), "-c", code]  # fmt: skip
+            sys.executable, "-c", code]  # fmt: skip
         r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
         log = f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         assert r.returncode == 0, f"{kind} block failed:\n{code}\n{log}"
         if kind == "python":
             assert "{'my_scribbles_train': 4, 'my_scribbles_val': 2}" in r.stdout
+        else:
+            assert "torch.jit" not in r.stderr, r.stderr[-2000:]
     print(f"README section: {time.time() - t0:.1f} s")
     ds = work / "datasets" / "my_scribbles"
     assert (ds / "train.txt").read_text().split() == ["2007_009897", "2008_000003",

@@ -325,3 +325,31 @@ def test_detectron2_builtin_sources(source, tmp_path, monkeypatch):
 
 def read_dense(record):
     return np.asarray(Image.open(record["sem_seg_file_name"]))
+
+
+def test_pixels_that_contradict_the_dense_label_are_left_unlabeled(tmp_path, dense_source,
+                                                                   monkeypatch, caplog):  # fmt: skip
+    """A generator that labels a pixel with another class: the written map leaves it unlabeled,
+    the manifest counts it, a warning names the file; the manifest still identifies the set."""
+    real = simulated.simulate_scribbles
+
+    def sloppy(label, **kw):
+        out = real(label, **kw)
+        out[2, 2] = (label[2, 2] + 1) % 4  # another class
+        out[40, 40] = label[40, 40]  # a correct extra pixel stays
+        return out
+
+    monkeypatch.setattr(simulated, "simulate_scribbles", sloppy)
+    name = register_simulated_scribbles(dense_source, style="skeleton", root=str(tmp_path))
+    with caplog.at_level("WARNING"):
+        recs = DatasetCatalog.get(name)
+    for r, s in zip(recs, DatasetCatalog.get(dense_source)):
+        sim, dense = np.asarray(Image.open(r["sem_seg_file_name"])), read_dense(s)
+        assert sim[2, 2] == 255 and sim[40, 40] == dense[40, 40]
+        assert np.array_equal(sim[sim != 255], dense[sim != 255])
+    folder = tmp_path / dense_source / "skeleton_seed0"
+    assert json.loads((folder / "manifest.json").read_text())["masked_pixels"] == 4
+    assert "4 skeleton scribble pixels disagreed" in caplog.text and "im0.png" in caplog.text
+    before = _mtimes(folder)
+    DatasetCatalog.get(name)  # reused: the count does not make the manifest differ
+    assert _mtimes(folder) == before

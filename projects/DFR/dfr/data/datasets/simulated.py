@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 SIM_INFIX = "_sim_"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+_INFO_KEYS = ("created", "masked_pixels")  # manifest entries that describe, not identify, a set
 _SPECS: Dict[str, tuple] = {}  # names registered here -> (source, style, seed, root, width)
 
 
@@ -109,7 +110,7 @@ def _usable(folder: str, expected: Dict, names: List[str]) -> bool:
     old = _read_manifest(folder)
     if old is None:
         return False
-    old = {k: v for k, v in old.items() if k != "created"}
+    old = {k: v for k, v in old.items() if k not in _INFO_KEYS}
     return old == expected and all(os.path.isfile(os.path.join(folder, n)) for n in names)
 
 
@@ -131,14 +132,25 @@ def _generate(records, names, folder, expected, style, seed, ignore_label, width
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the set is shared data
         desc = f"simulating {expected['source']} -> {style} scribbles (seed {seed})"
+        masked, first = 0, None
         for rec, name in tqdm(list(zip(records, names)), desc=desc, unit="img"):
             dense = read_label(rec["sem_seg_file_name"])
             sim = simulate_scribbles(dense, style=style, seed=image_seed(seed, image_key(rec)),
                                      ignore_label=ignore_label, width=width)  # fmt: skip
+            # the training labels never contradict the dense ones: a simulated pixel of another
+            # class (a generator bug) is left unlabeled, counted and reported
+            wrong = (sim != ignore_label) & (sim != dense)
+            if wrong.any():
+                masked += int(wrong.sum())
+                first = first or rec["sem_seg_file_name"]
+                sim = np.where(wrong, np.uint8(ignore_label), sim)
             Image.fromarray(np.ascontiguousarray(sim, dtype=np.uint8), mode="L").save(
                 os.path.join(tmp, name)
             )
-        data = dict(expected, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        if masked:
+            logger.warning(f"{masked} {style} scribble pixels disagreed with the dense labels of "
+                           f"{expected['source']} (left unlabeled), e.g. in {first}")  # fmt: skip
+        data = dict(expected, created=time.strftime("%Y-%m-%dT%H:%M:%S"), masked_pixels=masked)
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.write("\n")

@@ -26,8 +26,9 @@ The standard conversion (``rasterize`` defaults; tests/fixtures/README.md, rloss
 
 Modules: ``formats`` (parsers), ``tags`` (tag maps), ``rasterize`` (drawing), ``sources``
 (folder / zip / file by image id), ``simulate`` (scribbles simulated from dense maps in the
-published styles), ``faithfulness`` (statistics against the dense ground truth), ``tools`` (shorten, drop and generate scribbles from label
-maps, for the scribble-length study and the synthetic set), ``errors``. Label PNGs are read by
+published styles), ``faithfulness`` (statistics against the dense ground truth), ``tools``
+(shorten, drop and generate scribbles from label maps, for the scribble-length study and the
+synthetic set), ``errors``. Label PNGs are read by
 ``dfr.data.labels``.
 """
 from .errors import ScribbleError, ScribbleFormatError, UnknownTagError

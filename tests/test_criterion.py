@@ -16,7 +16,7 @@ TABLE_YAMLS = sorted(p.stem for p in (CONFIGS / "ablations").glob("table[457]_ro
 
 # The paper's constants (Sect. 3 and 4.2), written here rather than read from the model: the
 # losses run on the stride-4 map with the area-pooled normalised image, r = 5, σ1 = 6, σ2 = 0.5,
-# σ3 = 50 (Eq. 5), positions in map pixels, γ = 0.98 (Eq. 7), λ1 = 1e-2, λ2 = 1e-3 (Eq. 1);
+# σ3 = 50 (Eq. 6, 13), positions in map pixels, γ = 0.98 (Eq. 7), λ1 = 1e-2, λ2 = 1e-3 (Eq. 1);
 # the aux head of the Swin UperNet recipe weighs 0.4.
 LOSS_STRIDE, RADIUS, SIGMA_XY, SIGMA_RGB, SIGMA_FEAT, POSITION_STRIDE = 4, 5, 6.0, 0.5, 50.0, 1.0
 GAMMA, LAMBDA1, LAMBDA2, AUX_WEIGHT, BACKGROUND, IGNORE = 0.98, 1e-2, 1e-3, 0.4, 0, 255

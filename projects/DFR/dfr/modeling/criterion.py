@@ -86,17 +86,17 @@ class DFRCriterion(nn.Module):
         Args:
             ignore_value: label of unlabeled pixels (255).
             aux_weight: weight of the aux head's pCE (0.4, the Swin UperNet recipe).
-            use_pce, use_dfr, use_fd, use_fr: the loss switches of Table 4 (Eq. 2, 6, 11, 13).
+            use_pce, use_dfr, use_fd, use_fr: the loss switches of Table 4 (Eq. 2, 4, 11, 12).
             lambda_dfr, lambda_feat: λ1 (Ldfr) and λ2 (Lfd + Lfr) of Eq. 1.
             radius: r, the (2r+1)² window of Eq. 3 / 8.
-            sigma_xy, sigma_rgb, sigma_feat: σ1, σ2, σ3 of the kernel (Eq. 5).
+            sigma_xy, sigma_rgb, sigma_feat: σ1, σ2, σ3 of K (Eq. 6); Kf (Eq. 13) uses σ1, σ2.
             gamma: confidence threshold γ of M (Eq. 7).
             position_stride: S = stride·(x, y) in loss-map pixels.
             loss_stride: stride of the map the pairwise losses run on (4 = the heads' map).
             kernel_xy, kernel_rgb, kernel_feat: kernel terms of Table 5.
             feat_supervision: labels of Lfd / Lfr (Table 7): "M", "scribble" or "both".
             fr_pairs: Lfr pair set, "RA" (Eq. 12) or "R" (every window pair).
-            background_id: class id of background for A⁺bg / A⁺fg (Eq. 9); -1: none.
+            background_id: class id of background for A⁺bg / A⁺fg (Eq. 11); -1: none.
             diag_period: put the feature-branch diagnostics every N iterations (0: off).
             sigma_feat_relative: opt-in (not the paper): > 0 sets σ3 of each step to this x the
                 mean window feature distance of the batch (of every process under DDP), instead
@@ -162,7 +162,7 @@ class DFRCriterion(nn.Module):
 
     @property
     def uses_feat_kernel(self) -> bool:
-        """Ldfr's kernel has its feature term (Eq. 5-6)."""
+        """Ldfr's kernel has its feature term (Eq. 6)."""
         return bool(self.use_dfr and self.kernel_feat)
 
     @property

@@ -77,8 +77,8 @@ def pair_codes(labels, valid, layout, ignore_index):
 
 
 def pair_sets(a, b, background):
-    """Eq. 8-9 for pair codes a, b (from `pair_codes`, -1 = none): boolean masks of A+bg (same
-    label = background), A+fg (same label, not background) and A− (different labels)."""
+    """Eq. 8-9 and 11 for pair codes a, b (from `pair_codes`, -1 = none): boolean masks of A+bg
+    (same label = background), A+fg (same label, not background) and A− (different labels)."""
     both = (a >= 0) & (b >= 0)
     same = both & (a == b)
     bg = same & (a == background)
@@ -98,12 +98,12 @@ def feature_distance_counts(code, layout, background):
 
 
 def spatial_log_kernel(dy, dx, stride, sigma_xy):
-    """−‖ΔS‖²/2σ1² of the window offset (dy, dx), S = stride·(x, y) (Eq. 5), a Python float."""
+    """−‖ΔS‖²/2σ1² of the window offset (dy, dx), S = stride·(x, y) (Eq. 6), a Python float."""
     return -((dx * dx + dy * dy) * stride * stride) / (2.0 * sigma_xy * sigma_xy)
 
 
 def log_kernel(like, spatial=None, di2=None, df2=None, sigma_rgb=0.5, sigma_feat=50.0):
-    """Exponent of the Gaussian kernel K of Eq. 5 (Kf of Eq. 12: without df2):
+    """Exponent of the Gaussian kernel K of Eq. 6 (Kf of Eq. 13: without df2):
     spatial − ‖ΔI‖²/2σ2² − ‖ΔF‖²/2σ3², each term only when given (none: K = 1).
 
     like: a tensor with the shape and dtype of the result; spatial: −‖ΔS‖²/2σ1² (a float from

@@ -22,11 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-try:
-    from dfr.data.scribbles.simulate import STYLES, simulate_scribbles
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projects" / "DFR"))
-    from dfr.data.scribbles.simulate import STYLES, simulate_scribbles
+from dfr.data.scribbles.simulate import STYLES, simulate_scribbles
 
 
 def random_label_map(rng: np.random.Generator, size: int = 512, classes: int = 8) -> np.ndarray:

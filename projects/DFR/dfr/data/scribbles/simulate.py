@@ -211,7 +211,8 @@ def _s4_erosion(share: float, p) -> int:
         return int(p["min_erosion"])
     if share > hi:
         return int(p["max_erosion"])
-    return int(p["min_erosion"] + int((share - lo) / (hi - lo) * (p["max_erosion"] - p["min_erosion"])))
+    span = p["max_erosion"] - p["min_erosion"]
+    return int(p["min_erosion"] + int((share - lo) / (hi - lo) * span))
 
 
 def _snap(point, skel_pts: np.ndarray, rng) -> np.ndarray:
@@ -485,7 +486,11 @@ def _skeleton(label, rng, ignore_label, width, p):
     return skeleton_scribbles(label, rng, width=width, ignore_label=ignore_label, **p)
 
 
-_GENERATORS = {"s4": (_s4, S4_DEFAULTS), "cdsp": (_cdsp, CDSP_DEFAULTS), "skeleton": (_skeleton, {})}
+_GENERATORS = {
+    "s4": (_s4, S4_DEFAULTS),
+    "cdsp": (_cdsp, CDSP_DEFAULTS),
+    "skeleton": (_skeleton, {}),
+}
 
 
 def simulate_scribbles(

@@ -92,8 +92,9 @@ def add_dfr_config(cfg):
     cfg.MODEL.DFR.DIAG_PERIOD = 20
     # Opt-in changes of the feature branch (defaults = the paper). FEAT_DETACH_FUSED:
     # the feature head reads the fused map without gradient (Lfd / Lfr train the head only).
-    # SIGMA_FEAT_RELATIVE > 0: σ3 = this x the batch's mean ‖F(i) - F(j)‖ over window pairs
-    # (detached) instead of the fixed SIGMA_FEAT.
+    # SIGMA_FEAT_RELATIVE > 0: σ3 of each step = this x the batch's mean ‖F(i) - F(j)‖ over
+    # window pairs (detached; the batches of all processes under DDP) instead of the fixed
+    # SIGMA_FEAT, which stays the value for a batch without window pairs.
     cfg.MODEL.DFR.FEAT_DETACH_FUSED = False
     cfg.MODEL.DFR.SIGMA_FEAT_RELATIVE = 0.0
     # Training guard: stop on a non-finite loss with iteration, loss name and files.

@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Scribble statistics: labeled-pixel fraction per image and per class, scribbles per image.
+"""Scribble statistics: labeled-pixel fraction per image and per class, scribbles per image,
+and (dfr.data.scribbles.faithfulness) lengths, boundary nearness, objects hit and crossings
+against the dense ground truth (--dense), beside scribbles simulated from it (--styles).
 
 Reads any form dfr.data.scribbles reads (folder or zip of label PNGs, ScribbleSup XMLs or
 txt scribbles; XML/txt need --images for the JPEG sizes and are drawn with --line-width).
@@ -11,9 +13,19 @@ lower bound). The standard 3-px VOC conversion labels about 3 % of the pixels.
 
     python tools/scribble_stats.py --labels datasets/VOC2012/pascal_2012_scribble \
         --list datasets/VOC2012/ImageSets/Segmentation/train_aug.txt --out output/scribble_stats
+
+Real scribbles against the styles simulated from the ground truth (docs/scribble_faithfulness.md):
+
+    python tools/scribble_stats.py --labels tests/fixtures/real_voc/scribble_png \
+        --dense tests/fixtures/real_voc/gt_png --styles s4,cdsp,skeleton --seeds 10 --out out
 """
 
 from __future__ import annotations
+
+import warnings
+
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
 
 import argparse
 import sys
@@ -22,11 +34,6 @@ from pathlib import Path
 from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from dfr.data.images import image_hw
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
-
 from dfr.data.prepare import image_stats, write_report
 
 CLASSES = {"voc": VOC_CLASSES, "context59": CONTEXT59_CLASSES, "context60": CONTEXT60_CLASSES}
@@ -60,7 +67,7 @@ def collect(args):
     from tqdm import tqdm
 
     from dfr.data.labels import read_label
-    rows = {}
+    rows, maps = {}, {}
     for iid in tqdm(ids, desc="scribble stats", unit="img"):
         if src.kind == "png":
             lab = read_label(src.read_bytes(iid), source=src.name_of(iid))
@@ -74,7 +81,8 @@ def collect(args):
             lab, ss = src.load(iid, h, w, tag_map, len(names), args.line_width)
             n = len(ss)
         rows[iid] = image_stats(lab, len(names), n)
-    return rows, names
+        maps[iid] = lab
+    return rows, names, maps
 
 
 def main(argv=None):
@@ -90,11 +98,28 @@ def main(argv=None):
     p.add_argument("--line-width", type=float, default=3.0, help="for XML/txt sources")
     p.add_argument("--limit", type=int, default=0, help="first N images only")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--dense", default=None, help="folder of dense ground-truth PNGs <id>.png")
+    p.add_argument("--styles", default="", help="simulated styles to compare, e.g. s4,cdsp")
+    p.add_argument("--seeds", type=int, default=5, help="simulations per image and style")
+    p.add_argument("--sim-width", type=int, default=3, help="simulated scribble width (px)")
+    p.add_argument("--name", default="real", help="row name of the --labels scribbles")
     args = p.parse_args(argv)
-    rows, names = collect(args)
+    styles = [s for s in args.styles.split(",") if s]
+    if styles and not args.dense:
+        raise SystemExit("--styles needs --dense (the ground truth to simulate from)")
+    rows, names, maps = collect(args)
     if not rows:
         raise SystemExit(f"no annotations in {args.labels}")
     fr, ns = write_report(rows, names, args.out, Path(args.labels).name)
+    from dfr.data.scribbles.faithfulness import compare_report
+
+    section = compare_report(
+        maps, names, dense_dir=args.dense, styles=styles, seeds=args.seeds,
+        width=args.sim_width, reference=args.name,
+    )  # fmt: skip
+    md = args.out / "scribble_stats.md"
+    md.write_text(md.read_text() + "\n" + "\n".join(section))
+    print("\n".join(section))
     print(
         f"{len(rows)} images: labeled {100 * fr.mean():.2f} % (mean), "
         f"scribbles/image {ns.mean():.2f}; "

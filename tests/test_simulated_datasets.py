@@ -178,6 +178,12 @@ def test_errors_name_the_dataset_and_the_styles(dense_source):
     assert got == [f"{dense_source}_sim_cdsp"]
     assert register("DATASETS.TRAIN", f"('{dense_source}_sim_cdsp',)") == []
     assert MetadataCatalog.get(got[0]).scribble_style == "cdsp"
+    # DATASETS.DFR.SIMULATION_SEED picks the simulated set (re-registered for another seed)
+    opts = ("DATASETS.TRAIN", f"('{dense_source}_sim_cdsp',)", "DATASETS.DFR.SIMULATION_SEED")
+    assert register(*opts, "3") == got
+    assert MetadataCatalog.get(got[0]).scribble_seed == 3
+    assert MetadataCatalog.get(got[0]).sem_seg_root.endswith("cdsp_seed3")
+    assert register(*opts, "0") == got and MetadataCatalog.get(got[0]).scribble_seed == 0
 
 
 def test_a_source_without_dense_labels_is_refused(tmp_path):

@@ -7,8 +7,9 @@ mean ± 95 % t-interval per training set and the paired difference to (a) (same 
 
 Every run is a `projects/DFR/train_net.py` subprocess with only DATASETS.TRAIN changed
 (tools/run_synthetic_ablation.py's runner and statistics, reused); finished runs are reused
-(--force reruns). The simulated sets are written once before the runs start (seed 0 of the
-simulation; the training seed varies). Writes `<output>/results.md` and `results.json`, the
+(--force reruns). Training seed k trains on the scribbles simulated with seed k
+(DATASETS.DFR.SIMULATION_SEED; --simulation-seed fixes one set for every run), so the
+interval covers both; every simulated set is written before the runs start. Writes `<output>/results.md` and `results.json`, the
 partial table after every run.
 
     python tools/run_simulated_scribble_study.py --seeds 0 1 2 --output output/simulated_study
@@ -55,6 +56,8 @@ def parse_args(argv=None):
                         "(synthetic_tiny: the 16-image smoke set)")  # fmt: skip
     p.add_argument("--styles", nargs="+", default=list(STYLES), choices=list(STYLES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--simulation-seed", type=int, default=None,
+                   help="one simulated set for every run (default: the run's training seed)")
     p.add_argument("--output", default="output/simulated_study")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: cores/jobs)")
@@ -70,23 +73,34 @@ def parse_args(argv=None):
     return a
 
 
-def prepare_sets(train_sets):
-    """Load every training set once in this process (writes the simulated maps, so parallel
-    runs only read them) and return {set: share of labeled pixels in %}."""
+def sim_seed(args, seed: int) -> int:
+    return seed if args.simulation_seed is None else args.simulation_seed
+
+
+def run_key(v: str, args, seed: int) -> str:
+    """ablation.VARIANTS key of training set `v` for training seed `seed`."""
+    return v if v == "own" else f"{v}@sim{sim_seed(args, seed)}"
+
+
+def prepare_sets(var, args):
+    """Load every training set (and simulation seed) once in this process, so that parallel
+    runs only read the simulated maps; returns {train set: labeled pixels in %, mean over the
+    simulation seeds}."""
     from detectron2.data import DatasetCatalog
 
     from dfr.data import register_simulated_scribbles
     from dfr.data.datasets.simulated import parse_simulated_name
     from dfr.data.labels import read_label
 
-    for name in train_sets:
-        parsed = parse_simulated_name(name)
-        if parsed and name not in DatasetCatalog.list():
-            register_simulated_scribbles(parsed[0], style=parsed[1])
     shares = {}
-    for name in train_sets:
-        lab = [read_label(r["sem_seg_file_name"]) for r in DatasetCatalog.get(name)]
-        shares[name] = 100.0 * sum(int((x != 255).sum()) for x in lab) / sum(x.size for x in lab)
+    for v, (_, train) in var.items():
+        parsed, got = parse_simulated_name(train), []
+        for k in sorted({sim_seed(args, s) for s in args.seeds}) if parsed else [None]:
+            if parsed:
+                register_simulated_scribbles(parsed[0], style=parsed[1], seed=k)
+            lab = [read_label(r["sem_seg_file_name"]) for r in DatasetCatalog.get(train)]
+            got.append(sum(int((x != 255).sum()) for x in lab) / sum(x.size for x in lab))
+        shares[train] = 100.0 * sum(got) / len(got)
     return shares
 
 
@@ -128,12 +142,14 @@ def main(argv=None):
     var = variants(args.prefix, args.styles)
     val = f"{args.prefix}_scribble_val"
     for name, (label, train) in var.items():
-        ablation.VARIANTS[name] = (label, ["DATASETS.TRAIN", f"('{train}',)",
-                                           "DATASETS.TEST", f"('{val}',)"])  # fmt: skip
+        for s in args.seeds:
+            ablation.VARIANTS[run_key(name, args, s)] = (label, [
+                "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{val}',)",
+                "DATASETS.DFR.SIMULATION_SEED", str(sim_seed(args, s))])  # fmt: skip
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    shares = prepare_sets([t for _, t in var.values()])
+    shares = prepare_sets(var, args)
     print(f"[study] training sets ready in {time.time() - t0:.0f} s: "
           + ", ".join(f"{k} {v:.2f} % labeled" for k, v in shares.items()), flush=True)
     jobs = [(v, s) for s in args.seeds for v in var]
@@ -145,13 +161,15 @@ def main(argv=None):
         (out / "results.json").write_text(json.dumps({
             "config": args.config_file, "opts": args.opts, "seeds": args.seeds,
             "styles": args.styles, "prefix": args.prefix, "max_iter": args.max_iter,
+            "simulation_seed": args.simulation_seed,
             "labeled_percent": shares, "target_miou": TARGET,
             "results": {f"{v}/{s}": r for (v, s), r in results.items()}}, indent=1))  # fmt: skip
         return table
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(ablation.run_one, args, "random", v, s, args.max_iter,
-                               out / v / f"seed{s}"): (v, s) for v, s in jobs}  # fmt: skip
+        futures = {pool.submit(ablation.run_one, args, "random", run_key(v, args, s), s,
+                               args.max_iter, out / v / f"seed{s}"): (v, s)
+                   for v, s in jobs}  # fmt: skip
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             write("(partial)")
@@ -160,7 +178,9 @@ def main(argv=None):
             + (f", SOLVER.MAX_ITER {args.max_iter}" if args.max_iter else "")
             + (f", overrides `{' '.join(args.opts)}`" if args.opts else "")
             + f"), evaluated on `{val}`; {len(args.seeds)} training seeds "
-            f"({' '.join(map(str, args.seeds))}), simulation seed 0; {args.jobs} runs in "
+            f"({' '.join(map(str, args.seeds))}), simulation seed "
+            + ("= training seed" if args.simulation_seed is None else str(args.simulation_seed))
+            + f"; {args.jobs} runs in "
             f"parallel; wall time {wall / 60:.1f} min. mIoU: mean ± 95 % t-interval; "
             f"'within {TARGET:g}': |mean paired difference| <= {TARGET:g} mIoU.")  # fmt: skip
     table = write(note)

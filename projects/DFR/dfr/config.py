@@ -146,6 +146,9 @@ def add_dfr_config(cfg):
     # dfr.data.register_datasets_from_cfg registers each: <name>_train (scribbles) and
     # <name>_val (dense labels).
     cfg.DATASETS.DFR.CUSTOM = []
+    # Seed of the scribbles simulated for the `<source>_sim_<style>` names of DATASETS.TRAIN /
+    # TEST (dfr.data.datasets.simulated; one cached set per seed).
+    cfg.DATASETS.DFR.SIMULATION_SEED = 0
 
 
 def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):

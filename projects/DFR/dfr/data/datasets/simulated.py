@@ -245,19 +245,23 @@ def register_simulated_scribbles(
 
 
 def register_simulated_from_cfg(cfg) -> List[str]:
-    """Register every ``<source>_sim_<style>`` of cfg.DATASETS.TRAIN / TEST that is not
-    registered yet (seed 0, default root); returns the names registered. A name with
-    ``_sim_`` whose style or source is unknown raises, naming the config key."""
+    """Register every ``<source>_sim_<style>`` of cfg.DATASETS.TRAIN / TEST with the seed
+    DATASETS.DFR.SIMULATION_SEED (default root); returns the names registered or re-registered
+    (another seed). A name with ``_sim_`` whose style or source is unknown raises, naming the
+    config key; a dataset of such a name registered otherwise is left alone."""
+    seed = int(cfg.DATASETS.DFR.get("SIMULATION_SEED", 0)) if "DFR" in cfg.DATASETS else 0
     out = []
     for key in ("TRAIN", "TEST"):
         for name in cfg.DATASETS[key]:
             parsed = parse_simulated_name(name)
-            if name in DatasetCatalog.list() or parsed is None:
+            if parsed is None or (name in DatasetCatalog.list() and name not in _SPECS):
                 continue
-            source, style = parsed
+            before = _SPECS.get(name)
             try:
-                out.append(register_simulated_scribbles(source, style=style))
+                register_simulated_scribbles(parsed[0], style=parsed[1], seed=seed)
             except (KeyError, ValueError) as e:
                 msg = e.args[0] if e.args else str(e)
                 raise ValueError(f"DATASETS.{key}: {name!r}: {msg}") from None
+            if _SPECS.get(name) != before:
+                out.append(name)
     return out

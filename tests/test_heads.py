@@ -93,3 +93,67 @@ def test_heads_from_config_read_the_paper_keys():
     assert fusion.output_shape().channels == 32
     assert UperNetHead(cfg, fusion.output_shape()).predictor.out_channels == 5
     assert FeatureConsistencyHead(cfg, fusion.output_shape()).proj.out_channels == 128
+
+
+def _cbr(x, conv):
+    """mmcv ConvModule by hand from a conv_bn_relu's tensors: conv (no bias), BN in eval mode
+    (running statistics), ReLU."""
+    sd = {k: v.detach() for k, v in conv.state_dict().items()}
+    k = sd["weight"].shape[-1]
+    y = torch.nn.functional.conv2d(x, sd["weight"], sd.get("bias"), padding=k // 2)
+    n = conv.norm
+    y = (y - sd["norm.running_mean"][:, None, None]) / torch.sqrt(
+        sd["norm.running_var"][:, None, None] + n.eps)  # fmt: skip
+    return torch.relu(y * sd["norm.weight"][:, None, None] + sd["norm.bias"][:, None, None])
+
+
+def _up(x, size):
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _uper_reference(fusion, feats, levels, order=("res2", "res3", "res4", "res5")):
+    """mmseg's UPerHead up to (without) fpn_bottleneck, written from its definition:
+    psp = bottleneck(cat[x, up(ppm_s(x)) for s]); laterals (1x1) of the lower levels + psp;
+    top-down: lateral[i-1] += up(lateral[i]); fpn 3x3 conv on every level but the top; every
+    level upsampled to the finest input and concatenated (here: only `levels`)."""
+    x = feats[order[-1]]
+    pooled = [_up(_cbr(torch.nn.functional.adaptive_avg_pool2d(x, s), m[1]), x.shape[-2:])
+              for s, m in zip((1, 2, 3, 6), fusion.ppm)]  # fmt: skip
+    lat = {order[-1]: _cbr(torch.cat([x, *pooled], 1), fusion.ppm_bottleneck)}
+    used = [f for f in order[:-1] if f in fusion.lateral_convs]
+    for f in used:
+        lat[f] = _cbr(feats[f], fusion.lateral_convs[f])
+    chain = used + [order[-1]]
+    for i in range(len(chain) - 1, 0, -1):
+        lat[chain[i - 1]] = lat[chain[i - 1]] + _up(lat[chain[i]], lat[chain[i - 1]].shape[-2:])
+    size = feats[order[0]].shape[-2:]
+    outs = [_up(lat[f] if f == order[-1] else _cbr(lat[f], fusion.fpn_convs[f]), size)
+            for f in levels]  # fmt: skip
+    return torch.cat(outs, 1)
+
+
+def _randomise_bn(module, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+@pytest.mark.parametrize("levels", [["res2", "res3", "res4", "res5"], ["res3"], ["res4", "res5"]])
+def test_fusion_equals_upernet_written_from_its_definition(levels):
+    """The fused map against an independent functional UperNet (F.conv2d / BN by hand /
+    bilinear, align_corners False) on the module's own weights, odd map sizes."""
+    shapes = {k: ShapeSpec(channels=s.channels // 16, stride=s.stride) for k, s in SWIN_B.items()}
+    fusion = _fusion(levels, channels=8, shapes=shapes)
+    _randomise_bn(fusion)
+    fusion.eval()
+    feats = _features(shapes, h=4 * 19, w=4 * 26)  # res5 is 19/8 x 26/8 -> odd, non-divisible
+    feats = {k: v[..., : -(i % 2) or None, :] for i, (k, v) in enumerate(feats.items())}
+    with torch.no_grad():
+        got = fusion(feats)
+        want = _uper_reference(fusion, feats, levels)
+    assert got.shape == want.shape == (2, 8 * len(levels), *feats["res2"].shape[-2:])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

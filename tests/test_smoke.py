@@ -7,14 +7,18 @@ def test_import_dfr_registers_what_the_base_config_names():
     from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, SEM_SEG_HEADS_REGISTRY
 
     import dfr  # noqa: F401  (registration side effects)
+    from dfr.modeling.heads import DFR_SEM_SEG_HEADS_REGISTRY
     from dfr.modeling.meta_arch import DFRSegmentor
 
     cfg = _cfg()
     cfg.merge_from_file(str(CONFIGS / "Base-DFR.yaml"))
     assert META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE) is DFRSegmentor
     for reg, name in ((BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME),
-                      (SEM_SEG_HEADS_REGISTRY, cfg.MODEL.SEM_SEG_HEAD.NAME)):  # fmt: skip
+                      (DFR_SEM_SEG_HEADS_REGISTRY, cfg.MODEL.SEM_SEG_HEAD.NAME)):  # fmt: skip
         assert reg.get(name).__module__.startswith("dfr.modeling."), name
+    # Detectron2's sem-seg head registry is for heads of its (features, targets) ->
+    # (results, losses) interface: none of DFR's heads is registered there
+    assert not any(c.__module__.startswith("dfr.") for _, c in SEM_SEG_HEADS_REGISTRY)
 
 
 def test_add_dfr_config_defaults_are_the_paper_values_and_version_matches_setup():

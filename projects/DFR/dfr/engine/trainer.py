@@ -16,7 +16,7 @@ from detectron2.data import (
     build_detection_train_loader,
 )
 from detectron2.engine import DefaultTrainer, hooks
-from detectron2.evaluation import SemSegEvaluator, inference_on_dataset, print_csv_format
+from detectron2.evaluation import DatasetEvaluator, SemSegEvaluator
 from detectron2.utils import comm
 from tabulate import tabulate
 
@@ -39,6 +39,19 @@ def _per_class_table(res: dict) -> str:
     head = [("mIoU", f"{res['mIoU']:.2f}"), ("fwIoU", f"{res['fwIoU']:.2f}")]
     head.append(("pACC", f"{res['pACC']:.2f}"))
     return tabulate(head + rows, headers=["class", "IoU"], tablefmt="pipe")
+
+
+def _report(name: str, res: dict, evaluator):
+    """Log the per-class IoU table of a sem-seg result and write it to
+    `<evaluator output>/sem_seg_metrics.json`."""
+    if "sem_seg" not in res:
+        return
+    logger.info(f"Per-class IoU on {name}:\n" + _per_class_table(res["sem_seg"]))
+    out_dir = getattr(evaluator, "_output_dir", None)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "sem_seg_metrics.json"), "w") as f:
+            json.dump(json_safe(res["sem_seg"]), f, indent=1, allow_nan=False)
 
 
 @contextlib.contextmanager
@@ -127,9 +140,8 @@ class Trainer(DefaultTrainer):
         return build_detection_train_loader(cfg, mapper=ScribbleDatasetMapper(cfg, is_train=True))
 
     @classmethod
-    def build_test_loader(cls, cfg, dataset_name, test_resize=None):
-        """test_resize=False: original-size images, for SemSegTTA (it resizes per scale)."""
-        mapper = ScribbleDatasetMapper(cfg, is_train=False, test_resize=test_resize)
+    def build_test_loader(cls, cfg, dataset_name):
+        mapper = ScribbleDatasetMapper(cfg, is_train=False)
         return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
 
     @classmethod
@@ -153,36 +165,29 @@ class Trainer(DefaultTrainer):
     # ---- evaluation -----------------------------------------------------------------
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """Evaluate `model` on cfg.DATASETS.TEST; logs the per-class IoU table and writes
-        `<output>/sem_seg_metrics.json`. TEST.MODE == "slide" wraps the model in
-        sliding-window inference."""
+        """Detectron2's `DefaultTrainer.test` (loaders from `build_test_loader`, evaluators
+        from `build_evaluator`), with three additions: TEST.MODE == "slide" wraps the model in
+        sliding-window inference; a SemSegTTA model reads original-size images (it resizes
+        each view itself, so INPUT.DFR.TEST_RESIZE is off for its loader); and, per dataset,
+        the per-class IoU table is logged and `<evaluator output>/sem_seg_metrics.json`
+        written (strict JSON: an undefined IoU is null)."""
         if cfg.TEST.MODE == "slide" and not isinstance(model, SemSegTTA):
             model = SemSegTTA(cfg, model, tta=False)
-        if evaluators is not None:
-            evaluators = [evaluators] if not isinstance(evaluators, (list, tuple)) else evaluators
-            assert len(evaluators) == len(cfg.DATASETS.TEST), (evaluators, cfg.DATASETS.TEST)
-        results = OrderedDict()
-        for idx, name in enumerate(cfg.DATASETS.TEST):
-            if isinstance(model, SemSegTTA):
-                loader = cls.build_test_loader(cfg, name, test_resize=False)
-            else:
-                loader = cls.build_test_loader(cfg, name)
-            if evaluators is not None:
-                evaluator = evaluators[idx]
-            else:
-                evaluator = cls.build_evaluator(cfg, name)
-            res = inference_on_dataset(model, loader, evaluator)
-            results[name] = res
-            if comm.is_main_process():
-                print_csv_format(res)
-                if "sem_seg" in res:
-                    logger.info(f"Per-class IoU on {name}:\n" + _per_class_table(res["sem_seg"]))
-                    out_dir = getattr(evaluator, "_output_dir", None)
-                    if out_dir:
-                        os.makedirs(out_dir, exist_ok=True)
-                        with open(os.path.join(out_dir, "sem_seg_metrics.json"), "w") as f:
-                            json.dump(json_safe(res["sem_seg"]), f, indent=1, allow_nan=False)
-        return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
+        if isinstance(model, SemSegTTA) and cfg.INPUT.DFR.TEST_RESIZE:
+            cfg = cfg.clone()
+            cfg.defrost()
+            cfg.INPUT.DFR.TEST_RESIZE = False
+            cfg.freeze()
+        if evaluators is None:  # built here, to find their output folders afterwards
+            evaluators = [cls.build_evaluator(cfg, name) for name in cfg.DATASETS.TEST]
+        elif isinstance(evaluators, DatasetEvaluator):
+            evaluators = [evaluators]
+        results = super().test(cfg, model, evaluators)
+        if comm.is_main_process():
+            one = len(cfg.DATASETS.TEST) == 1
+            for name, evaluator in zip(cfg.DATASETS.TEST, evaluators):
+                _report(name, results if one else results[name], evaluator)
+        return results
 
     @classmethod
     def test_with_TTA(cls, cfg, model):

@@ -2,16 +2,15 @@
 import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from torch import nn
 
 __all__ = ["FeatureConsistencyHead"]
 
 
-@SEM_SEG_HEADS_REGISTRY.register()
 class FeatureConsistencyHead(nn.Module):
     """1x1 conv + ReLU: fused map (B, C_in, h, w) -> features F (B, d, h, w), d = 128.
-    Used only in training (Eq. 6 kernel, Eq. 8-13 losses). `detach_input` (opt-in, not the
+    Used only in training (Eq. 6 kernel, Eq. 8-13 losses). One implementation, built
+    directly by the segmentor (no registry). `detach_input` (opt-in, not the
     paper): read the fused map without gradient, so Lfd / Lfr train this head only and never
     the fused map shared with the semantic head."""
 

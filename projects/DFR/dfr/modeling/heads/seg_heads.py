@@ -1,7 +1,13 @@
 """Per-pixel classification heads: the UperNet scene head on the fused map and the auxiliary
 FCN head on one backbone level (Swin UperNet recipe, as mmseg's `UPerHead.fpn_bottleneck +
 cls_seg` and `FCNHead(num_convs=1)`). Both are a 3x3 conv (norm + ReLU) -> dropout -> 1x1
-classifier: `ConvSegHead`."""
+classifier: `ConvSegHead`.
+
+The semantic head is chosen by MODEL.SEM_SEG_HEAD.NAME from `DFR_SEM_SEG_HEADS_REGISTRY` and
+built by `build_semantic_head`. It is not one of Detectron2's SEM_SEG_HEADS_REGISTRY heads:
+those take `(features, targets)` and return `(results, losses)` with their own loss, whereas
+here the head maps the fused map to logits and the criterion computes Lpce and Ldfr from the
+same logits (Eq. 1). The auxiliary head has one implementation and is built directly."""
 from typing import Dict
 
 import fvcore.nn.weight_init as weight_init
@@ -9,10 +15,28 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
-from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
+from detectron2.utils.registry import Registry
 from torch import nn
 
-__all__ = ["ConvSegHead", "FCNAuxHead", "UperNetHead", "conv_bn_relu"]
+__all__ = [
+    "ConvSegHead",
+    "DFR_SEM_SEG_HEADS_REGISTRY",
+    "FCNAuxHead",
+    "UperNetHead",
+    "build_semantic_head",
+    "conv_bn_relu",
+]
+
+DFR_SEM_SEG_HEADS_REGISTRY = Registry("DFR_SEM_SEG_HEADS")
+DFR_SEM_SEG_HEADS_REGISTRY.__doc__ = """
+Semantic heads of the DFR segmentor, named by MODEL.SEM_SEG_HEAD.NAME: `cls(cfg, input_shape)`
+with `input_shape` the fused map's ShapeSpec; `forward(fused) -> logits (B, K, h, w)`.
+"""
+
+
+def build_semantic_head(cfg, input_shape: ShapeSpec) -> nn.Module:
+    """The semantic head named by MODEL.SEM_SEG_HEAD.NAME, on a fused map of `input_shape`."""
+    return DFR_SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME)(cfg, input_shape)
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, k: int, norm: str) -> Conv2d:
@@ -50,7 +74,7 @@ class ConvSegHead(nn.Module):
         return self.predictor(self.dropout(self.conv(x)))
 
 
-@SEM_SEG_HEADS_REGISTRY.register()
+@DFR_SEM_SEG_HEADS_REGISTRY.register()
 class UperNetHead(ConvSegHead):
     """UperNet scene head on the fused map (mmseg `fpn_bottleneck` + `conv_seg`)."""
 
@@ -74,7 +98,6 @@ class UperNetHead(ConvSegHead):
         return self.classify(x)
 
 
-@SEM_SEG_HEADS_REGISTRY.register()
 class FCNAuxHead(ConvSegHead):
     """Auxiliary FCN head on one backbone level (res4, weight 0.4 in the Swin UperNet recipe).
     features dict -> logits (B, K, h, w) at that level's stride."""

@@ -6,19 +6,14 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
-from detectron2.modeling import (
-    META_ARCH_REGISTRY,
-    SEM_SEG_HEADS_REGISTRY,
-    Backbone,
-    build_backbone,
-)
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 from torch import nn
 
 from ...utils import resize
 from ..criterion import DFRCriterion
-from ..heads import FCNAuxHead, FeatureConsistencyHead, UperNetFusion
+from ..heads import FCNAuxHead, FeatureConsistencyHead, UperNetFusion, build_semantic_head
 
 __all__ = ["DFRSegmentor"]
 
@@ -96,9 +91,7 @@ class DFRSegmentor(nn.Module):
     def from_config(cls, cfg):
         backbone = build_backbone(cfg)
         fusion = UperNetFusion(cfg, backbone.output_shape())
-        sem_seg_head = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME)(
-            cfg, fusion.output_shape()
-        )
+        sem_seg_head = build_semantic_head(cfg, fusion.output_shape())
         criterion = DFRCriterion(cfg)
         feat_head = FeatureConsistencyHead(cfg, fusion.output_shape()) \
             if criterion.needs_features else None

@@ -245,3 +245,37 @@ def test_seed_makes_a_cpu_run_reproducible(tmp_path):
     c = _first_losses(tmp_path, "c", prefix, 8)
     assert len(a) == 2 and a == b
     assert a[0]["loss_pce"] != c[0]["loss_pce"]
+
+
+def test_trainer_test_is_detectron2s_and_gives_semsegtta_original_size_images(tmp_path,
+                                                                            monkeypatch):
+    """Trainer.test runs DefaultTrainer.test through the builders; a SemSegTTA model (which
+    resizes each view itself) gets a loader with INPUT.DFR.TEST_RESIZE off, the plain model
+    the config's; the caller's config is left as it was."""
+    from detectron2.engine import DefaultTrainer
+
+    from dfr.engine import Trainer
+    from dfr.evaluation import SemSegTTA
+
+    prefix = register_tiny(tmp_path / "ds")
+    cfg = setup_cfg(tmp_path / "run", prefix, "INPUT.DFR.TEST_RESIZE", True,
+                    "INPUT.DFR.RESIZE_SCALE", "[64, 32]")  # fmt: skip
+    seen, calls = [], []
+    loader = Trainer.build_test_loader.__func__
+    d2_test = DefaultTrainer.test.__func__
+
+    def spy_loader(cls, cfg, name):
+        seen.append(cfg.INPUT.DFR.TEST_RESIZE)
+        return loader(cls, cfg, name)
+
+    def spy_test(cls, cfg, model, evaluators=None):
+        calls.append(type(model).__name__)
+        return d2_test(cls, cfg, model, evaluators)
+
+    monkeypatch.setattr(Trainer, "build_test_loader", classmethod(spy_loader))
+    monkeypatch.setattr(DefaultTrainer, "test", classmethod(spy_test))
+    model = Trainer.build_model(cfg).eval()
+    res = Trainer.test(cfg, model)
+    Trainer.test(cfg, SemSegTTA(cfg, model, tta=False))
+    assert seen == [True, False] and calls == ["DFRSegmentor", "SemSegTTA"]
+    assert cfg.INPUT.DFR.TEST_RESIZE and "mIoU" in res["sem_seg"]

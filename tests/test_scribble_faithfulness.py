@@ -88,3 +88,18 @@ def test_real_voc_against_simulations():
     assert "| 2 (50) | 891 |" in text  # crossings and pixels on the VOC ignore band
     row = next(line for line in md if line.startswith("| s4 | 2 |"))
     assert row.endswith("| 0 (0) | 0 |")
+
+
+def test_scribble_stats_tool_compares_with_simulations(tmp_path, capsys):
+    tool = load_script("tools/scribble_stats.py")
+    args = ["--labels", str(REAL_VOC / "scribble_png"), "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="--styles needs --dense"):
+        tool.main(args + ["--styles", "s4"])
+    dense = ["--dense", str(REAL_VOC / "gt_png"), "--styles", "s4,cdsp", "--seeds", "1"]
+    assert tool.main(args + dense + ["--name", "ScribbleSup"]) == 0
+    md = (tmp_path / "scribble_stats.md").read_text()
+    assert "## Scribbles against the dense ground truth" in md and "| ScribbleSup | 2 |" in md
+    for style in ("s4", "cdsp"):
+        row = next(line for line in md.splitlines() if line.startswith(f"| {style} | 2 |"))
+        assert "100 % of 10" in row and row.endswith("| 0 (0) | 0 |")
+    assert "| ScribbleSup | 2 | 3.17 %" in capsys.readouterr().out

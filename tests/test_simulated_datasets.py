@@ -141,9 +141,14 @@ def test_manifest_reuse_and_regeneration(tmp_path, dense_source, monkeypatch):
     victim.unlink()
     DatasetCatalog.get(name)
     assert victim.is_file()
-    # nothing temporary is left next to the sets
-    assert sorted(p.name for p in (root / dense_source).iterdir()) == [
-        "skeleton_seed0", "skeleton_seed1"]  # fmt: skip
+    # nothing temporary is left next to the sets (hidden .lock files of the generator lock)
+    left = sorted(p.name for p in (root / dense_source).iterdir() if p.suffix != ".lock")
+    assert left == ["skeleton_seed0", "skeleton_seed1"]
+    # a temporary folder of a killed generator is removed by the next generation
+    (root / dense_source / ".skeleton_seed0.tmp-killed").mkdir()
+    monkeypatch.setitem(sim_module.GENERATOR_VERSION, "skeleton", "test-bump-2")
+    DatasetCatalog.get(name)
+    assert not (root / dense_source / ".skeleton_seed0.tmp-killed").exists()
 
 
 def test_style_change_gives_its_own_set(tmp_path, dense_source):
@@ -359,3 +364,32 @@ def test_pixels_that_contradict_the_dense_label_are_left_unlabeled(tmp_path, den
     before = _mtimes(folder)
     DatasetCatalog.get(name)  # reused: the count does not make the manifest differ
     assert _mtimes(folder) == before
+
+
+def test_concurrent_loads_generate_once(tmp_path, dense_source, monkeypatch):
+    """Two loaders at once (as the processes of a distributed launch): one generates under the
+    set's lock, the other waits and reuses it; both get the same records."""
+    import threading
+    import time
+
+    calls = []
+    real = simulated.simulate_scribbles
+
+    def slow(label, **kw):
+        calls.append(1)
+        time.sleep(0.05)
+        return real(label, **kw)
+
+    monkeypatch.setattr(simulated, "simulate_scribbles", slow)
+    got = {}
+
+    def load(k):
+        got[k] = simulated.load_simulated_scribbles(dense_source, "skeleton", 0, str(tmp_path))
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 4  # 4 images, simulated once
+    assert got[0] == got[1] and len(got[0]) == 4

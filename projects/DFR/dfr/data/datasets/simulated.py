@@ -44,10 +44,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from iopath.common.file_io import file_lock
 
 from ..classes import IGNORE_LABEL
 from ..labels import read_label
-from ..paths import get_datasets_root
+from ..paths import fresh_tempdir, get_datasets_root
 from ..scribbles.simulate import GENERATOR_VERSION, STYLES, image_seed, simulate_scribbles
 
 __all__ = [
@@ -114,23 +115,16 @@ def _usable(folder: str, expected: Dict, names: List[str]) -> bool:
     return old == expected and all(os.path.isfile(os.path.join(folder, n)) for n in names)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _generate(records, names, folder, expected, style, seed, ignore_label, width):
-    """Write every simulated map into a temporary folder next to `folder`, then rename it into
-    place (replacing an outdated `folder`)."""
+    """Write every simulated map into a temporary folder next to `folder` (normal permissions;
+    what a killed run left is removed first), then rename it into place, replacing an outdated
+    `folder`. Called under the set's lock."""
     from PIL import Image
     from tqdm import tqdm
 
     parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
+    tmp = fresh_tempdir(folder)
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the set is shared data
         desc = f"simulating {expected['source']} -> {style} scribbles (seed {seed})"
         masked, first = 0, None
         for rec, name in tqdm(list(zip(records, names)), desc=desc, unit="img"):
@@ -192,10 +186,15 @@ def load_simulated_scribbles(
                 "generator_version": GENERATOR_VERSION[style], "width": int(width),
                 "ignore_label": ignore_label, "num_records": len(records)}  # fmt: skip
     if not _usable(folder, expected, names):
-        old = _read_manifest(folder)
-        why = "no manifest" if old is None else "manifest differs"
-        logger.info(f"{folder}: {why}; simulating {len(records)} scribble maps")
-        _generate(records, names, folder, expected, style, seed, ignore_label, width)
+        # one generator at a time (the processes of a distributed launch): the others wait and
+        # then find the set complete
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        with file_lock(os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}")):
+            if not _usable(folder, expected, names):
+                old = _read_manifest(folder)
+                why = "no manifest" if old is None else "manifest differs"
+                logger.info(f"{folder}: {why}; simulating {len(records)} scribble maps")
+                _generate(records, names, folder, expected, style, seed, ignore_label, width)
     for rec, name in zip(records, names):
         rec["sem_seg_file_name"] = os.path.join(folder, name)
     return records

@@ -89,6 +89,38 @@ def test_flip_keeps_image_and_label_aligned(tmp_path):
     assert (red == np.where(lab == 255, 250, lab * 20)).all()
 
 
+def test_training_pipeline_flips_half_and_distorts_most_samples(tmp_path):
+    """The default training pipeline (no rescale here: ratio 1) against the source arrays: every
+    output label is a 64-px-wide window of the source label, mirrored in about half of the
+    samples (flip_prob 0.5), and the image is that window of the source image (mirrored alike)
+    changed by the photometric distortion in most samples (each of its 4 steps has p = 0.5:
+    unchanged in 1/16). A no-op flip or a no-op distortion fails."""
+    np.random.seed(4)
+    image, label = _pattern(60, 90)
+    image[..., 2] = np.arange(60)[:, None] * 4  # a vertical ramp too: no symmetric window
+    rec = _write(tmp_path, "p", image, label)
+    m = _mapper(build_train_augmentations((60, 64), (90, 60), (1.0, 1.0)))
+    flipped = changed = 0
+    n = 64
+    for _ in range(n):
+        out = m(rec)
+        lab, img = out["sem_seg"].numpy(), out["image"].permute(1, 2, 0).numpy()
+        assert lab.shape == (60, 64)
+        src = None
+        for x0 in range(90 - 64 + 1):
+            for flip in (False, True):
+                win = label[:, x0 : x0 + 64][:, ::-1] if flip else label[:, x0 : x0 + 64]
+                if (win == lab).all():  # unique: the bands 0, 3, 7, 255 are not symmetric
+                    src = (x0, flip)
+        assert src is not None, "the label is not a window of the source label"
+        x0, flip = src
+        want = image[:, x0 : x0 + 64][:, ::-1] if flip else image[:, x0 : x0 + 64]
+        flipped += flip
+        changed += not np.array_equal(img, want)
+    assert 0.3 < flipped / n < 0.7, flipped
+    assert changed / n > 0.75, changed
+
+
 def test_full_pipeline_keeps_alignment_away_from_edges(tmp_path):
     np.random.seed(1)
     image, label = _pattern(120, 160)

@@ -6,11 +6,11 @@ dfr.data.datasets.simulated), the same seeds each, and report mIoU on the same v
 mean ± 95 % t-interval per training set and the paired difference to (a) (same seed).
 
 Every run is a `projects/DFR/train_net.py` subprocess with only DATASETS.TRAIN changed
-(tools/run_synthetic_ablation.py's runner and statistics, reused); finished runs are reused
-(--force reruns). Training seed k trains on the scribbles simulated with seed k
-(DATASETS.DFR.SIMULATION_SEED; --simulation-seed fixes one set for every run), so the
-interval covers both; every simulated set is written before the runs start. Writes `<output>/results.md` and `results.json`, the
-partial table after every run.
+(dfr.engine.seed_runs: the runner and statistics of tools/run_synthetic_ablation.py too);
+finished runs are reused (--force reruns). Training seed k trains on the scribbles simulated
+with seed k (DATASETS.DFR.SIMULATION_SEED; --simulation-seed fixes one set for every run), so
+the interval covers both; every simulated set is written before the runs start. Writes
+`<output>/results.md` and `results.json`, the partial table after every run.
 
     python tools/run_simulated_scribble_study.py --seeds 0 1 2 --output output/simulated_study
     python tools/run_simulated_scribble_study.py --styles s4 --seeds 0 --max-iter 300 --jobs 2
@@ -24,15 +24,14 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_synthetic_ablation as ablation  # noqa: E402  (runner + statistics)
+from dfr.engine.seed_runs import fmt_ci, mean_ci, run_train_net
 
-REPO = ablation.REPO
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml"
 TARGET = 2.0  # mIoU: a style "trains like real scribbles" when its paired difference is within
 
 
@@ -50,7 +49,7 @@ def parse_args(argv=None):
     from dfr.cli import HelpFormatter
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--config-file", default=str(ablation.DEFAULT_CONFIG))
+    p.add_argument("--config-file", default=str(DEFAULT_CONFIG))
     p.add_argument("--prefix", default="synthetic",
                    help="synthetic set: <prefix>_scribble_train / _full_train / _scribble_val "
                         "(synthetic_tiny: the 16-image smoke set)")  # fmt: skip
@@ -68,8 +67,6 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.opts and a.opts[0] == "--":
         a.opts = a.opts[1:]
-    # what ablation.run_one reads
-    a.pretrained, a.publish = "", ""
     return a
 
 
@@ -78,7 +75,7 @@ def sim_seed(args, seed: int) -> int:
 
 
 def run_key(v: str, args, seed: int) -> str:
-    """ablation.VARIANTS key of training set `v` for training seed `seed`."""
+    """Name of the run of training set `v` for training seed `seed` (its log label)."""
     return v if v == "own" else f"{v}@sim{sim_seed(args, seed)}"
 
 
@@ -115,7 +112,7 @@ def make_table(results, seeds, var, shares) -> str:
     for v, (label, train) in var.items():
         runs = {s: results.get((v, s)) for s in seeds}
         vals = [r["mIoU"] for r in runs.values() if r and r.get("mIoU") is not None]
-        m, h = ablation.mean_ci(vals)
+        m, h = mean_ci(vals)
         cells = ["not run" if r is None else (f"{r['mIoU']:.1f}" if r.get("mIoU") is not None
                                               else r.get("status", "crash"))
                  for r in runs.values()]  # fmt: skip
@@ -123,8 +120,8 @@ def make_table(results, seeds, var, shares) -> str:
         if v != "own":
             d = [runs[s]["mIoU"] - own[s] for s in seeds
                  if runs[s] and runs[s].get("mIoU") is not None and own[s] is not None]  # fmt: skip
-            dm, dh = ablation.mean_ci(d)
-            diff = ablation._fmt_ci(dm, dh)
+            dm, dh = mean_ci(d)
+            diff = fmt_ci(dm, dh)
             if d:
                 verdict = "yes" if abs(dm) <= TARGET else "no"
                 if math.isfinite(dh) and (dm - dh > TARGET or dm + dh < -TARGET):
@@ -132,7 +129,7 @@ def make_table(results, seeds, var, shares) -> str:
                 elif math.isfinite(dh) and (abs(dm) + dh > TARGET):
                     verdict += " (CI crosses)"
         share = f"{shares[train]:.2f} %" if train in shares else "–"
-        lines.append(f"| {label} (`{train}`) | {share} | {ablation._fmt_ci(m, h)} | {len(vals)} | "
+        lines.append(f"| {label} (`{train}`) | {share} | {fmt_ci(m, h)} | {len(vals)} | "
                      + " | ".join(cells) + f" | {diff} | {verdict} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -141,11 +138,11 @@ def main(argv=None):
     args = parse_args(argv)
     var = variants(args.prefix, args.styles)
     val = f"{args.prefix}_scribble_val"
-    for name, (label, train) in var.items():
-        for s in args.seeds:
-            ablation.VARIANTS[run_key(name, args, s)] = (label, [
-                "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{val}',)",
-                "DATASETS.DFR.SIMULATION_SEED", str(sim_seed(args, s))])  # fmt: skip
+
+    def overrides(v, s):
+        return ["DATASETS.TRAIN", f"('{var[v][1]}',)", "DATASETS.TEST", f"('{val}',)",
+                "DATASETS.DFR.SIMULATION_SEED", str(sim_seed(args, s))]  # fmt: skip
+
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -167,8 +164,8 @@ def main(argv=None):
         return table
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(ablation.run_one, args, "random", run_key(v, args, s), s,
-                               args.max_iter, out / v / f"seed{s}"): (v, s)
+        futures = {pool.submit(run_train_net, args, run_key(v, args, s), overrides(v, s), s,
+                               args.max_iter, out / v / f"seed{s}", tag="study"): (v, s)
                    for v, s in jobs}  # fmt: skip
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()

@@ -38,14 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dfr.engine.seed_runs import FAIL_GAP, failing, fmt_ci, mean_ci, run_train_net
+
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_NET = REPO / "projects" / "DFR" / "train_net.py"
 PRETRAIN = REPO / "tools" / "pretrain_synthetic_backbone.py"
 DEFAULT_CONFIG = REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml"
 DEFAULT_PRETRAINED = "pretrained/swin_tiny_synthetic_pretrain.pth"
-FAIL_GAP = 10.0  # a seed this many mIoU below the median of the variant's seeds is "failing"
-DIAG_KEYS = ("m_frac", "pairs_bg", "pairs_fg", "pairs_neg", "feat_norm", "feat_dead_frac",
-             "feat_dist", "ffac_same", "ffac_diff", "k_mean", "k_nofeat_mean")
 
 
 def _switches(dfr: bool, feat: bool = False, fd: bool = False, fr: bool = False):
@@ -108,119 +106,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _metrics_path(run_dir: Path):
-    found = sorted(run_dir.glob("inference/*/sem_seg_metrics.json"))
-    return found[0] if found else None
-
-
-def read_diagnostics(run_dir: Path) -> dict:
-    """Mean of each diag/* scalar over the last quarter of the logged iterations, plus the
-    first logged value (iteration 0 or the first diag row) as `<key>@0`."""
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return {}
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    out = {}
-    for k in DIAG_KEYS:
-        vals = [(r["iteration"], r[f"diag/{k}"]) for r in rows if f"diag/{k}" in r]
-        if not vals:
-            continue
-        last = max(it for it, _ in vals)
-        tail = [v for it, v in vals if it >= 0.75 * last and v is not None and math.isfinite(v)]
-        out[k] = float(np.mean(tail)) if tail else float("nan")
-        out[f"{k}@0"] = vals[0][1]
-    return out
-
-
-def _base_cmd(args, init: str, variant: str, seed: int, run_dir: Path, max_iter: int):
-    extra = list(args.opts)
-    if args.device:
-        extra += ["MODEL.DEVICE", args.device]
-    if init == "pretrained":
-        extra += ["MODEL.SWIN.PRETRAINED", args.pretrained]
-    if max_iter:
-        extra += ["SOLVER.MAX_ITER", str(max_iter), "SOLVER.CHECKPOINT_PERIOD", str(max_iter),
-                  "TEST.EVAL_PERIOD", str(max_iter)]
-    return [sys.executable, str(TRAIN_NET), "--num-gpus", "1", "--config-file", args.config_file,
-            *VARIANTS[variant][1], *extra, "SEED", str(seed), "OUTPUT_DIR", str(run_dir)]
-
-
 def run_one(args, init: str, variant: str, seed: int, max_iter: int, run_dir=None) -> dict:
+    """One (init, variant, seed) run under `<output>/<init>/<variant>/seed<k>`."""
     run_dir = Path(run_dir or Path(args.output) / init / variant / f"seed{seed}")
-    done = _metrics_path(run_dir)
-    if done is not None and not args.force:
-        res = json.loads(done.read_text())
-        print(f"[ablation] {init}/{variant} seed {seed}: reused mIoU {res['mIoU']:.2f}", flush=True)
-        return {"mIoU": res["mIoU"], "seconds": None, "status": "ok",
-                "diag": read_diagnostics(run_dir)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = _base_cmd(args, init, variant, seed, run_dir, max_iter)
-    threads = str(args.threads or max(1, (os.cpu_count() or 1) // args.jobs))
-    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
-    print(f"[ablation] start {init}/{variant} seed {seed}", flush=True)
-    t0 = time.time()
-    with open(run_dir / "stdout.log", "w") as log:
-        log.write(" ".join(cmd[1:]) + "\n")
-        log.flush()
-        rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    dt = time.time() - t0
-    path = _metrics_path(run_dir)
-    if rc != 0 or path is None:
-        tail = (run_dir / "stdout.log").read_text().splitlines()[-5:]
-        print(f"[ablation] FAILED {init}/{variant} seed {seed} (rc={rc}): {tail}", flush=True)
-        return {"mIoU": None, "seconds": dt, "status": f"crashed (rc={rc})",
-                "diag": read_diagnostics(run_dir)}
-    miou = json.loads(path.read_text())["mIoU"]
-    print(f"[ablation] done  {init}/{variant} seed {seed}: mIoU {miou:.2f} in {dt:.0f} s",
-          flush=True)
-    return {"mIoU": miou, "seconds": dt, "status": "ok", "diag": read_diagnostics(run_dir)}
-
-
-# ---- statistics --------------------------------------------------------------------------
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
-
-
-def t975(dof: int) -> float:
-    """Two-sided 95 % Student-t quantile (table; interpolated between entries, 1.96 beyond)."""
-    if dof in _T975:
-        return _T975[dof]
-    keys = sorted(_T975)
-    if dof > keys[-1]:
-        return 1.96
-    lo = max(k for k in keys if k < dof)
-    hi = min(k for k in keys if k > dof)
-    return _T975[lo] + (_T975[hi] - _T975[lo]) * (dof - lo) / (hi - lo)
-
-
-def mean_ci(vals):
-    """(mean, half-width of the 95 % t-interval) of a list; half-width NaN for one value."""
-    v = np.asarray(vals, dtype=float)
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    if len(v) == 1:
-        return float(v[0]), float("nan")
-    return float(v.mean()), float(t975(len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-
-
-def failing(vals: dict) -> set:
-    """Seeds whose mIoU is more than FAIL_GAP below the median of the variant's seeds."""
-    ok = {s: v for s, v in vals.items() if v is not None}
-    if len(ok) < 3:
-        return set()
-    med = float(np.median(list(ok.values())))
-    return {s for s, v in ok.items() if v < med - FAIL_GAP}
-
-
-def _fmt_ci(m, h):
-    if not math.isfinite(m):
-        return "–"
-    return f"{m:.1f} ± {h:.1f}" if math.isfinite(h) else f"{m:.1f}"
+    late = ["MODEL.SWIN.PRETRAINED", args.pretrained] if init == "pretrained" else []
+    return run_train_net(args, f"{init}/{variant}", VARIANTS[variant][1], seed, max_iter, run_dir,
+                         late=late, tag="ablation")
 
 
 def make_tables(results: dict, seeds, variants, inits, header_note: str = "") -> str:
@@ -249,7 +140,7 @@ def make_tables(results: dict, seeds, variants, inits, header_note: str = "") ->
                 else:
                     cells.append(f"{r['mIoU']:.1f}" + (" †" if s in bad else ""))
             n = sum(x is not None for x in vals.values())
-            lines.append(f"| {VARIANTS[v][0]} | {_fmt_ci(m, h)} | {n} | "
+            lines.append(f"| {VARIANTS[v][0]} | {fmt_ci(m, h)} | {n} | "
                          + " | ".join(cells) + " |")
         lines.append("")
         refs = [r for r in ("dfr_xy_rgb", "pce") if r in variants]
@@ -267,7 +158,7 @@ def make_tables(results: dict, seeds, variants, inits, header_note: str = "") ->
                          if (results.get((init, v, s)) or {}).get("mIoU") is not None
                          and (results.get((init, ref, s)) or {}).get("mIoU") is not None]
                     m, h = mean_ci(d)
-                    cells.append(_fmt_ci(m, h).replace("nan", "–") if v != ref else "")
+                    cells.append(fmt_ci(m, h).replace("nan", "–") if v != ref else "")
                 lines.append(f"| {VARIANTS[v][0]} | " + " | ".join(cells) + " |")
             lines.append("")
     lines += diag_table(results, seeds, variants, inits)

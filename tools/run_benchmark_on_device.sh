@@ -87,7 +87,7 @@ fi
         || echo "no nvidia-smi"
     echo "commit ${DFR_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null)}"
     "$PY" -c "import sys, torch, numpy, detectron2, timm; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available(), 'numpy', numpy.__version__, 'detectron2', detectron2.__version__, 'timm', timm.__version__)"
-    "$MMSEG_PY" -c "import sys; sys.path.insert(0, 'tools'); import check_mmseg_parity as p; p._install_mmcv_ops_stand_in(); import mmseg, mmcv, mmengine, torch; print('mmseg side: torch', torch.__version__, 'mmseg', mmseg.__version__, 'mmcv', mmcv.__version__, 'mmengine', mmengine.__version__)"
+    (cd tools && "$MMSEG_PY" -c "import check_mmseg_parity as p; p._install_mmcv_ops_stand_in(); import mmseg, mmcv, mmengine, torch; print('mmseg side: torch', torch.__version__, 'mmseg', mmseg.__version__, 'mmcv', mmcv.__version__, 'mmengine', mmengine.__version__)")
 } 2>&1 | tee "$OUT/env.txt"
 echo "[bench] setup done at $(el) s"
 timeout "${LIMIT:-520}" "$PY" tools/benchmark_step.py --mmseg-python "$MMSEG_PY" \

@@ -211,3 +211,17 @@ def test_api_errors_and_versions():
     with pytest.raises(ValueError, match="2-D"):
         simulate_scribbles(np.zeros((2, 3, 4), np.uint8))
     assert image_seed(0, "a") == image_seed(0, "a") != image_seed(1, "a") != image_seed(0, "b")
+
+
+def test_cdsp_split_curves_never_cross():
+    """Regression: two synthetic train maps where the Bezier pieces, checked one by one but
+    drawn joined, reached 1 px into another class (cdsp pieces are now drawn as checked)."""
+    from dfr.data.synthetic import SyntheticSpec, _sizes, render_sample
+
+    spec = SyntheticSpec()
+    for i in (355, 356):
+        rng = np.random.default_rng([spec["seed"], 0, i])
+        _, lab = render_sample(rng, *_sizes(rng, spec))
+        out = simulate_scribbles(lab, style="cdsp", seed=image_seed(0, f"train_{i:05d}"))
+        assert ((out == lab) | (out == 255)).all()
+        assert (out != 255).sum() > 100

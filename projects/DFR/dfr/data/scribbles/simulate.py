@@ -72,7 +72,7 @@ __all__ = [
 
 STYLES: Tuple[str, ...] = ("s4", "cdsp", "skeleton")
 
-GENERATOR_VERSION: Dict[str, str] = {"s4": "2", "cdsp": "2", "skeleton": "1"}
+GENERATOR_VERSION: Dict[str, str] = {"s4": "2", "cdsp": "3", "skeleton": "1"}
 
 S4_DEFAULTS: Dict[str, object] = {
     "min_area": 80,  # px; smaller regions (and eroded pieces) get no scribble
@@ -353,17 +353,19 @@ def _rdp(path: np.ndarray, eps: float) -> np.ndarray:
 
 
 def _smooth_inside(ctrl: np.ndarray, region: np.ndarray, width: int, depth: int = 0):
-    """Bezier through `ctrl`, split into pieces until each piece's stroke stays inside."""
+    """Bezier pieces through `ctrl`: the whole curve, or split at the middle control point
+    until each piece's stroke stays inside `region`. A list of (N, 2) curves, drawn one by
+    one exactly as checked; None when a piece of two control points still leaves it."""
     span = np.ptp(ctrl, axis=0).sum()
     curve = _bezier(ctrl, span + 2)
     if _inside(curve, region, width):
-        return curve
+        return [curve]
     if len(ctrl) <= 2 or depth > 8:
         return None
     mid = len(ctrl) // 2
     a = _smooth_inside(ctrl[: mid + 1], region, width, depth + 1)
     b = _smooth_inside(ctrl[mid:], region, width, depth + 1) if a is not None else None
-    return None if b is None else np.vstack([a, b[1:]])
+    return None if b is None else a + b
 
 
 def _tree_path(skel: np.ndarray, rng, mode: str) -> np.ndarray:
@@ -474,7 +476,7 @@ def _cdsp(label, rng, ignore_label, width, p):
         if curve is None:  # the full-resolution skeleton path, clipped to the region
             stroke = _stroke(region.shape, _skeleton_path(mask), width) & region
         else:
-            stroke = _stroke(region.shape, curve, width)
+            stroke = np.logical_or.reduce([_stroke(region.shape, c, width) for c in curve])
         out[sl][stroke] = c
     return out
 

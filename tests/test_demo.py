@@ -88,9 +88,33 @@ def test_demo_tta_and_glob_inputs(demo, images, weights, tmp_path):
                          "MODEL.WEIGHTS", str(weights), "TEST.AUG.SCALES", "[0.5, 1.0]",
                          "TEST.AUG.FLIP", "True"])  # fmt: skip
     assert len(written) == 6
+    opts = ["TEST.AUG.SCALES", "[0.5, 1.0]", "TEST.AUG.FLIP", "True"]
+    differs = 0
     for stem, (h, w) in SIZES.items():
         lab = np.asarray(Image.open(out / f"{stem}_label.png"))
-        assert lab.shape == (h, w) and lab.max() < 4
+        src = images / (f"{stem}.png" if stem == "c" else f"{stem}.jpg")
+        want = _expected_tta_label(src, weights, opts)
+        assert lab.shape == (h, w)
+        np.testing.assert_array_equal(lab, want)
+        differs += int((want != _expected_label(src, weights)).sum())
+    assert differs > 0  # the multi-scale + flip prediction is not the single-scale one here
+
+
+def _expected_tta_label(path, weights, opts):
+    """dfr.evaluation.SemSegTTA (tested against a brute-force average in test_tta.py) around
+    the same model, on the original image."""
+    from dfr.config import get_dfr_cfg
+    from dfr.engine import DFRCheckpointer, Trainer
+    from dfr.evaluation import SemSegTTA
+
+    cfg = get_dfr_cfg(INSTANT, ["MODEL.WEIGHTS", str(weights), *opts])
+    model = Trainer.build_model(cfg).eval()
+    DFRCheckpointer(model).load(str(weights))
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    inp = {"image": torch.from_numpy(rgb.copy()).permute(2, 0, 1), "height": rgb.shape[0],
+           "width": rgb.shape[1]}  # fmt: skip
+    with torch.no_grad():
+        return SemSegTTA(cfg, model)([inp])[0]["sem_seg"].argmax(0).numpy()
 
 
 def test_demo_input_errors(demo, images, tmp_path):

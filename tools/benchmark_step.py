@@ -270,7 +270,9 @@ def build_cfg(args):
     from dfr.config import get_dfr_cfg
 
     config = args.config_file or (TINY_CONFIG if args.tiny else PAPER_CONFIG)
-    opts = ["MODEL.SWIN.PRETRAINED", "", "MODEL.DEVICE", args.device, *args.opts]
+    # Training pads every image to INPUT.CROP.SIZE (mmseg's Pad): the crop is the measured size.
+    opts = ["MODEL.SWIN.PRETRAINED", "", "MODEL.DEVICE", args.device,
+            "INPUT.CROP.SIZE", f"({args.size}, {args.size})", *args.opts]
     cfg = get_dfr_cfg(config, opts, cpu_fallback=False)
     return cfg, str(Path(config).resolve().relative_to(REPO)) if str(config).startswith(
         str(REPO)) else str(config)
@@ -526,6 +528,8 @@ def main(argv=None):
                      "detectron2": detectron2.__version__, "timm": timm.__version__,
                      "python": platform.python_version()},
         "mmseg_versions": mmseg_versions,
+        "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32,
+                 "cudnn": torch.backends.cudnn.allow_tf32},  # PyTorch's defaults, both sides
         "cpu_rss_peak_mib": None if cuda else
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "targets": {k: f"{op} {v}" for k, (op, v) in TARGETS.items()},

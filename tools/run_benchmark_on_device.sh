@@ -67,8 +67,8 @@ if [ -d .devsite ]; then  # offline bundle
     DFR_COMMIT=$(cat COMMIT)
     export DFR_COMMIT
     MMSEG_PY=/tmp/mmseg_python
-    printf '#!/bin/sh\nexport PYTHONPATH=/tmp/mmseg_site\nexec %s "$@"\n' "$(command -v "$PY")" \
-        > "$MMSEG_PY"
+    py_abs=$(command -v "$PY") && case $py_abs in /*) ;; *) py_abs=$PWD/$py_abs ;; esac
+    printf '#!/bin/sh\nexport PYTHONPATH=/tmp/mmseg_site\nexec %s "$@"\n' "$py_abs" > "$MMSEG_PY"
     chmod +x "$MMSEG_PY"
 else  # online: pinned requirements + a separate mmseg venv
     tools/install.sh || exit 1

@@ -154,14 +154,37 @@ def _load_cli():
     return load_script("tools/shorten_scribbles.py", "shorten_scribbles_cli").main
 
 
+def _scribble_lines(path, h, w):
+    """Two 3-px horizontal scribbles (class 0 over 24 px, class 1 over 20 px) on a 255 canvas."""
+    lab = np.full((h, w), 255, np.uint8)
+    lab[4:7, 3:27] = 0
+    lab[h - 7 : h - 4, 5:25] = 1
+    Image.fromarray(lab).save(path)
+    return lab
+
+
 def test_voc_variant_missing_names_the_tool_then_cli_writes_the_registered_root(voc_root, capsys):
     with pytest.raises(FileNotFoundError, match="shorten_scribbles.py --voc-variant len30"):
         DatasetCatalog.get("voc_2012_train_aug_scribble_len30")
+    src = {}
+    for i, n in enumerate(["2007_000001", "2007_000002", "2008_000003"]):
+        src[n] = _scribble_lines(os.path.join(voc_root, VOC_TREE["scribble"], n + ".png"), 20 + i, 30)
     _load_cli()(["--voc-variant", "len30"])
     recs = DatasetCatalog.get("voc_2012_train_aug_scribble_len30")
     assert len(recs) == 3
     assert all("pascal_2012_scribble_len30" in d["sem_seg_file_name"] for d in recs)
     assert "kept_length_fraction" in capsys.readouterr().out
+    # against the source arrays: each scribble keeps about 30 % of its length (3 px wide), no
+    # pixel gains a label or changes class, and both scribbles survive
+    for d in recs:
+        before = src[d["image_id"]]
+        after = np.asarray(Image.open(d["sem_seg_file_name"]))
+        assert after.shape == before.shape
+        kept = after != 255
+        assert (after[kept] == before[kept]).all()
+        for c in (0, 1):
+            frac = (after == c).sum() / (before == c).sum()
+            assert 0.15 <= frac <= 0.5, (d["image_id"], c, frac)
 
 
 def test_image_hw_decode_names_a_truncated_file_and_thread_map_keeps_order(tmp_path):

@@ -151,6 +151,11 @@ def test_real_pngs_read_as_ready_labels(real_voc):
     for iid in PNG_IDS:
         lab, ss = src.load(iid, *jpeg_hw(real_voc, iid))
         assert ss is None and set(np.unique(lab).tolist()) <= set(range(21)) | {255}
+        # the same array as a plain PIL read of the palette PNG (indices = class ids)
+        plain = Image.open(real_voc / "scribble_png" / f"{iid}.png")
+        assert plain.mode in ("P", "L")
+        np.testing.assert_array_equal(lab, np.asarray(plain))
+        assert lab.dtype == np.uint8 and (lab != 255).any()
 
 
 def _evaluate(recs, preds, out_dir):

@@ -8,7 +8,7 @@ output is compared: backbone levels, decode-head and aux logits, logits at input
 through `model(batched_inputs)`), at 224x224, 200x264 and 375x500; the test-time keep-ratio
 resize to (2048, 512); the optimizer's lr / weight decay per parameter; the LR schedule; the
 parameters FROZEN_STAGES freezes. Regenerate with the tool after changing the fixture's
-definition (README, "Parity with mmsegmentation").
+definition (docs/PARITY.md).
 """
 import json
 import math
@@ -148,7 +148,7 @@ def test_optimizer_groups_match_mmseg_paramwise_cfg(loaded, info):
 def test_lr_schedule_is_the_paper_era_poly_with_linear_warmup(loaded, info):
     """Official Swin / mmseg 0.x (mmcv PolyLrUpdaterHook + linear warmup 1500 it, ratio 1e-6):
     lr = base (1 - t/T)^p (1 - (1 - t/W)(1 - r)) in warmup. mmseg 1.x's LinearLR + PolyLR(begin
-    1500) differs on purpose (e.g. 3.117e-5 vs 3e-5 at 20000; README)."""
+    1500) differs on purpose (e.g. 3.117e-5 vs 3e-5 at 20000; docs/PARITY.md)."""
     cfg, _ = loaded
     iters = sorted(int(i) for i in info["lr_paper_era"])
     ours = tool.our_lrs(cfg, iters)

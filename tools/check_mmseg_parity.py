@@ -3,7 +3,7 @@
 mmseg's own classes, random weights, loaded here through MODEL.WEIGHTS.
 
 mmsegmentation is a reference to compare with, never a dependency: it lives in a separate
-venv (README, "Parity with mmsegmentation") and is imported only by stage 1, run with that
+venv (docs/PARITY.md) and is imported only by stage 1, run with that
 venv's interpreter. The two stages exchange files:
 
   stage 1 (mmseg venv): builds mmseg's EncoderDecoder (SwinTransformer + UPerHead + FCNHead

@@ -4,7 +4,7 @@
 `dfr.data.PhotometricDistortion` with (same seed -> same draws -> the same uint8 image).
 
 mmsegmentation is a reference, never a dependency: run this once with an interpreter that can
-import it (README, "Parity with mmsegmentation"; mmcv-lite and a stand-in `mmcv.ops`, as
+import it (docs/PARITY.md; mmcv-lite and a stand-in `mmcv.ops`, as
 tools/check_mmseg_parity.py does), e.g.
 
     /work/mmseg_venv/bin/python tools/make_photometric_fixture.py

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import List, Sequence, Tuple
 from xml.sax.saxutils import quoteattr
 
-from PIL import Image
+from ..images import image_hw
 
 EXAMPLE_CLASSES = ["background", "animal", "person", "vehicle"]
 # projects/DFR/dfr/data/datasets/ -> the repository root (an editable install / a checkout)
@@ -78,7 +78,7 @@ def write_example(root, fixture=FIXTURE) -> List[str]:
     ids = sorted(scribbles)
     cvat = []
     for k, i in enumerate(ids):
-        w, h = Image.open(root / "images" / f"{i}.jpg").size
+        h, w = image_hw(root / "images" / f"{i}.jpg")
         if k < 2:
             shapes = [(c, "linestrip", pts) for c, pts in scribbles[i]]
             labelme_json(root / "labelme" / f"{i}.json", f"{i}.jpg", (h, w), shapes)

@@ -26,8 +26,8 @@ def _tiny_model(seed=0):
 
     from dfr.config import get_dfr_cfg
 
-    # γ = 0: M labels every pixel, so Lfd and Lfr have pairs; no dropout (same forward twice)
-    cfg = get_dfr_cfg(INSTANT, ["MODEL.DFR.GAMMA", 0.0, "MODEL.SEM_SEG_HEAD.NORM", "BN"])
+    # γ = 0.01 < 1/C: M labels every pixel, so Lfd and Lfr have pairs; no dropout
+    cfg = get_dfr_cfg(INSTANT, ["MODEL.DFR.GAMMA", 0.01, "MODEL.SEM_SEG_HEAD.NORM", "BN"])
     torch.manual_seed(seed)
     return build_model(cfg).train()
 
@@ -89,7 +89,7 @@ def test_trainer_uses_the_amp_step_on_cpu(tmp_path):
 
     prefix = register_tiny(tmp_path / "ds")
     cfg = setup_cfg(tmp_path / "run", prefix, "SOLVER.MAX_ITER", 2, "SOLVER.AMP.ENABLED", True,
-                    "SOLVER.AMP.PRECISION", "bfloat16", "MODEL.DFR.GAMMA", 0.0)
+                    "SOLVER.AMP.PRECISION", "bfloat16", "MODEL.DFR.GAMMA", 0.01)
     trainer = Trainer(cfg)
     assert isinstance(trainer._trainer, DFRAMPTrainer)
     assert trainer._trainer.precision is torch.bfloat16

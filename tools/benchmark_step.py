@@ -8,7 +8,7 @@ Rows, each in fp32, bf16 and fp16 (+ GradScaler), batch B at S x S:
              (a separate interpreter, the recipe of tools/check_mmseg_parity.py)
   pce        this project's config with pCE (+ aux) only (MODEL.DFR.USE_DFR/FD/FR off)
   full       the same config with every loss on: Lpce + λ1·Ldfr + λ2·(Lfd + Lfr) (+ aux),
-             γ = 0 so that M (Eq. 7) labels every pixel, as late in training (a random
+             γ = 0.01 (< 1/C) so that M (Eq. 7) labels every pixel, as late in training (a random
              model's M is empty and Lfd / Lfr would be 0)
   pairwise   Ldfr + Lfd + Lfr alone (`dfr.modeling.losses.pairwise_losses`, forward + backward)
              on the loss map of the full row (B, C / d / 3, S/LOSS_STRIDE, S/LOSS_STRIDE), every
@@ -55,7 +55,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = REPO / "projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml"
-TINY_CONFIG = REPO / "projects/DFR/configs/quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"
+TINY_CONFIG = (REPO / "projects/DFR/configs/quick_schedules"
+               / "dfr_swin_tiny_synthetic_instant_test.yaml")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 TRAIN_ROWS = ("mmseg_pce", "pce", "full", "pairwise")
 INFER_ROWS = ("infer_ss", "infer_tta")
@@ -313,10 +314,11 @@ def our_train_rows(cfg, args, pname, dtype):
     batch = [{"image": im, "sem_seg": lab, "height": args.size, "width": args.size}
              for im, lab in zip(imgs, labels)]
     rows = []
+    full = "DFR config, Lpce + Ldfr + Lfd + Lfr (+ aux), γ = 0.01"
     for name, opts, what in (("pce", PCE_ONLY, "DFR config, pCE (+ aux) only"),
-                             ("full", (), "DFR config, Lpce + Ldfr + Lfd + Lfr (+ aux), γ = 0")):
-        # γ = 0: M labels every pixel, as late in training (a random model's M is empty)
-        model = _build_model(cfg, "MODEL.DFR.GAMMA", 0.0, *opts).train()
+                             ("full", (), full)):
+        # γ = 0.01 < 1/C: M labels every pixel, as late in training (a random model's M is empty)
+        model = _build_model(cfg, "MODEL.DFR.GAMMA", 0.01, *opts).train()
         step = train_step_fn(lambda: model(batch),
                              [p for p in model.parameters() if p.requires_grad], device, dtype)
         rows.append(row(name, pname, what, measure(step, device, args.iters, args.warmup)))

@@ -3,7 +3,7 @@ message names the file or the config key, and for dataset cases that no dataset 
 (hash of every file under the dataset root before and after). The data is a miniature real
 VOC tree built from tests/fixtures/real_voc.
 
-Rows of the issue's table tested elsewhere: SIGTERM / Ctrl-C to the --num-gpus 2 launcher
+Cases tested elsewhere: SIGTERM / Ctrl-C to the --num-gpus 2 launcher
 (tests/test_launch.py); "a fresh clone: every test runs" (test_tests_read_no_data_outside_
 the_repository below, and the fixtures)."""
 import contextlib
@@ -366,7 +366,7 @@ def _import(name):
 
 
 CASES = {
-    # the issue's table
+    # refused inputs: checkpoints, start-up checks, prepare scripts, scribble files
     "unsafe .pth checkpoint": (lambda t, m: case_unsafe_checkpoint(t, m, ".pth"),
                                _import("UnsafeCheckpointError"), None),
     "unsafe .pkl checkpoint": (lambda t, m: case_unsafe_checkpoint(t, m, ".pkl"),
@@ -385,7 +385,7 @@ CASES = {
     "shorten --voc-variant len45": (case_shorten_unknown_variant, CLIError, 2),
     "txt scribble negative class id": (case_txt_negative_class, _import("ScribbleFormatError"),
                                        None),
-    # handled before the issue, and the start-up scan's other findings
+    # the start-up scan's other findings and errors while mapping
     "train label values 21, 254 (scan)": (case_train_label_value, _import("StartupCheckError"),
                                           None),
     "val label size (scan)": (case_label_size_scan, _import("StartupCheckError"), None),

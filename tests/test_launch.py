@@ -57,7 +57,7 @@ def _wait_until(cond, timeout, step=0.2):
 def _start(argv, env, ignore_sigint=False):
     def pre():
         os.setsid()
-        if ignore_sigint:  # what a shell does to a background job: the case of the issue
+        if ignore_sigint:  # what a shell does to a background job (`cmd &`)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,

@@ -69,16 +69,41 @@ def test_unknown_config_key_is_a_clear_keyerror(tmp_path):
         _cfg().merge_from_list(["MODEL.DFR.LAMBDA_TYPO", "1.0"])
 
 
-def test_add_dfr_config_does_not_overwrite_detectron2_defaults():
+LISTING = CONFIGS.parents[2] / "tests" / "fixtures" / "dfr_config_keys.txt"
+
+
+def _flat(node, prefix=""):
+    from detectron2.config import CfgNode
+
+    for k, v in node.items():
+        if isinstance(v, CfgNode):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def config_listing():
+    """`KEY = repr(default)` of every key add_dfr_config adds to Detectron2's get_cfg(), sorted."""
     from detectron2.config import get_cfg
 
-    base = get_cfg()
-    cfg = _cfg()
-    for key in ("MODEL.PIXEL_MEAN", "SOLVER.BASE_LR", "INPUT.CROP.SIZE", "TEST.AUG.FLIP"):
-        a, b = base, cfg
-        for part in key.split("."):
-            a, b = a[part], b[part]
-        assert a == b, key
+    base = dict(_flat(get_cfg()))
+    return [f"{k} = {v!r}" for k, v in sorted(_flat(_cfg())) if k not in base]
+
+
+def test_add_dfr_config_adds_exactly_the_listed_keys_and_keeps_every_detectron2_default():
+    """The whole flattened config: every Detectron2 key keeps get_cfg()'s value, and the keys
+    DFR adds, with their defaults, are those of the committed listing
+    tests/fixtures/dfr_config_keys.txt (rewrite it with `python tests/test_smoke.py`)."""
+    import difflib
+
+    from detectron2.config import get_cfg
+
+    base, cfg = dict(_flat(get_cfg())), dict(_flat(_cfg()))
+    changed = {k: (v, cfg.get(k, "<removed>")) for k, v in base.items() if cfg.get(k, "<removed>") != v}
+    assert not changed, f"add_dfr_config changed Detectron2 defaults: {changed}"
+    want = [ln for ln in LISTING.read_text().splitlines() if ln and not ln.startswith("#")]
+    got = config_listing()
+    assert got == want, "\n".join(difflib.unified_diff(want, got, "listing", "add_dfr_config", lineterm=""))
 
 
 def test_get_dfr_cfg_merges_file_then_opts_and_falls_back_to_cpu():
@@ -93,3 +118,13 @@ def test_get_dfr_cfg_merges_file_then_opts_and_falls_back_to_cpu():
     assert kept.MODEL.DEVICE == "cuda"
     # the method's keys live under MODEL.DFR (no top-level DFR node)
     assert "DFR" not in cfg and cfg.MODEL.DFR.NAN_GUARD is True
+
+
+if __name__ == "__main__":  # rewrite the listing after adding / changing a key on purpose
+    import sys
+
+    sys.path.insert(0, str(CONFIGS.parents[2] / "tests"))
+    LISTING.write_text("# KEY = default of every key dfr.add_dfr_config adds to Detectron2's get_cfg()\n"
+                       "# (tests/test_smoke.py; rewrite with `python tests/test_smoke.py`)\n"
+                       + "\n".join(config_listing()) + "\n")
+    print(f"wrote {LISTING}")

@@ -72,7 +72,7 @@ __all__ = [
 
 STYLES: Tuple[str, ...] = ("s4", "cdsp", "skeleton")
 
-GENERATOR_VERSION: Dict[str, str] = {"s4": "2", "cdsp": "3", "skeleton": "1"}
+GENERATOR_VERSION: Dict[str, str] = {"s4": "3", "cdsp": "4", "skeleton": "1"}
 
 S4_DEFAULTS: Dict[str, object] = {
     "min_area": 80,  # px; smaller regions (and eroded pieces) get no scribble
@@ -121,18 +121,25 @@ def _regions(label: np.ndarray, ignore_label: int, pad: int):
             yield int(c), (slice(y0, y1), slice(x0, x1)), comp[y0:y1, x0:x1] == i, int(area)
 
 
-def _stroke(shape, pts_yx: np.ndarray, width: int) -> np.ndarray:
-    """Bool map of the polyline through (N, 2) float (y, x) points drawn as ScribbleSup's
-    standard conversion does (``rasterize``: pixel centres within width / 2 of a segment;
-    width 1: 8-connected 1-px lines)."""
+def _stroke_window(shape, pts_yx: np.ndarray, width: int):
+    """The polyline through (N, 2) float (y, x) points drawn as ScribbleSup's standard
+    conversion does (``rasterize``: pixel centres within width / 2 of a segment; width 1:
+    8-connected 1-px lines), in the window of `shape` around it: (y0, x0, bool map)."""
+    r = width / 2.0 + 2
+    y0 = int(np.clip(np.floor(pts_yx[:, 0].min() - r), 0, shape[0]))
+    x0 = int(np.clip(np.floor(pts_yx[:, 1].min() - r), 0, shape[1]))
+    y1 = int(np.clip(np.ceil(pts_yx[:, 0].max() + r) + 1, y0, shape[0]))
+    x1 = int(np.clip(np.ceil(pts_yx[:, 1].max() + r) + 1, x0, shape[1]))
+    canvas = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if canvas.size == 0:
+        return y0, x0, canvas.astype(bool)
+    xy = pts_yx[:, ::-1] - np.array([x0, y0], np.float64)
     if width == 1:
-        canvas = np.zeros(shape, np.uint8)
-        pts = np.round(pts_yx[:, ::-1]).astype(np.int32)
+        pts = np.round(xy).astype(np.int32)
         cv2.polylines(canvas, [pts], False, 1, thickness=1, lineType=cv2.LINE_8)
-        canvas[pts[:1, 1].clip(0, shape[0] - 1), pts[:1, 0].clip(0, shape[1] - 1)] = 1
-        return canvas.astype(bool)
-    canvas = np.zeros(shape, np.uint8)
-    xy = pts_yx[:, ::-1]
+        h, w = canvas.shape
+        canvas[int(np.clip(pts[0, 1], 0, h - 1)), int(np.clip(pts[0, 0], 0, w - 1))] = 1
+        return y0, x0, canvas.astype(bool)
     if len(xy) > 2:  # the same pixels within 0.2 px: fewer segments to draw
         simple = cv2.approxPolyDP(xy.astype(np.float32).reshape(-1, 1, 2), 0.2, False)
         xy = simple.reshape(-1, 2).astype(np.float64)
@@ -142,7 +149,15 @@ def _stroke(shape, pts_yx: np.ndarray, width: int) -> np.ndarray:
         xy = xy[keep]
     nxt = xy[1:] if len(xy) > 1 else xy
     _draw_segments(canvas, xy[: len(nxt)], nxt, 1, width / 2.0)
-    return canvas.astype(bool)
+    return y0, x0, canvas.astype(bool)
+
+
+def _stroke(shape, pts_yx: np.ndarray, width: int) -> np.ndarray:
+    """Bool map of `shape` with the drawn polyline (``_stroke_window``)."""
+    y0, x0, sub = _stroke_window(shape, pts_yx, width)
+    out = np.zeros(shape, bool)
+    out[y0 : y0 + sub.shape[0], x0 : x0 + sub.shape[1]] = sub
+    return out
 
 
 def _inside(pts_yx: np.ndarray, mask: np.ndarray, width: int) -> bool:
@@ -156,7 +171,8 @@ def _inside(pts_yx: np.ndarray, mask: np.ndarray, width: int) -> bool:
         or pts_yx[:, 1].max() + r > w - 0.5
     ):
         return False
-    return not (_stroke(mask.shape, pts_yx, width) & ~mask).any()
+    y0, x0, sub = _stroke_window(mask.shape, pts_yx, width)
+    return not (sub & ~mask[y0 : y0 + sub.shape[0], x0 : x0 + sub.shape[1]]).any()
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
@@ -221,6 +237,9 @@ def _snap(point, skel_pts: np.ndarray, rng) -> np.ndarray:
     return cand[np.argmin(((cand - point) ** 2).sum(1))].astype(np.float64)
 
 
+_UNIT = {100: np.linspace(0.0, 1.0, 100)}
+
+
 def _quadratic(points: np.ndarray, axis: int, n: int = 100) -> Optional[np.ndarray]:
     """n samples of the least-squares quadratic through (y, x) `points`, parametrised by
     coordinate `axis` over the points' range."""
@@ -229,8 +248,11 @@ def _quadratic(points: np.ndarray, axis: int, n: int = 100) -> Optional[np.ndarr
         return None
     t0 = t.mean()
     vander = np.stack([(t - t0) ** 2, t - t0, np.ones_like(t)], 1)
-    coef = np.linalg.lstsq(vander, v, rcond=None)[0]
-    ts = np.linspace(t.min(), t.max(), n)
+    try:  # normal equations: 3 x 3, much cheaper than an SVD per attempt
+        coef = np.linalg.solve(vander.T @ vander, vander.T @ v)
+    except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(vander, v, rcond=None)[0]
+    ts = t.min() + (t.max() - t.min()) * _UNIT[n]
     out = np.empty((n, 2))
     out[:, axis] = ts
     out[:, 1 - axis] = (coef[0] * (ts - t0) + coef[1]) * (ts - t0) + coef[2]
@@ -323,8 +345,10 @@ def _s4_blob(blob0, dist, erosion, region, rng, width, p):
                 continue
             # Boundary check: the centre line inside the eroded piece, the drawn (trimmed)
             # stroke inside the region, so that it never crosses into another class.
+            if not _inside(curve, blob0, 1):
+                continue
             drawn = _trim(curve, p["trim"])
-            if _inside(curve, blob0, 1) and _inside(drawn, region, width):
+            if _inside(drawn, region, width):
                 return drawn
         level += int(p["extra_erosion"])
         blob = blob0 & (dist > level)

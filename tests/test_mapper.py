@@ -169,8 +169,8 @@ def test_photometric_changes_image_only_and_stays_uint8():
 def test_photometric_distortion_equals_mmseg_on_its_own_output():
     """Same seed -> the same draws and the same uint8 image as mmsegmentation 1.2.2's
     PhotoMetricDistortion (tests/fixtures/mmseg_photometric, written by
-    tools/make_photometric_fixture.py from mmseg itself): order, probabilities, ranges and the
-    truncation to uint8 after every step."""
+    tools/check_mmseg_parity.py --photometric-fixture from mmseg itself): order, probabilities,
+    ranges and the truncation to uint8 after every step."""
     fx = np.load(Path(__file__).parent / "fixtures/mmseg_photometric/photometric.npz")
     image = fx["image"]
     aug = PhotometricDistortion()

@@ -25,6 +25,13 @@ venv's interpreter. The two stages exchange files:
 
 `--write-fixture` also writes a compact copy (tests/fixtures/mmseg_parity/, ~4 MB) that
 tests/test_mmseg_parity.py compares against without mmsegmentation installed.
+
+`--photometric-fixture` (run with the mmseg venv's python) writes instead
+tests/fixtures/mmseg_photometric/photometric.npz: mmseg's own `PhotoMetricDistortion` output for
+fixed images and seeds 0-63, which tests/test_mapper.py compares `dfr.data.PhotometricDistortion`
+with (same seed -> same draws -> the same uint8 image):
+
+    /work/mmseg_venv/bin/python tools/check_mmseg_parity.py --photometric-fixture
 Exit status: 0 when every comparison is within its tolerance, 1 otherwise.
 """
 import warnings
@@ -45,6 +52,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = REPO / "tests" / "fixtures" / "mmseg_parity"
+PHOTOMETRIC_FIXTURE = REPO / "tests" / "fixtures" / "mmseg_photometric" / "photometric.npz"
+PHOTOMETRIC_SEEDS = 64  # 2^6 branch combinations (brightness, mode, contrast, sat., hue) on average
 
 # ---- the shared experiment (both stages read these) ----
 SEED = 0
@@ -550,6 +559,52 @@ def write_fixture_files(work: Path, ref, info, dest: Path = FIXTURE_DIR):
     print(f"fixture written to {dest} ({size:.1f} MiB)")
 
 
+# ---- photometric distortion (mmseg's venv) ------------------------------------------------
+def photometric_input() -> np.ndarray:
+    """(32, 24, 3) uint8 BGR: a 24x24 crop of tests/fixtures/real_voc/jpg/2007_000032.jpg
+    (stored as decoded, so the JPEG decoder does not matter) over an 8x24 ramp holding 0 and 255
+    in every channel (the clipping ends)."""
+    import cv2
+
+    jpeg = REPO / "tests/fixtures/real_voc/jpg/2007_000032.jpg"
+    photo = cv2.imread(str(jpeg), cv2.IMREAD_COLOR)[100:124, 200:224]
+    x = np.linspace(0, 255, 24).round().astype(np.uint8)
+    ramp = np.stack([np.tile(x, (8, 1)), np.tile(x[::-1], (8, 1)), np.full((8, 24), 128)], -1)
+    ramp[:2] = 0
+    ramp[2:4] = 255
+    return np.ascontiguousarray(np.concatenate([photo, ramp.astype(np.uint8)], 0))
+
+
+def write_photometric_fixture(out: Path = PHOTOMETRIC_FIXTURE):
+    """mmseg's PhotoMetricDistortion (defaults: 32, (0.5, 1.5), (0.5, 1.5), 18) on
+    `photometric_input()` for seeds 0..63; mmseg reads BGR, the fixture stores the RGB input,
+    the RGB outputs and the next np.random.rand() after each (the number of draws)."""
+    import cv2
+
+    _install_mmcv_ops_stand_in()
+    import mmseg
+    from mmseg.datasets.transforms import PhotoMetricDistortion
+
+    bgr = photometric_input()
+    aug = PhotoMetricDistortion()
+    outputs, next_draw = [], []
+    for seed in range(PHOTOMETRIC_SEEDS):
+        np.random.seed(seed)
+        img = aug.transform({"img": bgr.copy()})["img"]
+        assert img.dtype == np.uint8 and img.shape == bgr.shape
+        outputs.append(img[..., ::-1])
+        next_draw.append(np.random.rand())
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out, image=bgr[..., ::-1], seeds=np.arange(PHOTOMETRIC_SEEDS), outputs=np.stack(outputs),
+        next_draw=np.array(next_draw), mmseg_version=np.array(mmseg.__version__),
+        numpy_version=np.array(np.__version__), opencv_version=np.array(cv2.__version__),
+    )  # fmt: skip
+    changed = sum(int((o != bgr[..., ::-1]).any()) for o in outputs)
+    print(f"wrote {out}: {PHOTOMETRIC_SEEDS} seeds ({changed} change the image), "
+          f"mmseg {mmseg.__version__}")  # fmt: skip
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mmseg-python", default=os.environ.get("MMSEG_PYTHON"),
@@ -559,7 +614,13 @@ def main(argv=None):
                    help="1: build + save the mmseg model (mmseg's venv); 2: compare (this venv)")
     p.add_argument("--write-fixture", action="store_true",
                    help=f"also write the compact fixture into {FIXTURE_DIR.relative_to(REPO)}")
+    p.add_argument("--photometric-fixture", action="store_true",
+                   help="only write the photometric-distortion fixture "
+                        f"{PHOTOMETRIC_FIXTURE.relative_to(REPO)} (run with mmseg's python)")
     args = p.parse_args(argv)
+    if args.photometric_fixture:
+        write_photometric_fixture()
+        return 0
     tmp = None
     if args.work_dir:
         work = Path(args.work_dir)

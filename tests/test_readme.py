@@ -80,3 +80,13 @@ def test_cpu_blocks_run_as_written(tmp_path):
         assert list((out / run / "inference").rglob("sem_seg_metrics.json")) or list(
             (out / run).rglob("*.json")), run  # fmt: skip
     assert (out / "instant_test_submitit" / "model_final.pth").is_file()
+
+
+def test_docs_with_measured_results_name_commit_and_date():
+    """Pages whose tables report measurements say which code (commit) and when (date)."""
+    pages = ["SYNTHETIC.md", "LOSSES.md", "PARITY.md", "MODEL_ZOO.md", "CUSTOM_SCRIBBLES.md",
+             "INSTALL.md", "ablation_feature_branch/README.md"]  # fmt: skip
+    for name in pages:
+        text = (REPO / "docs" / name).read_text()
+        assert re.search(r"commit [0-9a-f]{7}", text), f"docs/{name}: no commit"
+        assert re.search(r"20\d\d-\d\d-\d\d", text), f"docs/{name}: no date"

@@ -393,3 +393,53 @@ def test_concurrent_loads_generate_once(tmp_path, dense_source, monkeypatch):
         t.join()
     assert len(calls) == 4  # 4 images, simulated once
     assert got[0] == got[1] and len(got[0]) == 4
+
+
+def test_shortened_and_dropped_variants_of_a_simulated_set(tmp_path, dense_source, monkeypatch):
+    """`<style>_len<p>` / `_drop<p>` (Fig. 3 on simulated scribbles): the base style's maps,
+    shortened / with scribbles dropped by dfr.data.scribbles.transform_label_root, cached next
+    to the base set with their own manifest; never a pixel the base set does not label."""
+    from dfr.data.scribbles import scribble_components
+
+    assert simulated.split_style("s4") == ("s4", None)
+    assert simulated.split_style("s4_len30") == ("s4", ("length", 0.3))
+    assert simulated.split_style("cdsp_drop50") == ("cdsp", ("drop", 0.5))
+    assert simulated.parse_simulated_name("x_train_sim_s4_len30") == ("x_train", "s4_len30")
+    with pytest.raises(ValueError, match="unknown scribble style 's5_len30'"):
+        register_simulated_scribbles(dense_source, style="s5_len30")
+    with pytest.raises(ValueError, match="above 100"):
+        register_simulated_scribbles(dense_source, style="s4_len130")
+    root = tmp_path / "sim"
+    base = DatasetCatalog.get(register_simulated_scribbles(dense_source, style="s4",
+                                                           root=str(root)))  # fmt: skip
+    base_maps = [np.asarray(Image.open(r["sem_seg_file_name"])) for r in base]
+    for style in ("s4_len30", "s4_drop50"):
+        name = register_simulated_scribbles(dense_source, style=style, root=str(root))
+        assert name == f"{dense_source}_sim_{style}"
+        recs = DatasetCatalog.get(name)
+        folder = root / dense_source / f"{style}_seed0"
+        assert all(Path(r["sem_seg_file_name"]).parent == folder for r in recs)
+        assert MetadataCatalog.get(name).scribble_style == style
+        man = json.loads((folder / "manifest.json").read_text())
+        assert (man["style"], man["base_style"]) == (style, "s4")
+        assert man["generator_version"] == sim_module.GENERATOR_VERSION["s4"]
+        maps = [np.asarray(Image.open(r["sem_seg_file_name"])) for r in recs]
+        for m, b in zip(maps, base_maps):
+            assert np.all((m == 255) | (m == b))  # a subset of the base scribbles
+        if style == "s4_len30":
+            assert 0 < sum((m != 255).sum() for m in maps) < 0.6 * sum(
+                (b != 255).sum() for b in base_maps)  # fmt: skip
+        else:
+            n = [len(list(scribble_components(x))) for x in (*maps, *base_maps)]
+            kept, total = sum(n[: len(maps)]), sum(n[len(maps) :])
+            assert man["transform_stats"]["dropped"] == total - kept > 0
+        # reused while the manifest matches; regenerated with the base set
+        first = _mtimes(folder)
+        DatasetCatalog.get(name)
+        assert _mtimes(folder) == first
+    monkeypatch.setitem(sim_module.GENERATOR_VERSION, "s4", "test-bump")
+    DatasetCatalog.get(f"{dense_source}_sim_s4_len30")
+    man = json.loads((root / dense_source / "s4_len30_seed0" / "manifest.json").read_text())
+    assert man["generator_version"] == "test-bump"
+    base_man = json.loads((root / dense_source / "s4_seed0" / "manifest.json").read_text())
+    assert base_man["generator_version"] == "test-bump"

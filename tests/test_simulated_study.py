@@ -67,3 +67,28 @@ def test_tiny_study_runs_every_training_set(tmp_path, study, monkeypatch):
                         "--jobs", "1", "--output", str(out)])  # fmt: skip
     assert {k: v["mIoU"] for k, v in again.items()} == {k: v["mIoU"] for k, v in results.items()}
     assert all(v["seconds"] is None for v in again.values())
+
+
+def test_scribble_variants_rows_and_the_paired_difference_to_full_length(study):
+    args = study.parse_args(["--styles", "s4", "--scribble-variants", "len30", "drop50"])
+    assert args.scribble_variants == ["len30", "drop50"]
+    with pytest.raises(SystemExit):
+        study.parse_args(["--scribble-variants", "len130"])
+    var = study.variants("synthetic", ["s4"], args.scribble_variants)
+    assert list(var) == ["own", "sim_s4", "sim_s4_len30", "sim_s4_drop50"]
+    assert var["sim_s4_len30"][1] == "synthetic_full_train_sim_s4_len30"
+    assert study.full_length("sim_s4_drop50") == "sim_s4" and study.full_length("sim_s4") is None
+    vals = {"own": [50.0, 52.0, 54.0], "sim_s4": [49.0, 51.0, 53.0],
+            "sim_s4_len30": [45.0, 48.0, 50.0], "sim_s4_drop50": [48.0, 50.0, 52.0]}
+    res = {(v, s): {"mIoU": x, "status": "ok"} for v, xs in vals.items() for s, x in enumerate(xs)}
+    table = study.make_table(res, [0, 1, 2], var, {})
+    assert "| − full length (paired) | − own (paired) | within 2 |" in table.splitlines()[0]
+    rows = {line.split(" (`")[0].strip("| "): line for line in table.splitlines()[2:]}
+    assert rows["simulated, style s4"].endswith("|  | -1.0 ± 0.0 | yes |")
+    d = [-4.0, -3.0, -3.0]
+    h = 4.303 * math.sqrt(sum((x - sum(d) / 3) ** 2 for x in d) / 2) / math.sqrt(3)
+    # the length variants: their own difference to full length, no ±2 verdict
+    assert f"| -3.3 ± {h:.1f} | -4.3 ± " in rows["simulated, style s4, shortened to 30 %"]
+    assert rows["simulated, style s4, shortened to 30 %"].endswith(" |  |")
+    drop50 = rows["simulated, style s4, 50 % of scribbles dropped"]
+    assert "| -1.0 ± 0.0 | -2.0 ± 0.0 |  |" in drop50

@@ -12,8 +12,15 @@ with seed k (DATASETS.DFR.SIMULATION_SEED; --simulation-seed fixes one set for e
 the interval covers both; every simulated set is written before the runs start. Writes
 `<output>/results.md` and `results.json`, the partial table after every run.
 
+--scribble-variants adds the scribble-length study (Fig. 3) on simulated scribbles: each style's
+set shortened to p % of every scribble's length (lenP) or with p % of the scribbles dropped
+(dropP), `synthetic_full_train_sim_<style>_<lenP|dropP>` (dfr.data.datasets.simulated); their
+rows also give the paired difference to the style's full scribbles.
+
     python tools/run_simulated_scribble_study.py --seeds 0 1 2 --output output/simulated_study
     python tools/run_simulated_scribble_study.py --styles s4 --seeds 0 --max-iter 300 --jobs 2
+    python tools/run_simulated_scribble_study.py --styles s4 --seeds 0 1 2 \
+        --scribble-variants len30 len50 drop30 drop50 --output output/simulated_study
 """
 import warnings
 
@@ -24,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -35,12 +43,35 @@ DEFAULT_CONFIG = REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_
 TARGET = 2.0  # mIoU: a style "trains like real scribbles" when its paired difference is within
 
 
-def variants(prefix: str, styles):
-    """{name: (label, train set)}: the benchmark's own scribbles, then one per style."""
+SCRIBBLE_VARIANT = re.compile(r"(len|drop)(\d+)")
+
+
+def scribble_variant(text: str) -> str:
+    """argparse type of --scribble-variants: lenP / dropP, P in 0..100."""
+    m = SCRIBBLE_VARIANT.fullmatch(text)
+    if m is None or int(m.group(2)) > 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected lenP or dropP, P in 0..100")
+    return text
+
+
+def variants(prefix: str, styles, scribble_variants=()):
+    """{name: (label, train set)}: the benchmark's own scribbles, then per style its simulated
+    scribbles and their shortened / dropped variants (Fig. 3)."""
     out = {"own": ("own scribbles", f"{prefix}_scribble_train")}
     for s in styles:
         out[f"sim_{s}"] = (f"simulated, style {s}", f"{prefix}_full_train_sim_{s}")
+        for v in scribble_variants:
+            kind, pct = SCRIBBLE_VARIANT.fullmatch(v).groups()
+            how = f"shortened to {pct} %" if kind == "len" else f"{pct} % of scribbles dropped"
+            out[f"sim_{s}_{v}"] = (f"simulated, style {s}, {how}",
+                                   f"{prefix}_full_train_sim_{s}_{v}")  # fmt: skip
     return out
+
+
+def full_length(v: str):
+    """The variant whose full scribbles `v` shortens or drops (sim_s4_len30 -> sim_s4)."""
+    head, _, tail = v.rpartition("_")
+    return head if v.startswith("sim_") and SCRIBBLE_VARIANT.fullmatch(tail) else None
 
 
 def parse_args(argv=None):
@@ -54,6 +85,10 @@ def parse_args(argv=None):
                    help="synthetic set: <prefix>_scribble_train / _full_train / _scribble_val "
                         "(synthetic_tiny: the 16-image smoke set)")  # fmt: skip
     p.add_argument("--styles", nargs="+", default=list(STYLES), choices=list(STYLES))
+    p.add_argument("--scribble-variants", nargs="*", default=[], type=scribble_variant,
+                   metavar="{lenP,dropP}",
+                   help="Fig. 3 study: also train on each style's scribbles shortened to P %% "
+                        "(lenP) / with P %% of them dropped (dropP)")  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--simulation-seed", type=int, default=None,
                    help="one simulated set for every run (default: the run's training seed)")
@@ -103,12 +138,22 @@ def prepare_sets(var, args):
 
 def make_table(results, seeds, var, shares) -> str:
     """Markdown: per training set mean ± 95 % t-interval, per-seed values, labeled share, and
-    the paired difference to the own scribbles with the ±TARGET verdict."""
+    the paired difference to the own scribbles with the ±TARGET verdict (for a style; a
+    shortened / dropped set gets the paired difference to its style's full scribbles)."""
     seed_cols = " | ".join(f"seed {s}" for s in seeds)
-    lines = [f"| training scribbles | labeled px | mIoU | n | {seed_cols} | − own (paired) | "
+    fig3 = any(full_length(v) for v in var)
+    lines = [f"| training scribbles | labeled px | mIoU | n | {seed_cols} | "
+             + ("− full length (paired) | " if fig3 else "") + f"− own (paired) | "
              f"within {TARGET:g} |",
-             "|:--|--:|--:|--:|" + "--:|" * len(seeds) + "--:|:--:|"]  # fmt: skip
-    own = {s: (results.get(("own", s)) or {}).get("mIoU") for s in seeds}
+             "|:--|--:|--:|--:|" + "--:|" * (len(seeds) + fig3) + "--:|:--:|"]  # fmt: skip
+
+    def miou(v, s):
+        return (results.get((v, s)) or {}).get("mIoU")
+
+    def paired(v, ref):
+        return [miou(v, s) - miou(ref, s) for s in seeds
+                if miou(v, s) is not None and miou(ref, s) is not None]  # fmt: skip
+
     for v, (label, train) in var.items():
         runs = {s: results.get((v, s)) for s in seeds}
         vals = [r["mIoU"] for r in runs.values() if r and r.get("mIoU") is not None]
@@ -117,12 +162,14 @@ def make_table(results, seeds, var, shares) -> str:
                                               else r.get("status", "crash"))
                  for r in runs.values()]  # fmt: skip
         diff, verdict = "", ""
+        if fig3:
+            full = full_length(v)
+            cells.append(fmt_ci(*mean_ci(paired(v, full))) if full else "")
         if v != "own":
-            d = [runs[s]["mIoU"] - own[s] for s in seeds
-                 if runs[s] and runs[s].get("mIoU") is not None and own[s] is not None]  # fmt: skip
+            d = paired(v, "own")
             dm, dh = mean_ci(d)
             diff = fmt_ci(dm, dh)
-            if d:
+            if d and not full_length(v):
                 verdict = "yes" if abs(dm) <= TARGET else "no"
                 if math.isfinite(dh) and (dm - dh > TARGET or dm + dh < -TARGET):
                     verdict = "no (CI outside)"
@@ -136,7 +183,7 @@ def make_table(results, seeds, var, shares) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    var = variants(args.prefix, args.styles)
+    var = variants(args.prefix, args.styles, args.scribble_variants)
     val = f"{args.prefix}_scribble_val"
 
     def overrides(v, s):
@@ -157,7 +204,8 @@ def main(argv=None):
         (out / "results.md").write_text((note + "\n\n" if note else "") + table)
         (out / "results.json").write_text(json.dumps({
             "config": args.config_file, "opts": args.opts, "seeds": args.seeds,
-            "styles": args.styles, "prefix": args.prefix, "max_iter": args.max_iter,
+            "styles": args.styles, "scribble_variants": args.scribble_variants,
+            "prefix": args.prefix, "max_iter": args.max_iter,
             "simulation_seed": args.simulation_seed,
             "labeled_percent": shares, "target_miou": TARGET,
             "results": {f"{v}/{s}": r for (v, s), r in results.items()}}, indent=1))  # fmt: skip

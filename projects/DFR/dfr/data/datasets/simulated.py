@@ -33,10 +33,18 @@ The records are the source's, with ``sem_seg_file_name`` pointing at the simulat
 metadata is the source's (classes, colours, ignore label, evaluator type, background id, ...)
 plus ``simulated_from``, ``scribble_style`` and ``scribble_seed``. The source itself stays the
 evaluation set.
+
+Scribble-length study (Fig. 3) on simulated scribbles: a style with the suffix ``_len<p>``
+(every scribble shortened to p % of its skeleton length) or ``_drop<p>`` (p % of the scribbles
+of each image removed), e.g. ``synthetic_full_train_sim_s4_len30``, is the simulated set of the
+base style transformed by ``dfr.data.scribbles.transform_label_root`` (what
+tools/shorten_scribbles.py does to the VOC scribbles; each map seeded by the set's seed and its
+file name), written next to it as ``<style>_<len|drop><p>_seed<seed>/`` with its own manifest.
 """
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -50,11 +58,13 @@ from ..classes import IGNORE_LABEL
 from ..labels import read_label
 from ..paths import fresh_tempdir, get_datasets_root
 from ..scribbles.simulate import GENERATOR_VERSION, STYLES, image_seed, simulate_scribbles
+from ..scribbles.tools import transform_label_root
 
 __all__ = [
     "SIM_INFIX",
     "MANIFEST",
     "parse_simulated_name",
+    "split_style",
     "simulation_dir",
     "image_key",
     "load_simulated_scribbles",
@@ -67,7 +77,8 @@ logger = logging.getLogger(__name__)
 SIM_INFIX = "_sim_"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-_INFO_KEYS = ("created", "masked_pixels")  # manifest entries that describe, not identify, a set
+_INFO_KEYS = ("created", "masked_pixels", "transform_stats")  # describe, not identify, a set
+_VARIANT = re.compile(r"(?P<base>.+)_(?P<kind>len|drop)(?P<pct>\d+)")
 _SPECS: Dict[str, tuple] = {}  # names registered here -> (source, style, seed, root, width)
 
 
@@ -78,6 +89,27 @@ def parse_simulated_name(name: str) -> Optional[Tuple[str, str]]:
     if not sep or not source or not style:
         return None
     return source, style
+
+
+def split_style(style: str) -> Tuple[str, Optional[Tuple[str, float]]]:
+    """``"s4"`` -> ("s4", None); ``"s4_len30"`` -> ("s4", ("length", 0.3)); ``"s4_drop50"`` ->
+    ("s4", ("drop", 0.5)): the generator style and the Fig. 3 transform of its scribbles."""
+    m = _VARIANT.fullmatch(style)
+    if m is None:
+        return style, None
+    kind = "length" if m.group("kind") == "len" else "drop"
+    return m.group("base"), (kind, int(m.group("pct")) / 100)
+
+
+def _check_style(style: str, name: str):
+    base, variant = split_style(style)
+    if base not in STYLES:
+        raise ValueError(
+            f"unknown scribble style {style!r} for {name}; known styles: {', '.join(STYLES)} "
+            "(optionally with _len<p> or _drop<p>, p in 0..100: Fig. 3 shortened / dropped)"
+        )
+    if variant is not None and variant[1] > 1.0:
+        raise ValueError(f"{name}: {style!r}: a percentage above 100")
 
 
 def simulation_dir(source: str, style: str, seed: int, root: Optional[str] = None) -> str:
@@ -115,36 +147,42 @@ def _usable(folder: str, expected: Dict, names: List[str]) -> bool:
     return old == expected and all(os.path.isfile(os.path.join(folder, n)) for n in names)
 
 
-def _generate(records, names, folder, expected, style, seed, ignore_label, width):
-    """Write every simulated map into a temporary folder next to `folder` (normal permissions;
-    what a killed run left is removed first), then rename it into place, replacing an outdated
-    `folder`. Called under the set's lock."""
+def _simulate_into(tmp, records, names, expected, style, seed, ignore_label, width) -> Dict:
+    """Write the simulated map of every record into `tmp`; returns the manifest's info."""
     from PIL import Image
     from tqdm import tqdm
 
+    desc = f"simulating {expected['source']} -> {style} scribbles (seed {seed})"
+    masked, first = 0, None
+    for rec, name in tqdm(list(zip(records, names)), desc=desc, unit="img"):
+        dense = read_label(rec["sem_seg_file_name"])
+        sim = simulate_scribbles(dense, style=style, seed=image_seed(seed, image_key(rec)),
+                                 ignore_label=ignore_label, width=width)  # fmt: skip
+        # the training labels never contradict the dense ones: a simulated pixel of another
+        # class (a generator bug) is left unlabeled, counted and reported
+        wrong = (sim != ignore_label) & (sim != dense)
+        if wrong.any():
+            masked += int(wrong.sum())
+            first = first or rec["sem_seg_file_name"]
+            sim = np.where(wrong, np.uint8(ignore_label), sim)
+        Image.fromarray(np.ascontiguousarray(sim, dtype=np.uint8), mode="L").save(
+            os.path.join(tmp, name)
+        )
+    if masked:
+        logger.warning(f"{masked} {style} scribble pixels disagreed with the dense labels of "
+                       f"{expected['source']} (left unlabeled), e.g. in {first}")  # fmt: skip
+    return {"masked_pixels": masked}
+
+
+def _generate(folder, expected, names, fill):
+    """Write a set into a temporary folder next to `folder` (normal permissions; what a killed
+    run left is removed first) with ``fill(tmp) -> manifest info``, then rename it into place,
+    replacing an outdated `folder`. Called under the set's lock."""
     parent = os.path.dirname(folder)
     tmp = fresh_tempdir(folder)
     try:
-        desc = f"simulating {expected['source']} -> {style} scribbles (seed {seed})"
-        masked, first = 0, None
-        for rec, name in tqdm(list(zip(records, names)), desc=desc, unit="img"):
-            dense = read_label(rec["sem_seg_file_name"])
-            sim = simulate_scribbles(dense, style=style, seed=image_seed(seed, image_key(rec)),
-                                     ignore_label=ignore_label, width=width)  # fmt: skip
-            # the training labels never contradict the dense ones: a simulated pixel of another
-            # class (a generator bug) is left unlabeled, counted and reported
-            wrong = (sim != ignore_label) & (sim != dense)
-            if wrong.any():
-                masked += int(wrong.sum())
-                first = first or rec["sem_seg_file_name"]
-                sim = np.where(wrong, np.uint8(ignore_label), sim)
-            Image.fromarray(np.ascontiguousarray(sim, dtype=np.uint8), mode="L").save(
-                os.path.join(tmp, name)
-            )
-        if masked:
-            logger.warning(f"{masked} {style} scribble pixels disagreed with the dense labels of "
-                           f"{expected['source']} (left unlabeled), e.g. in {first}")  # fmt: skip
-        data = dict(expected, created=time.strftime("%Y-%m-%dT%H:%M:%S"), masked_pixels=masked)
+        info = fill(tmp)
+        data = dict(expected, created=time.strftime("%Y-%m-%dT%H:%M:%S"), **info)
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.write("\n")
@@ -170,7 +208,11 @@ def load_simulated_scribbles(
     source: str, style: str, seed: int = 0, root: Optional[str] = None, width: int = 3
 ) -> List[Dict]:
     """The records of `source` with ``sem_seg_file_name`` at simulated scribble maps
-    (generated on first use, reused while the manifest matches)."""
+    (generated on first use, reused while the manifest matches). A `style` with a
+    ``_len<p>`` / ``_drop<p>`` suffix: the base style's set (made first), shortened / dropped."""
+    base, variant = split_style(style)
+    if variant is not None:
+        return _load_variant(source, style, base, variant, seed, root, width)
     records = [dict(r) for r in DatasetCatalog.get(source)]
     no_label = [r.get("file_name", "?") for r in records if not r.get("sem_seg_file_name")]
     if not records or no_label:
@@ -185,16 +227,44 @@ def load_simulated_scribbles(
     expected = {"format": MANIFEST_FORMAT, "source": source, "style": style, "seed": int(seed),
                 "generator_version": GENERATOR_VERSION[style], "width": int(width),
                 "ignore_label": ignore_label, "num_records": len(records)}  # fmt: skip
-    if not _usable(folder, expected, names):
-        # one generator at a time (the processes of a distributed launch): the others wait and
-        # then find the set complete
-        os.makedirs(os.path.dirname(folder), exist_ok=True)
-        with file_lock(os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}")):
-            if not _usable(folder, expected, names):
-                old = _read_manifest(folder)
-                why = "no manifest" if old is None else "manifest differs"
-                logger.info(f"{folder}: {why}; simulating {len(records)} scribble maps")
-                _generate(records, names, folder, expected, style, seed, ignore_label, width)
+    _ensure(folder, expected, names, lambda tmp: _simulate_into(
+        tmp, records, names, expected, style, seed, ignore_label, width))  # fmt: skip
+    for rec, name in zip(records, names):
+        rec["sem_seg_file_name"] = os.path.join(folder, name)
+    return records
+
+
+def _ensure(folder, expected, names, fill):
+    """Generate the set in `folder` unless its manifest matches `expected` and every file of
+    `names` is there; one generator at a time (the processes of a distributed launch): the
+    others wait and then find the set complete."""
+    if _usable(folder, expected, names):
+        return
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    with file_lock(os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}")):
+        if not _usable(folder, expected, names):
+            old = _read_manifest(folder)
+            why = "no manifest" if old is None else "manifest differs"
+            logger.info(f"{folder}: {why}; writing {len(names)} scribble maps")
+            _generate(folder, expected, names, fill)
+
+
+def _load_variant(source, style, base, variant, seed, root, width) -> List[Dict]:
+    """The base style's records with their maps shortened / dropped (Fig. 3), cached like a
+    simulated set; the manifest adds the base set's manifest entries and the transform."""
+    records = load_simulated_scribbles(source, base, seed, root, width)
+    base_folder = simulation_dir(source, base, seed, root)
+    ignore_label = int(MetadataCatalog.get(source).get("ignore_label", IGNORE_LABEL))
+    if ignore_label != IGNORE_LABEL:
+        raise ValueError(f"{source}{SIM_INFIX}{style}: shortening / dropping needs ignore label "
+                         f"{IGNORE_LABEL}, {source} has {ignore_label}")  # fmt: skip
+    names = [os.path.basename(r["sem_seg_file_name"]) for r in records]
+    expected = {k: v for k, v in _read_manifest(base_folder).items() if k not in _INFO_KEYS}
+    expected.update(style=style, base_style=base, transform=variant[0], fraction=variant[1])
+    kw = {variant[0]: variant[1]}
+    folder = simulation_dir(source, style, seed, root)
+    _ensure(folder, expected, names, lambda tmp: {
+        "transform_stats": transform_label_root(base_folder, tmp, seed=int(seed), **kw)})
     for rec, name in zip(records, names):
         rec["sem_seg_file_name"] = os.path.join(folder, name)
     return records
@@ -209,12 +279,9 @@ def register_simulated_scribbles(
     width: int = 3,
 ) -> str:
     """Register ``<source_name>_sim_<style>`` (see the module docstring) and return the name.
-    Registering the same name again with other arguments (e.g. another seed) replaces it."""
-    if style not in STYLES:
-        raise ValueError(
-            f"unknown scribble style {style!r} for {source_name}{SIM_INFIX}{style}; known "
-            f"styles: {', '.join(STYLES)}"
-        )
+    Registering the same name again with other arguments (e.g. another seed) replaces it.
+    `style` may carry a Fig. 3 suffix (``"s4_len30"``, ``"s4_drop50"``; module docstring)."""
+    _check_style(style, f"{source_name}{SIM_INFIX}{style}")
     if source_name not in DatasetCatalog.list():
         raise KeyError(
             f"source dataset {source_name!r} of {source_name}{SIM_INFIX}{style} is not "

@@ -25,11 +25,11 @@ Styles (each works per 8-connected component of each class, "a region"):
   The public generator's checks are 1-px samples of the curve; ours is the drawn stroke.
 - ``"cdsp"``: the simulation of "Towards Robust Scribble-Supervised Semantic Segmentation
   with Class-driven Scribble Promotion" (CDSP, AAAI 2024; public ``ScribbleSimulation``,
-  which made ScribbleCOCO / ScribbleCityscapes). Per region: its medial axis (largest piece;
-  skimage ``skeletonize``, deterministic and cheaper than ``medial_axis``),
-  a spanning tree of it, and a root-to-leaf path from the extreme end, chosen with
-  probability proportional to its length (``path="random"``, the released setting) or the
-  longest one (``path="longest"``); regions covering >= 10 % of the image are drawn in the
+  which made ScribbleCOCO / ScribbleCityscapes). Per region, 2 px off the image border: its
+  medial axis (largest piece; skimage ``skeletonize``, deterministic and cheaper than
+  ``medial_axis``), a spanning tree of it, and a root-to-leaf path from the extreme end,
+  chosen with probability proportional to its length (``path="random"``, the released
+  setting) or the longest one (``path="longest"``); regions covering >= 10 % of the image are drawn in the
   "boundary" style with probability equal to that share (the eroded outline, its vertices
   jittered radially by up to 20 px). The vertices (Douglas-Peucker, 2 px) are smoothed into a
   Bezier curve; where the curve would leave the region it is split into Bezier pieces until
@@ -40,7 +40,8 @@ Styles (each works per 8-connected component of each class, "a region"):
   (``tools.skeleton_scribbles``: region skeletons shortened together to ~3 % of the pixels).
 
 Parameters of ``s4`` / ``cdsp`` are the ``S4_DEFAULTS`` / ``CDSP_DEFAULTS`` below (the public
-generators' values; ``min_area`` of ``cdsp`` is ours); override them by keyword.
+generators' values, except s4's ``trim``, taken from its Cityscapes config, and cdsp's
+``max_control_points``, ours); override them by keyword.
 
 Determinism: ``seed`` seeds one numpy Generator per call. A dataset is simulated with one
 seed per image, ``image_seed(dataset_seed, image_id)``, so that the result depends neither on
@@ -82,7 +83,7 @@ S4_DEFAULTS: Dict[str, object] = {
     "max_share": 0.15,
     "patience": 20,  # curves tried before eroding further
     "extra_erosion": 2,  # px per further erosion round
-    "trim": 0.95,  # share of the curve kept, centred (public configs: 0.9 generic, 0.95 Cityscapes)
+    "trim": 0.95,  # share of the curve kept, centred (public: 0.9 generic, 0.95 Cityscapes)
     "edge_samples": 25,  # edge points sampled for the far-apart pair
     "fallback": True,  # regions that erosion empties still get a scribble
 }
@@ -96,7 +97,6 @@ CDSP_DEFAULTS: Dict[str, object] = {
     "max_control_points": 64,  # longer vertex lists are subsampled before smoothing
 }
 
-_EIGHT = np.ones((3, 3), np.uint8)
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 

@@ -20,6 +20,7 @@ set with the ratio to a reference set (the real scribbles).
 
 from __future__ import annotations
 
+import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import cv2
@@ -239,8 +240,6 @@ def compare_report(
     ids = sorted(scribbles)
     dense = {}
     if dense_dir is not None:
-        import os
-
         dense = {
             i: read_label(os.path.join(dense_dir, f"{i}.png"))
             for i in ids

@@ -3,6 +3,7 @@ name `<source>_sim_<style>` trains through train_net.py with no Python registrat
 simulated maps are cached with a manifest (reused while it matches, regenerated otherwise),
 the metadata is the source's, and a simulated label never differs from the dense one."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -309,16 +310,43 @@ def _write_ade20k(img_dir: Path, gt_dir: Path, rng):
         Image.fromarray(lab, mode="L").save(gt_dir / f"ADE_train_0000000{k + 1}.png")
 
 
+@pytest.fixture
+def builtins_under():
+    """move(root, source): Detectron2's builtin ADE20K / Cityscapes sets registered again
+    under `root` (Detectron2 resolved $DETECTRON2_DATASETS at import); the originals come back
+    after the test."""
+    from detectron2.data.datasets import builtin
+
+    saved, prefixes = {}, []
+
+    def move(root: Path, source: str):
+        prefix, register = (("cityscapes_fine_", builtin.register_all_cityscapes)
+                            if source.startswith("cityscapes")
+                            else ("ade20k_sem_seg_", builtin.register_all_ade20k))  # fmt: skip
+        prefixes.append(prefix)
+        for name in [n for n in DatasetCatalog.list() if n.startswith(prefix)]:
+            saved[name] = (DatasetCatalog[name], MetadataCatalog.get(name))
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        register(str(root))
+
+    yield move
+    for name in [n for n in DatasetCatalog.list() if n.startswith(tuple(prefixes))]:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    for name, (func, meta) in saved.items():
+        DatasetCatalog[name], MetadataCatalog[name] = func, meta
+
+
 @pytest.mark.parametrize("source", ["cityscapes_fine_sem_seg_train", "ade20k_sem_seg_train"])
-def test_detectron2_builtin_sources(source, tmp_path, monkeypatch):
+def test_detectron2_builtin_sources(source, tmp_path, builtins_under):
     """Detectron2's own ADE20K / Cityscapes names as sources: their records (labelTrainIds PNGs
     for Cityscapes) are read as they are; classes, evaluator type and ignore label copied."""
+    builtins_under(tmp_path / "datasets", source)
     meta = MetadataCatalog.get(source)
     img_dir, gt_dir = ((meta.image_dir, meta.gt_dir) if source.startswith("cityscapes")
                        else (meta.image_root, meta.sem_seg_root))  # fmt: skip
-    if os.path.isabs(img_dir):
-        pytest.skip(f"Detectron2 resolved its datasets root at import: {img_dir}")
-    monkeypatch.chdir(tmp_path)  # the builtins' relative root ("datasets/...") is under tmp_path
+    assert Path(img_dir).is_relative_to(tmp_path)
     write = _write_cityscapes if source.startswith("cityscapes") else _write_ade20k
     write(Path(img_dir), Path(gt_dir), np.random.default_rng(1))
     name = register_simulated_scribbles(source, style=STYLE, root=str(tmp_path / "sim"))
@@ -339,7 +367,7 @@ def read_dense(record):
 
 
 def test_pixels_that_contradict_the_dense_label_are_left_unlabeled(tmp_path, dense_source,
-                                                                   monkeypatch, caplog):  # fmt: skip
+                                                                   monkeypatch):  # fmt: skip
     """A generator that labels a pixel with another class: the written map leaves it unlabeled,
     the manifest counts it, a warning names the file; the manifest still identifies the set."""
     real = simulated.simulate_scribbles
@@ -352,15 +380,22 @@ def test_pixels_that_contradict_the_dense_label_are_left_unlabeled(tmp_path, den
 
     monkeypatch.setattr(simulated, "simulate_scribbles", sloppy)
     name = register_simulated_scribbles(dense_source, style="skeleton", root=str(tmp_path))
-    with caplog.at_level("WARNING"):
+    records = []  # read from the logger itself: a Detectron2 setup_logger of an earlier test
+    handler = logging.Handler(logging.WARNING)  # stops "dfr" from propagating to caplog
+    handler.emit = records.append
+    logging.getLogger(simulated.__name__).addHandler(handler)
+    try:
         recs = DatasetCatalog.get(name)
+    finally:
+        logging.getLogger(simulated.__name__).removeHandler(handler)
+    warned = "\n".join(r.getMessage() for r in records)
     for r, s in zip(recs, DatasetCatalog.get(dense_source)):
         sim, dense = np.asarray(Image.open(r["sem_seg_file_name"])), read_dense(s)
         assert sim[2, 2] == 255 and sim[40, 40] == dense[40, 40]
         assert np.array_equal(sim[sim != 255], dense[sim != 255])
     folder = tmp_path / dense_source / "skeleton_seed0"
     assert json.loads((folder / "manifest.json").read_text())["masked_pixels"] == 4
-    assert "4 skeleton scribble pixels disagreed" in caplog.text and "im0.png" in caplog.text
+    assert "4 skeleton scribble pixels disagreed" in warned and "im0.png" in warned
     before = _mtimes(folder)
     DatasetCatalog.get(name)  # reused: the count does not make the manifest differ
     assert _mtimes(folder) == before

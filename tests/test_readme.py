@@ -85,7 +85,8 @@ def test_cpu_blocks_run_as_written(tmp_path):
 def test_docs_with_measured_results_name_commit_and_date():
     """Pages whose tables report measurements say which code (commit) and when (date)."""
     pages = ["SYNTHETIC.md", "LOSSES.md", "PARITY.md", "MODEL_ZOO.md", "CUSTOM_SCRIBBLES.md",
-             "INSTALL.md", "ablation_feature_branch/README.md"]  # fmt: skip
+             "INSTALL.md", "ablation_feature_branch/README.md",
+             "simulated_scribble_study.md"]  # fmt: skip
     for name in pages:
         text = (REPO / "docs" / name).read_text()
         assert re.search(r"commit [0-9a-f]{7}", text), f"docs/{name}: no commit"

@@ -63,9 +63,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from dfr.cli import HelpFormatter  # noqa: E402
+from dfr.cli import HelpFormatter
 from dfr.data.classes import voc_colors, voc_palette
-from dfr.data.datasets.custom import DATASET_JSON, read_class_list, resolve_background
+from dfr.data.datasets.custom import (
+    DATASET_JSON,
+    read_class_list,
+    resolve_background,
+)
 from dfr.data.datasets.custom_json import register_scribble_dataset_from_json
 from dfr.data.images import IMAGE_EXTENSIONS, image_hw
 from dfr.data.labels import LabelMapError, read_label
@@ -229,11 +233,11 @@ def index_images(root: Path) -> Tuple[Dict[str, Path], Dict[str, List[Path]]]:
     return ({k: v[0] for k, v in found.items() if len(v) == 1},
             {k: v for k, v in found.items() if len(v) > 1})  # fmt: skip
 
+
+# ---------------------------------------------------------------------------- conversion
 CLAMP_MARGIN = 0.02  # overshoots up to this share of the longer image side (>= 2 px) are clamped
 
 
-
-# ---------------------------------------------------------------------------- conversion
 def scribbles_of(
     ann: ImageAnnotation, hw: Tuple[int, int], tag_map: TagMap, report
 ) -> List[Scribble]:
@@ -258,9 +262,9 @@ def scribbles_of(
         pts = s.points
         if s.kind == "polygon" and len(pts) > 2:
             pts = np.vstack([pts, pts[:1]])
-        pieces = [pts[None, i] for i in range(len(pts))] if s.kind == "points" else [pts]
         x, y = pts[:, 0], pts[:, 1]
         bad = (x < 0) | (y < 0) | (x > w) | (y > h)
+        pieces = [pts[None, i] for i in range(len(pts))] if s.kind == "points" else [pts]
         if bad.any():
             pieces, action = _fit_into_image(pts, s.kind == "points", h, w)
             px, py = pts[np.flatnonzero(bad)[0]]
@@ -268,6 +272,8 @@ def scribbles_of(
                    f"image {ann.image_id!r}, e.g. ({px:g}, {py:g}): {action}")  # fmt: skip
         out += [Scribble(cid, p, s.label) for p in pieces]
     return out
+
+
 def _overshoot(pts: np.ndarray, h: int, w: int) -> np.ndarray:
     """Distance of each point outside [0, w] x [0, h] (0 inside)."""
     dx = np.maximum(np.maximum(-pts[:, 0], pts[:, 0] - w), 0)
@@ -320,8 +326,6 @@ def _fit_into_image(pts: np.ndarray, single_points: bool, h: int, w: int):
     if total == 0 or inside < 0.5 * total:
         return [], f"shape dropped ({100 * (1 - inside / max(total, 1e-9)):.0f} % of it outside)"
     return [np.asarray(pc) for pc in pieces], "clipped to the image"
-
-
 
 
 def label_palette(colors: Sequence[Sequence[int]]) -> np.ndarray:

@@ -48,8 +48,8 @@ from dfr.data.datasets.public_scribbles import (
     read_released_label,
 )
 from dfr.data.prepare import (
+    PrepareManifest,
     Problems,
-    check_manifest,
     default_root,
     existing_label_ok,
     place_images,
@@ -57,7 +57,6 @@ from dfr.data.prepare import (
     run_options,
     tqdm,
     write_ids,
-    write_manifest,
     write_png,
 )
 
@@ -117,13 +116,11 @@ def _convert(src: Path, dst: Path, size, valid, pr: Problems, force: bool, what:
 def main(argv=None) -> int:
     a = parse_args(argv)
     out = a.out = a.out or default_root() / CDSP_TREES[a.dataset]
-    options = run_options(a, PATH_OPTIONS)
     outputs = [out / d for d in ["SegmentationClassAug"] + [f"scribble_r{k}" for k in CDSP_ROUNDS]]
-    stop = check_manifest(out, SCRIPT, options, COMPARED, a.force, outputs)
-    if stop:
-        print(f"STOPPED, nothing written: {stop}", file=sys.stderr)
+    run = PrepareManifest(out, SCRIPT, run_options(a, PATH_OPTIONS), COMPARED, a.force, outputs)
+    if run.stopped():
         return 2
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=False)
+    run.started()
     pr = Problems()
     valid = np.array(list(range(len(cdsp_classes(a.dataset)))) + [255])
     splits = {}
@@ -157,7 +154,7 @@ def main(argv=None) -> int:
         write_ids(out / "ImageSets" / f"{split}.txt", ids)
     pr.note("scribble rounds", ", ".join(f"r{k}: {d.name}" for k, d in rounds.items()) or "none")
     print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=True)
+    run.finished()
     return pr.report()
 
 

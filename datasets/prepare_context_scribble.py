@@ -42,9 +42,9 @@ import numpy as np
 from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
 from dfr.data.prepare import (
+    PrepareManifest,
     Problems,
     check_counts,
-    check_manifest,
     default_root,
     existing_label_ok,
     parse_counts,
@@ -53,7 +53,6 @@ from dfr.data.prepare import (
     run_options,
     tqdm,
     write_ids,
-    write_manifest,
     write_png,
 )
 
@@ -169,11 +168,9 @@ def main(argv=None) -> int:
     for name in ("train", "val"):  # record the lists actually read
         if getattr(a, f"{name}_list") is None:
             setattr(a, f"{name}_list", a.voc2010_root / "ImageSets/Main" / f"{name}.txt")
-    options = run_options(a, PATH_OPTIONS)
     outputs = [out / d for d in ("SegmentationClassContext60", "scribble_context60")]
-    stop = check_manifest(out, SCRIPT, options, COMPARED, a.force, outputs)
-    if stop:
-        print(f"STOPPED, nothing written: {stop}", file=sys.stderr)
+    run = PrepareManifest(out, SCRIPT, run_options(a, PATH_OPTIONS), COMPARED, a.force, outputs)
+    if run.stopped():
         return 2
     try:
         names459 = sio.read_context_labels_txt(labels_txt)
@@ -181,7 +178,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"cannot use labels.txt: {e}", file=sys.stderr)
         return 2
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=False)
+    run.started()
 
     splits = {}
     for name, path in (("train", a.train_list), ("val", a.val_list)):
@@ -274,7 +271,7 @@ def main(argv=None) -> int:
     print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     if a.fast:
         pr.note("images", "--fast: JPEG headers only, pixels not decoded")
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=True)
+    run.finished()
     return pr.report()
 
 

@@ -50,14 +50,13 @@ import numpy as np
 from dfr.data.datasets.public_scribbles import S4_TREES, decode_s4, read_released_label
 from dfr.data.images import image_hw
 from dfr.data.prepare import (
+    PrepareManifest,
     Problems,
-    check_manifest,
     default_root,
     existing_label_ok,
     read_ids,
     run_options,
     tqdm,
-    write_manifest,
     write_png,
 )
 
@@ -124,11 +123,10 @@ def main(argv=None) -> int:
     out = root / S4_TREES[a.dataset]["labels"]
     options = run_options(a, PATH_OPTIONS)
     options["--scribbles"] = sorted(str(Path(s).resolve()) for s in a.scribbles)
-    stop = check_manifest(out, SCRIPT, options, COMPARED, a.force, [out])
-    if stop:
-        print(f"STOPPED, nothing written: {stop}", file=sys.stderr)
+    run = PrepareManifest(out, SCRIPT, options, COMPARED, a.force, [out])
+    if run.stopped():
         return 2
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=False)
+    run.started()
     pr = Problems()
     allowed = np.array(sorted(RELEASED_VALUES[a.dataset]))
     valid_out = np.array(list(range(CLASS_COUNT[a.dataset])) + [255])
@@ -188,7 +186,7 @@ def main(argv=None) -> int:
         pr.note("labeled pixels (written this run)",
                 f"mean {100 * np.mean(fractions):.2f} % over {len(fractions)} images")  # fmt: skip
     print(f"wrote {out}: {len(seen)} scribble maps")
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=True)
+    run.finished()
     return pr.report()
 
 

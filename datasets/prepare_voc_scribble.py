@@ -34,9 +34,9 @@ import numpy as np
 
 from dfr.data.labels import read_label
 from dfr.data.prepare import (
+    PrepareManifest,
     Problems,
     check_counts,
-    check_manifest,
     default_root,
     existing_label_ok,
     parse_counts,
@@ -45,7 +45,6 @@ from dfr.data.prepare import (
     run_options,
     tqdm,
     write_ids,
-    write_manifest,
     write_png,
 )
 from dfr.data.scribbles import ScribbleError, open_scribble_source, voc_tag_map
@@ -146,13 +145,11 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     out = a.out = a.out or default_root() / "VOC2012"
     test_root = a.voc_test_root = a.voc_test_root or a.voc_root
-    options = run_options(a, PATH_OPTIONS)
     outputs = [out / d for d in ("SegmentationClassAug", "pascal_2012_scribble")]
-    stop = check_manifest(out, SCRIPT, options, COMPARED, a.force, outputs)
-    if stop:
-        print(f"STOPPED, nothing written: {stop}", file=sys.stderr)
+    run = PrepareManifest(out, SCRIPT, run_options(a, PATH_OPTIONS), COMPARED, a.force, outputs)
+    if run.stopped():
         return 2
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=False)
+    run.started()
     pr = Problems()
     point_radius = a.point_radius if a.point_radius >= 0 else None
 
@@ -302,7 +299,7 @@ def main(argv=None) -> int:
     print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     if a.fast:
         pr.note("images", "--fast: JPEG headers only, pixels not decoded")
-    write_manifest(out, SCRIPT, options, COMPARED, a.force, complete=True)
+    run.finished()
     return pr.report()
 
 

@@ -3,6 +3,7 @@ the scripts themselves stay thin command lines."""
 
 from .common import (
     MANIFEST,
+    PrepareManifest,
     Problems,
     check_counts,
     check_manifest,
@@ -22,6 +23,7 @@ from .common import (
 from .stats import image_stats, write_report
 
 __all__ = [
+    "PrepareManifest",
     "MANIFEST",
     "Problems",
     "check_counts",

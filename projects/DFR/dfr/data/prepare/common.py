@@ -245,6 +245,34 @@ def write_manifest(
     os.replace(tmp, path)
 
 
+class PrepareManifest:
+    """The manifest protocol of one prepare run over ``out``: ``stopped()`` before anything is
+    written (prints why and returns exit status 2, or None to go on; ``check_manifest``),
+    ``started()`` before the first write, ``finished()`` after the last one."""
+
+    def __init__(self, out: Path, script: str, options: Dict[str, object],
+                 compared: Sequence[str], force: bool, outputs: Sequence[Path]):  # fmt: skip
+        self.out, self.script, self.options = out, script, options
+        self.compared, self.force, self.outputs = compared, force, outputs
+
+    def stopped(self) -> Optional[int]:
+        why = check_manifest(self.out, self.script, self.options, self.compared, self.force,
+                             self.outputs)  # fmt: skip
+        if why:
+            print(f"STOPPED, nothing written: {why}", file=sys.stderr)
+            return 2
+        return None
+
+    def _write(self, complete: bool):
+        write_manifest(self.out, self.script, self.options, self.compared, self.force, complete)
+
+    def started(self):
+        self._write(complete=False)
+
+    def finished(self):
+        self._write(complete=True)
+
+
 def run_options(args, path_keys: Iterable[str]) -> Dict[str, object]:
     """argparse namespace -> ``{"--flag-name": value}``, paths made absolute (symlinks resolved)
     so that the same tree named two ways compares equal."""

@@ -49,6 +49,7 @@ from dfr.data.datasets.public_scribbles import (
 )
 from dfr.data.prepare import (
     PrepareManifest,
+    add_output_options,
     Problems,
     default_root,
     existing_label_ok,
@@ -84,9 +85,7 @@ def parse_args(argv=None):
     p.add_argument("--release", required=True, type=Path, help="the extracted release folder")
     p.add_argument("--out", type=Path, default=None,
                    help="default: $DETECTRON2_DATASETS/ScribbleCOCO or /ScribbleCityscapes")
-    p.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink")
-    p.add_argument("--fast", action="store_true", help="read only the JPEG headers")
-    p.add_argument("--force", action="store_true", help="rewrite existing outputs")
+    add_output_options(p, raster=False)
     return p.parse_args(argv)
 
 

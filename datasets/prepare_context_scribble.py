@@ -43,6 +43,7 @@ from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
 from dfr.data.prepare import (
     PrepareManifest,
+    add_output_options,
     Problems,
     check_counts,
     default_root,
@@ -132,19 +133,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--out", type=Path, default=None, help="default: $DETECTRON2_DATASETS/PascalContext"
     )
-    p.add_argument("--line-width", type=float, default=3.0)
-    p.add_argument("--point-radius", type=float, default=1.0, help="<0: single points draw nothing")
-    p.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink")
-    p.add_argument("--expected-counts", default=None, help="override, e.g. train=2,val=1")
-    p.add_argument("--no-verify-counts", action="store_true")
-    p.add_argument(
-        "--fast", action="store_true", help="read only the JPEG headers (default: decode all)"
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="rewrite existing outputs (needed to change the options of a prepared folder)",
-    )
+    add_output_options(p, counts="train=2,val=1 (default 4998/5105)")
     return p.parse_args(argv)
 
 

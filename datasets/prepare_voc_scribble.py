@@ -35,6 +35,7 @@ import numpy as np
 from dfr.data.labels import read_label
 from dfr.data.prepare import (
     PrepareManifest,
+    add_output_options,
     Problems,
     check_counts,
     default_root,
@@ -108,36 +109,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--out", type=Path, default=None, help="output root (default: $DETECTRON2_DATASETS/VOC2012)"
     )
-    p.add_argument("--line-width", type=float, default=3.0, help="scribble line width in px")
-    p.add_argument(
-        "--point-radius",
-        type=float,
-        default=1.0,
-        help="radius of the dot drawn for single-point scribbles (<0: draw nothing)",
-    )
-    p.add_argument(
-        "--link",
-        choices=["symlink", "hardlink", "copy"],
-        default="symlink",
-        help="how JPEGs are put into <out>/JPEGImages",
-    )
-    p.add_argument(
-        "--expected-counts",
-        default=None,
-        help="override, e.g. train_aug=3,val=1,test=1 (default 10582/1449/1456)",
-    )
-    p.add_argument("--no-verify-counts", action="store_true")
-    p.add_argument(
-        "--fast",
-        action="store_true",
-        help="read only the JPEG headers (default: decode every JPEG, so a truncated file is "
-        "reported here and not when training reaches it)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="rewrite existing outputs (needed to change the options of a prepared folder)",
-    )
+    add_output_options(p, counts="train_aug=3,val=1,test=1 (default 10582/1449/1456)")
     return p.parse_args(argv)
 
 

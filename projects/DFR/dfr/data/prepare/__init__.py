@@ -5,6 +5,7 @@ from .common import (
     MANIFEST,
     PrepareManifest,
     Problems,
+    add_output_options,
     check_counts,
     check_manifest,
     default_root,
@@ -24,6 +25,7 @@ from .stats import image_stats, write_report
 
 __all__ = [
     "PrepareManifest",
+    "add_output_options",
     "MANIFEST",
     "Problems",
     "check_counts",

@@ -245,6 +245,31 @@ def write_manifest(
     os.replace(tmp, path)
 
 
+def add_output_options(parser, *, raster: bool = True, counts: Optional[str] = None):
+    """The options the prepare scripts share: how scribbles are drawn (``raster``), how JPEGs
+    are placed, the expected split sizes (``counts``: an example for the help), decoding and
+    --force."""
+    if raster:
+        parser.add_argument("--line-width", type=float, default=3.0,
+                            help="scribble line width in px")  # fmt: skip
+        parser.add_argument("--point-radius", type=float, default=1.0,
+                            help="radius of the dot drawn for single-point scribbles "
+                            "(<0: draw nothing)")  # fmt: skip
+    parser.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink",
+                        help="how JPEGs are put into <out>/JPEGImages")  # fmt: skip
+    if counts is not None:
+        parser.add_argument("--expected-counts", default=None,
+                            help=f"override the expected split sizes, e.g. {counts}")  # fmt: skip
+        parser.add_argument("--no-verify-counts", action="store_true",
+                            help="do not compare the split sizes with the expected ones")  # fmt: skip
+    parser.add_argument("--fast", action="store_true",
+                        help="read only the JPEG headers (default: decode every JPEG, so a "
+                        "truncated file is reported here and not when training reaches it)")  # fmt: skip
+    parser.add_argument("--force", action="store_true",
+                        help="rewrite existing outputs (needed to change the options of a "
+                        "prepared folder)")  # fmt: skip
+
+
 class PrepareManifest:
     """The manifest protocol of one prepare run over ``out``: ``stopped()`` before anything is
     written (prints why and returns exit status 2, or None to go on; ``check_manifest``),

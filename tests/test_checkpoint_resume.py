@@ -68,6 +68,7 @@ def test_missing_empty_or_dangling_tag_resumes_from_the_newest_complete_file(
     ck.resume_or_load("", resume=True)
     assert torch.equal(model.weight, _linear(4).weight)  # model_0000004, not 2, not the partial
     assert "model_0000004.pth" in dfr_log.text
+    assert dfr_log.text.count("using the newest complete checkpoint") == 1  # resolved once
     assert ("is missing" if tag is None else "is empty" if tag == "" else repr(tag)) in dfr_log.text
 
 

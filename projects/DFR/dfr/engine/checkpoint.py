@@ -263,7 +263,8 @@ class DFRCheckpointer(DetectionCheckpointer):
         order = lambda t: float("inf") if t[0] == "final" else int(t[0])  # noqa: E731
         return [os.path.join(self.save_dir, f) for _, f in sorted(found, key=order)]
 
-    def get_checkpoint_file(self) -> str:
+    def _last_checkpoint(self):
+        """(the checkpoint to resume from or "", why the tag was not used or None)."""
         tag = os.path.join(self.save_dir, "last_checkpoint")
         name = None
         if os.path.isfile(tag):
@@ -271,17 +272,22 @@ class DFRCheckpointer(DetectionCheckpointer):
                 name = f.read().strip()
             path = os.path.join(self.save_dir, name)
             if name and _STEP.match(os.path.basename(name)) and os.path.isfile(path):
-                return path
+                return path, None
         complete = self._complete_checkpoints()
         if not complete:
-            return ""
+            return "", None
         why = ("is missing" if name is None else "is empty" if not name
                else f"names {name!r}, not a complete checkpoint")  # fmt: skip
-        logger.warning(f"{tag} {why}: using the newest complete checkpoint, {complete[-1]}")
-        return complete[-1]
+        return complete[-1], f"{tag} {why}: using the newest complete checkpoint, {complete[-1]}"
+
+    def get_checkpoint_file(self) -> str:
+        path, why = self._last_checkpoint()
+        if why:
+            logger.warning(why)
+        return path
 
     def has_checkpoint(self) -> bool:
-        return bool(self.get_checkpoint_file())
+        return bool(self._last_checkpoint()[0])  # quiet: get_checkpoint_file warns, once
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         if last_filename_basename.endswith(".partial.pth"):

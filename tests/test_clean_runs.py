@@ -31,8 +31,8 @@ def test_image_names_with_spaces_work_from_import_to_records(importer, tmp_path,
         _image(tmp_path / "images" / f"{name}.jpg", hw, k)
         labelme_json(tmp_path / "lm" / f"{name}.json", f"{name}.jpg", hw,
                      [("animal", "line", [(3, 4 + 5 * k), (30, 4 + 5 * k)])])  # fmt: skip
-        Image.fromarray(np.full(hw, k, np.uint8)).save(
-            (tmp_path / "masks").mkdir(exist_ok=True) or tmp_path / "masks" / f"{name}.png")
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        Image.fromarray(np.full(hw, k, np.uint8)).save(tmp_path / "masks" / f"{name}.png")
     code, out = _run(importer, capsys, "--name", "spaced", "--images", tmp_path / "images",
                      "--labelme", tmp_path / "lm", "--gt", tmp_path / "masks",
                      "--classes", *CLASSES, "--out", tmp_path / "out")  # fmt: skip

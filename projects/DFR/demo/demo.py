@@ -63,15 +63,12 @@ def collect_inputs(inputs):
     paths = []
     for x in inputs:
         if os.path.isdir(x):
-            found = sorted(
-                os.path.join(x, f)
-                for f in os.listdir(x)
-                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
-            )
+            names = sorted(f for f in os.listdir(x) if not f.startswith("."))
+            found = [os.path.join(x, f) for f in names if f.lower().endswith(IMAGE_EXTENSIONS)]
             if not found:
                 raise FileNotFoundError(f"--input folder {x} holds no image ({IMAGE_EXTENSIONS})")
-            other = sorted(f for f in os.listdir(x) if not f.lower().endswith(IMAGE_EXTENSIONS)
-                           and not f.startswith(".") and os.path.isfile(os.path.join(x, f)))
+            other = [f for f in names if not f.lower().endswith(IMAGE_EXTENSIONS)
+                     and os.path.isfile(os.path.join(x, f))]  # fmt: skip
             if other:
                 logger.warning(f"--input folder {x}: skipped {len(other)} file(s) that are not "
                                f"images {IMAGE_EXTENSIONS}: {', '.join(other)}")  # fmt: skip
@@ -162,11 +159,11 @@ def run(argv=None):
     skipped; the others are written."""
     args = parse_args(argv)
     from detectron2.data import DatasetCatalog
-    from detectron2.data.detection_utils import read_image
     from detectron2.utils.logger import setup_logger
 
     from dfr.config import get_dfr_cfg
     from dfr.data import register_datasets_from_cfg
+    from dfr.data.images import image_hw
     from dfr.engine import DFRCheckpointer, Trainer
     from dfr.engine.checks import check_config_values
     from dfr.evaluation import SemSegTTA
@@ -182,7 +179,7 @@ def run(argv=None):
     records, failed = [], []
     for p in paths:
         try:  # decoded in full (a truncated JPEG fails here, not in the middle of the run)
-            h, w = read_image(p, format="RGB").shape[:2]  # after EXIF orientation
+            h, w = image_hw(p, decode=True)  # after EXIF orientation, as read_image loads it
         except Exception as e:
             logger.error(f"{p}: cannot read the image ({type(e).__name__}: {e}); skipped")
             failed.append(p)

@@ -318,3 +318,41 @@ def test_installed_timm_is_in_the_tested_range():
     assert low <= Version(timm.__version__) <= high, (
         f"timm {timm.__version__} is outside the tested range {low}..{high} (setup.py)"
     )
+
+
+def test_activation_checkpointing_recomputes_blocks_with_equal_gradients():
+    """MODEL.SWIN.USE_CHECKPOINT: each block runs again in the backward pass (that is what
+    saves the memory), and outputs and gradients equal those without it, stochastic depth
+    included (the RNG state is replayed)."""
+    from dfr.config import get_dfr_cfg
+    from dfr.modeling.backbone import D2SwinTransformer
+
+    plain = _backbone(drop_path_rate=0.3).train()
+    ckpt = _backbone(drop_path_rate=0.3, use_checkpoint=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 45, 61)
+
+    def run(bb):
+        calls = []
+        hook = bb.swin.layers_2.blocks[1].register_forward_pre_hook(lambda *a: calls.append(1))
+        torch.manual_seed(7)
+        xi = x.clone().requires_grad_()
+        outs = bb(xi)
+        sum(((o * (k + 1)) ** 2).mean() for k, o in enumerate(outs.values())).backward()
+        hook.remove()
+        return outs, xi.grad, {n: p.grad.clone() for n, p in bb.named_parameters()}, len(calls)
+
+    o1, gx1, g1, n1 = run(plain)
+    o2, gx2, g2, n2 = run(ckpt)
+    assert (n1, n2) == (1, 2)
+    for k in o1:
+        torch.testing.assert_close(o2[k], o1[k], rtol=0, atol=0)
+    torch.testing.assert_close(gx2, gx1, rtol=1e-5, atol=1e-7)
+    for n in g1:
+        torch.testing.assert_close(g2[n], g1[n], rtol=1e-5, atol=1e-7, msg=n)
+
+    cfg = get_dfr_cfg(None, ["MODEL.SWIN.SIZE", "custom", "MODEL.SWIN.EMBED_DIM", 16,
+                             "MODEL.SWIN.DEPTHS", [1, 1, 1, 1], "MODEL.SWIN.NUM_HEADS",
+                             [1, 1, 1, 1], "MODEL.SWIN.USE_CHECKPOINT", True])
+    bb = D2SwinTransformer(**D2SwinTransformer.from_config(cfg))
+    assert all(s.grad_checkpointing for s in bb._stage_modules())

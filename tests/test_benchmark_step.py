@@ -54,6 +54,10 @@ def test_rows_differ_where_the_models_differ(tiny_run):
         assert all(full[k] > 0 for k in ("loss_dfr", "loss_fd", "loss_fr"))
         # same weights and batch: the shared terms agree
         assert full["loss_pce"] == pytest.approx(pce["loss_pce"], rel=1e-2)
+        # activation checkpointing changes memory and time, not the values
+        ckpt = rows[("full_ckpt", prec)]["losses"]
+        assert ckpt.keys() == full.keys()
+        assert all(ckpt[k] == pytest.approx(full[k], rel=1e-4, abs=1e-6) for k in full), (ckpt, full)
         pairwise = rows[("pairwise", prec)]
         assert set(pairwise["losses"]) == {"loss_dfr", "loss_fd", "loss_fr"}
         ss, tta = rows[("infer_ss", prec)], rows[("infer_tta", prec)]

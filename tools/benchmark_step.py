@@ -58,7 +58,7 @@ PAPER_CONFIG = REPO / "projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml"
 TINY_CONFIG = (REPO / "projects/DFR/configs/quick_schedules"
                / "dfr_swin_tiny_synthetic_instant_test.yaml")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-TRAIN_ROWS = ("mmseg_pce", "pce", "full", "pairwise")
+TRAIN_ROWS = ("mmseg_pce", "pce", "full", "full_ckpt", "pairwise")
 INFER_ROWS = ("infer_ss", "infer_tta")
 FP16_CPU_SKIP = ("fp16 + GradScaler is a CUDA configuration (tensor cores); PyTorch's CPU "
                  "float16 kernels are generic paths whose time says nothing about it")
@@ -316,14 +316,19 @@ def our_train_rows(cfg, args, pname, dtype):
     rows = []
     full = "DFR config, Lpce + Ldfr + Lfd + Lfr (+ aux), γ = 0.01"
     for name, opts, what in (("pce", PCE_ONLY, "DFR config, pCE (+ aux) only"),
-                             ("full", (), full)):
+                             ("full", (), full),
+                             ("full_ckpt", ("MODEL.SWIN.USE_CHECKPOINT", True),
+                              full + ", Swin activation checkpointing")):
+        if name not in args.rows:
+            continue
         # γ = 0.01 < 1/C: M labels every pixel, as late in training (a random model's M is empty)
         model = _build_model(cfg, "MODEL.DFR.GAMMA", 0.01, *opts).train()
         step = train_step_fn(lambda: model(batch),
                              [p for p in model.parameters() if p.requires_grad], device, dtype)
         rows.append(row(name, pname, what, measure(step, device, args.iters, args.warmup)))
         del model, step
-    rows.append(pairwise_row(cfg, args, pname, dtype))
+    if "pairwise" in args.rows:
+        rows.append(pairwise_row(cfg, args, pname, dtype))
     return rows
 
 
@@ -389,6 +394,10 @@ def our_infer_rows(cfg, args, pname, dtype):
 # =====================================================================================
 
 
+def peak_gib(r):
+    return r["peak_mib"] / 1024 if r and r["peak_mib"] else None
+
+
 def ratios(rows):
     """Per precision: pce / mmseg, full / pce, pairwise / full, full's peak (GiB)."""
     by = {(r["row"], r["precision"]): r for r in rows}
@@ -405,7 +414,9 @@ def ratios(rows):
         out[p] = {"pce_over_mmseg": div(ms("pce"), ms("mmseg_pce")),
                   "full_over_pce": div(ms("full"), ms("pce")),
                   "pairwise_share_of_full": div(ms("pairwise"), ms("full")),
-                  "full_peak_gib": full["peak_mib"] / 1024 if full and full["peak_mib"] else None}
+                  "full_peak_gib": peak_gib(full),
+                  "full_ckpt_over_full": div(ms("full_ckpt"), ms("full")),
+                  "full_ckpt_peak_gib": peak_gib(by.get(("full_ckpt", p)))}
     return out
 
 
@@ -432,10 +443,13 @@ def table(result) -> str:
         lines.append(f"| {r['row']} | {r['precision']} | {_fmt(r['ms'])} | "
                      f"{_fmt(r['peak_mib'], 0)} | {losses} | {r['what']} |")
     lines += ["", "| precision | pce / mmseg (<= 1.05) | full / pce (<= 1.15) | "
-              "pairwise / full (<= 0.05) | full peak GiB (<= 15) |", "|---|---|---|---|---|"]
+              "pairwise / full (<= 0.05) | full peak GiB (<= 15) | full_ckpt / full | "
+              "full_ckpt peak GiB |", "|---|---|---|---|---|---|---|"]
     for p, q in result["ratios"].items():
         lines.append(f"| {p} | {_fmt(q['pce_over_mmseg'], 3)} | {_fmt(q['full_over_pce'], 3)} | "
-                     f"{_fmt(q['pairwise_share_of_full'], 3)} | {_fmt(q['full_peak_gib'], 2)} |")
+                     f"{_fmt(q['pairwise_share_of_full'], 3)} | {_fmt(q['full_peak_gib'], 2)} | "
+                     f"{_fmt(q['full_ckpt_over_full'], 3)} | "
+                     f"{_fmt(q['full_ckpt_peak_gib'], 2)} |")
     if m.get("cpu_rss_peak_mib"):
         lines.append(f"\nCPU: no per-row peak; the process's peak RSS over all rows was "
                      f"{m['cpu_rss_peak_mib']:.0f} MiB.")
@@ -508,7 +522,7 @@ def main(argv=None):
         if skip:
             rows += [row(r, pname, "", skipped=skip) for r in wanted]
             continue
-        if "pce" in wanted or "full" in wanted or "pairwise" in wanted:
+        if {"pce", "full", "full_ckpt", "pairwise"} & set(wanted):
             rows += [r for r in our_train_rows(cfg, args, pname, dtype) if r["row"] in wanted]
         if "infer_ss" in wanted or "infer_tta" in wanted:
             rows += [r for r in our_infer_rows(cfg, args, pname, dtype) if r["row"] in wanted]

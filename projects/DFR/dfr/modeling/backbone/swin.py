@@ -88,6 +88,7 @@ class D2SwinTransformer(Backbone):
         img_size: int = 224,
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
+        use_checkpoint: bool = False,
         frozen_stages: int = -1,
         out_norm: bool = True,
         out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
@@ -103,6 +104,8 @@ class D2SwinTransformer(Backbone):
             img_size: size the timm model is created for (only sets its defaults; any input
                 size works).
             mlp_ratio, drop_path_rate: as timm / the official Swin.
+            use_checkpoint: recompute each block's activations in the backward pass
+                (timm's per-stage `grad_checkpointing`): less memory, same gradients.
             frozen_stages: mmseg's `frozen_stages` (-1: none; k >= 0: patch embedding, then
                 k stages with the following patch merging and their output norms).
             out_norm: a LayerNorm on each output level (the Swin segmentation backbone).
@@ -136,6 +139,8 @@ class D2SwinTransformer(Backbone):
                         f"DFR's Swin adapter was checked against timm {', '.join(TIMM_TESTED)}"
                     )
                 blk._attn = types.MethodType(_padded_shifted_window_attention, blk)
+        for stage in self._stage_modules_of(self.swin):
+            stage.grad_checkpointing = use_checkpoint
         channels = self.swin.feature_info.channels()
         strides = self.swin.feature_info.reduction()
         names = [f"res{i + 2}" for i in range(len(channels))]
@@ -175,6 +180,7 @@ class D2SwinTransformer(Backbone):
             "img_size": s.PRETRAIN_IMG_SIZE,
             "mlp_ratio": s.MLP_RATIO,
             "drop_path_rate": s.DROP_PATH_RATE,
+            "use_checkpoint": s.USE_CHECKPOINT,
             "frozen_stages": s.FROZEN_STAGES,
             "out_norm": s.OUT_NORM,
             "out_features": list(s.OUT_FEATURES),

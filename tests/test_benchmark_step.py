@@ -76,3 +76,22 @@ def test_batch_is_the_same_in_every_interpreter():
     assert a_img.shape == (2, 3, 64, 64) and a_lab.shape == (2, 64, 64)
     labeled = (a_lab != 255).float().mean().item()
     assert 0 < labeled < 0.5 and set(a_lab.unique().tolist()) - {255} <= set(range(5))
+
+
+def test_a_failing_row_is_reported_and_the_rest_kept():
+    """An exception in a group of rows (e.g. out of memory at the paper's size) marks the rows
+    it did not measure as failed, with the error, and keeps the ones it did."""
+    import argparse
+
+    bench = load_script("tools/benchmark_step.py", "benchmark_step")
+
+    def rows_then_oom(cfg, args, pname, dtype, out):
+        out.append(bench.row("pce", pname, "measured", (1.0, [1.0], None, {})))
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    args = argparse.Namespace(device="cpu")
+    got = bench._guarded(rows_then_oom, ["pce", "full", "pairwise"], None, args, "fp32", None)
+    assert [(r["row"], r["ms"]) for r in got] == [("pce", 1.0), ("full", None), ("pairwise", None)]
+    assert got[0]["skipped"] is None
+    for r in got[1:]:
+        assert r["skipped"] == "failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"

@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -308,12 +309,13 @@ def _build_model(cfg, *opts):
 PCE_ONLY = ("MODEL.DFR.USE_DFR", False, "MODEL.DFR.USE_FD", False, "MODEL.DFR.USE_FR", False)
 
 
-def our_train_rows(cfg, args, pname, dtype):
+def our_train_rows(cfg, args, pname, dtype, out=None):
+    """Rows pce, full, full_ckpt, pairwise (those in args.rows), appended to `out` as measured."""
     device = args.device
     imgs, labels = make_batch(args.batch, args.size, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
     batch = [{"image": im, "sem_seg": lab, "height": args.size, "width": args.size}
              for im, lab in zip(imgs, labels)]
-    rows = []
+    rows = [] if out is None else out
     full = "DFR config, Lpce + Ldfr + Lfd + Lfr (+ aux), γ = 0.01"
     for name, opts, what in (("pce", PCE_ONLY, "DFR config, pCE (+ aux) only"),
                              ("full", (), full),
@@ -363,7 +365,8 @@ def pairwise_row(cfg, args, pname, dtype):
     return row("pairwise", pname, what, measure(step, device, args.iters, args.warmup))
 
 
-def our_infer_rows(cfg, args, pname, dtype):
+def our_infer_rows(cfg, args, pname, dtype, out=None):
+    """Rows infer_ss, infer_tta, appended to `out` as measured."""
     from dfr.evaluation import SemSegTTA
 
     device = args.device
@@ -372,7 +375,7 @@ def our_infer_rows(cfg, args, pname, dtype):
     img = torch.from_numpy(rs.randint(0, 256, size=(3, ih, iw), dtype=np.uint8))
     inputs = [{"image": img, "height": ih, "width": iw}]
     model = _build_model(cfg).eval()
-    rows = []
+    rows = [] if out is None else out
     for name, tta in (("infer_ss", False), ("infer_tta", True)):
         runner = SemSegTTA(cfg, model, tta=tta)
         views = len(runner.scales) * (2 if runner.flip else 1)
@@ -466,6 +469,24 @@ def _commit():
         return "unknown"
 
 
+def _guarded(fn, names, cfg, args, pname, dtype):
+    """fn's rows; if it raises (e.g. out of memory), the rows it did not return say why and
+    the other rows are still measured."""
+    done = []
+    try:
+        done = [r for r in fn(cfg, args, pname, dtype, out=done) if r["row"] in names]
+    except Exception as e:  # noqa: BLE001 (reported in the table, not hidden)
+        traceback.print_exc()
+        reason = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        got = {r["row"] for r in done}
+        done = [r for r in done if r["row"] in names] + [
+            row(n, pname, "", skipped=reason) for n in names if n not in got]
+    finally:
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return done
+
+
 def main(argv=None):
     from dfr.cli import HelpFormatter
 
@@ -522,10 +543,10 @@ def main(argv=None):
         if skip:
             rows += [row(r, pname, "", skipped=skip) for r in wanted]
             continue
-        if {"pce", "full", "full_ckpt", "pairwise"} & set(wanted):
-            rows += [r for r in our_train_rows(cfg, args, pname, dtype) if r["row"] in wanted]
-        if "infer_ss" in wanted or "infer_tta" in wanted:
-            rows += [r for r in our_infer_rows(cfg, args, pname, dtype) if r["row"] in wanted]
+        for fn, names in ((our_train_rows, TRAIN_ROWS[1:]), (our_infer_rows, INFER_ROWS)):
+            names = [n for n in names if n in wanted]
+            if names:
+                rows += _guarded(fn, names, cfg, args, pname, dtype)
     order = {n: i for i, n in enumerate(TRAIN_ROWS + INFER_ROWS)}
     rows.sort(key=lambda r: (list(PRECISIONS).index(r["precision"]), order[r["row"]]))
 

@@ -38,6 +38,15 @@ if [ "${1:-}" = --prepare ]; then
         cp -r "$sp/$p" .devbench/.devsite/
     done
     find .devbench -name __pycache__ -prune -exec rm -rf {} +
+    # The machine's numpy may be 2.x, where detectron2's sem_seg PNG loader (np.array(...,
+    # copy=False)) raises: patched in the copy, so the bundle also evaluates (training runs).
+    sed -i 's/np.array(Image.open(f), copy=copy, dtype=dtype)/np.array(Image.open(f), dtype=dtype)/' \
+        .devbench/.devsite/detectron2/evaluation/sem_seg_evaluation.py
+    # The synthetic-pretrained backbone, when built (make pretrain), for the training runs of
+    # tools/run_ablation_on_device.sh from the same bundle.
+    if ls pretrained/swin_tiny_synthetic_pretrain.* >/dev/null 2>&1; then
+        mkdir -p .devbench/pretrained && cp pretrained/swin_tiny_synthetic_pretrain.* .devbench/pretrained/
+    fi
     dl() { .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "$@" \
         2> >(grep -v "is ignored: it is neither" >&2); }
     dl --python-version "${DEVICE_PY:-3.12}" --implementation cp \

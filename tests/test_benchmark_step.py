@@ -95,3 +95,28 @@ def test_a_failing_row_is_reported_and_the_rest_kept():
     assert got[0]["skipped"] is None
     for r in got[1:]:
         assert r["skipped"] == "failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
+def test_mmseg_worker_runs_where_dfr_is_not_importable(tmp_path):
+    """The mmseg side runs in mmseg's own interpreter, where this project is not installed:
+    the worker path of the script must never import dfr."""
+    script = str(REPO / "tools" / "benchmark_step.py")
+    req, out = tmp_path / "request.json", tmp_path / "result.json"
+    req.write_text(json.dumps({"x": 7}))
+    code = f"""
+import importlib.abc, importlib.util, sys
+class NoDfr(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "dfr" or name.startswith("dfr."):
+            raise ImportError("dfr imported by the mmseg worker: " + name)
+sys.meta_path.insert(0, NoDfr())
+spec = importlib.util.spec_from_file_location("benchmark_step", {script!r})
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+m.mmseg_worker = lambda req: {{"rows": [], "versions": {{"x": req["x"]}}}}
+sys.exit(m.main(["--mmseg-worker", {str(req)!r}, "--json", {str(out)!r}]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out.read_text()) == {"rows": [], "versions": {"x": 7}}

@@ -487,7 +487,22 @@ def _guarded(fn, names, cfg, args, pname, dtype):
     return done
 
 
+def worker_main(argv) -> int:
+    """`--mmseg-worker REQUEST --json OUT`: row (a) inside the mmseg interpreter, which has
+    mmseg and torch but not this project: nothing here imports dfr."""
+    p = argparse.ArgumentParser(prog="benchmark_step.py --mmseg-worker")
+    p.add_argument("request")
+    p.add_argument("--json", required=True)
+    args = p.parse_args(argv)
+    res = mmseg_worker(json.loads(Path(args.request).read_text()))
+    Path(args.json).write_text(json.dumps(res))
+    return 0
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--mmseg-worker"]:
+        return worker_main(argv[1:])
     from dfr.cli import HelpFormatter
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -507,14 +522,8 @@ def main(argv=None):
                    help="interpreter of the mmseg 1.2.2 venv (row mmseg_pce; else skipped)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--json", default=None, help="write the rows and metadata here")
-    p.add_argument("--mmseg-worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     args = p.parse_args(argv)
-
-    if args.mmseg_worker:  # row (a) inside the mmseg interpreter
-        res = mmseg_worker(json.loads(Path(args.mmseg_worker).read_text()))
-        Path(args.json).write_text(json.dumps(res))
-        return 0
 
     args.size = args.size or (64 if args.tiny else 512)
     args.iters = args.iters or (3 if args.tiny else 20)

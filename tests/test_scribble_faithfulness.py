@@ -103,3 +103,34 @@ def test_scribble_stats_tool_compares_with_simulations(tmp_path, capsys):
         row = next(line for line in md.splitlines() if line.startswith(f"| {style} | 2 |"))
         assert "100 % of 10" in row and row.endswith("| 0 (0) | 0 |")
     assert "| ScribbleSup | 2 | 3.17 %" in capsys.readouterr().out
+
+
+def test_class_coverage_against_exact_distances():
+    """Dense pixels of each class within cover_px of a scribble pixel of that class: equal to
+    an exact Euclidean count; the class-0 stroke (1 x 20 px) reaches a 7 x 20 band plus two
+    caps of 11 px at 3 px. The class-2 square has no scribble: 0."""
+    scr, dense = _case()
+    yy, xx = np.mgrid[:40, :60]
+
+    def exact(radius):
+        want = []
+        for c in range(3):
+            pts = np.argwhere(scr == c)
+            if len(pts) == 0:
+                want.append(0)
+                continue
+            d2 = ((yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2).min(-1)
+            want.append(int(((dense == c) & (d2 <= radius**2)).sum()))
+        return want
+
+    # at 6 px the class-0 stroke (ending at x = 24) reaches class-1 pixels (x = 30): not counted
+    wide = scribble_image_stats(scr, dense, num_classes=3, cover_px=6)
+    assert wide["covered"].tolist() == exact(6)
+    r = scribble_image_stats(scr, dense, num_classes=3, cover_px=3)
+    want = exact(3)
+    assert r["covered"].tolist() == want and want[0] == 7 * 20 + 2 * 11
+    assert r["class_pixels"].tolist() == [1200, 1100, 100]
+    s = summarize([r, r])
+    assert s["class_coverage"] == pytest.approx(np.mean([want[0] / 1200, want[1] / 1100, 0.0]))
+    md = faithfulness_table({"a": s, "b": s}, "a")
+    assert f"| {100 * s['class_coverage']:.1f} % (1.00x) |" in md[3]

@@ -12,7 +12,11 @@ Per image (``scribble_image_stats``), with a *scribble* = one 8-connected piece 
   ``min_object_area`` px (ignore excluded); hit when a scribble pixel of their class lies in
   them;
 - crossings: scribbles with a pixel whose dense class is another class (ignore excluded),
-  and such pixels; pixels labeled on dense ignore are counted apart (``on_ignore``).
+  and such pixels; pixels labeled on dense ignore are counted apart (``on_ignore``);
+- coverage: dense pixels of each class within ``cover_px`` (20) of a scribble pixel of that
+  class; pooled over a set and averaged over the classes (``class_coverage``). It tells how much
+  of each object the scribbles reach, which the labeled share does not: few long scribbles
+  label as many pixels as many short ones spread over the object.
 
 ``summarize`` pools the images of a set; ``faithfulness_table`` writes one Markdown row per
 set with the ratio to a reference set (the real scribbles).
@@ -33,6 +37,7 @@ __all__ = ["compare_report", "faithfulness_table", "scribble_image_stats", "summ
 
 BOUNDARY_PX = 30
 MIN_OBJECT_AREA = 100
+COVER_PX = 20
 
 
 def _class_boundary(dense: np.ndarray) -> np.ndarray:
@@ -55,6 +60,7 @@ def scribble_image_stats(
     ignore_label: int = IGNORE_LABEL,
     boundary_px: float = BOUNDARY_PX,
     min_object_area: int = MIN_OBJECT_AREA,
+    cover_px: float = COVER_PX,
 ) -> Dict:
     """Statistics of one scribble map (module docstring); the dense-map entries are None
     without `dense`."""
@@ -91,15 +97,26 @@ def scribble_image_stats(
         "crossing_scribbles": None,
         "crossing_pixels": None,
         "on_ignore": None,
+        "class_pixels": None,
+        "covered": None,
     }
     if dense is None:
         return row
     bnd = _class_boundary(dense)
     dist = cv2.distanceTransform((~bnd).view(np.uint8), cv2.DIST_L2, 5)
     objects = hit = 0
+    class_pixels = np.zeros(num_classes, np.int64)
+    covered = np.zeros(num_classes, np.int64)
     for c in np.unique(dense):
         if c == ignore_label:
             continue
+        region = dense == c
+        if c < num_classes:
+            class_pixels[c] = region.sum()
+            if pix[c]:
+                to_scribble = cv2.distanceTransform(
+                    (scr != c).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+                covered[c] = (region & (to_scribble <= cover_px)).sum()
         n, comp, stats, _ = cv2.connectedComponentsWithStats(
             (dense == c).view(np.uint8), connectivity=8
         )
@@ -116,6 +133,8 @@ def scribble_image_stats(
         crossing_scribbles=crossing_scribbles,
         crossing_pixels=int(wrong.sum()),
         on_ignore=int((labeled & (dense == ignore_label)).sum()),
+        class_pixels=class_pixels,
+        covered=covered,
     )
     return row
 
@@ -147,9 +166,13 @@ def summarize(rows: Iterable[Dict]) -> Dict:
         "crossing_scribbles": None,
         "crossing_pixels": None,
         "on_ignore": None,
+        "class_coverage": None,
     }
     if dense:
         objects = sum(r["objects"] for r in rows)
+        totals = np.sum([r["class_pixels"] for r in rows], axis=0)
+        covered = np.sum([r["covered"] for r in rows], axis=0)
+        present = totals > 0
         out.update(
             near_boundary_share=sum(r["near_boundary"] for r in rows) / max(labeled.sum(), 1),
             objects=objects,
@@ -157,6 +180,8 @@ def summarize(rows: Iterable[Dict]) -> Dict:
             crossing_scribbles=sum(r["crossing_scribbles"] for r in rows),
             crossing_pixels=sum(r["crossing_pixels"] for r in rows),
             on_ignore=sum(r["on_ignore"] for r in rows),
+            class_coverage=float((covered[present] / totals[present]).mean())
+            if present.any() else None,
         )
     return out
 
@@ -176,8 +201,9 @@ def faithfulness_table(
     ref = sets[reference]
     md = [
         "| scribbles | images | labeled % | scribbles / image | within 30 px of a boundary "
-        "| objects hit | length median [p10, p90] px | crossing scribbles (px) | on ignore px |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| objects hit | class pixels within {COVER_PX} px | length median [p10, p90] px "
+        "| crossing scribbles (px) | on ignore px |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def pct(v):
@@ -195,6 +221,7 @@ def faithfulness_table(
             f"{_ratio(s['labeled_share'], ref['labeled_share'])} "
             f"| {s['scribbles_per_image']:.1f} | {pct(s['near_boundary_share'])} "
             f"| {hit}{_ratio(s['objects_hit_share'], ref['objects_hit_share'])} "
+            f"| {pct(s['class_coverage'])}{_ratio(s['class_coverage'], ref['class_coverage'])} "
             f"| {s['length_median']:.0f} [{s['length_p10']:.0f}, {s['length_p90']:.0f}] "
             f"| {cross} | {'n/a' if s['on_ignore'] is None else s['on_ignore']} |"
         )

@@ -4,34 +4,21 @@
 # tools/run_synthetic_ablation.py at once, JOBS processes sharing the GPU, MAX_ITER fitted to a
 # wall-clock limit BUDGET in seconds (equal for all runs).
 # Two steps:
-#   bash tools/run_ablation_on_device.sh --prepare     # here: builds the bundle .devsnap/
-#   cd .devsnap && BUDGET=540 JOBS=14 bash tools/run_ablation_on_device.sh [KEY VALUE ...]
-# The bundle (git-ignored via .git/info/exclude, carried to the machine) is a copy of the
-# working tree's code as tested here, plus .devsite/ (detectron2, fvcore, iopath, yacs,
-# omegaconf, antlr4, termcolor, timm copied from .venv; detectron2's sem_seg PNG loader patched
-# for the machine's numpy 2: np.array(copy=False) raises there), .whl/ (pycocotools for
-# CPython 3.12) and pretrained/ (tools/pretrain_synthetic_backbone.py's checkpoint).
+#   make pretrain && bash tools/run_ablation_on_device.sh --prepare   # here: the bundle .devbench/
+#   cd .devbench && BUDGET=540 JOBS=14 bash tools/run_ablation_on_device.sh [KEY VALUE ...]
+# The bundle is tools/run_benchmark_on_device.sh's (one for both): the code of HEAD, .devsite/
+# (detectron2 with its sem_seg PNG loader patched for the machine's numpy 2, fvcore, iopath,
+# yacs, omegaconf, antlr4, termcolor, timm), .whl/dfr/ (pycocotools for CPython 3.12) and
+# pretrained/ (tools/pretrain_synthetic_backbone.py's checkpoint).
 # Writes to $OUT: log.txt, results.md, results.json, runs.tar.gz (metrics + logs of every run).
 set -uo pipefail
 if [ "${1:-}" = --prepare ]; then
-    set -e
     cd "$(dirname "$0")/.."
-    rm -rf .devsnap && mkdir -p .devsnap/.devsite .devsnap/.whl .devsnap/pretrained
-    git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} .devsnap/ 2>/dev/null \
-        || true
-    sp=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-    for p in detectron2 fvcore iopath yacs omegaconf antlr4 termcolor timm; do
-        cp -r "$sp/$p" .devsnap/.devsite/
-    done
-    find .devsnap -name __pycache__ -prune -exec rm -rf {} +
-    sed -i 's/np.array(Image.open(f), copy=copy, dtype=dtype)/np.array(Image.open(f), dtype=dtype)/' \
-        .devsnap/.devsite/detectron2/evaluation/sem_seg_evaluation.py
-    .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux2014_x86_64 -d .devsnap/.whl pycocotools==2.0.8
-    cp pretrained/swin_tiny_synthetic_pretrain.* .devsnap/pretrained/
-    grep -qx '/.devsnap/' .git/info/exclude || echo '/.devsnap/' >> .git/info/exclude
-    du -sh .devsnap
-    exit 0
+    if [ ! -f pretrained/swin_tiny_synthetic_pretrain.pth ]; then
+        echo "pretrained/swin_tiny_synthetic_pretrain.pth is missing: run 'make pretrain' first" >&2
+        exit 1
+    fi
+    exec bash tools/run_benchmark_on_device.sh --prepare
 fi
 T0=$(date +%s)
 BUDGET=${BUDGET:-540}
@@ -47,7 +34,7 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 el() { echo $(( $(date +%s) - T0 )); }
 if [ "$WHL" = 1 ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/dfr/*.whl \
         || exit 1
 fi
 export PYTHONPATH=/tmp/site:$PWD/.devsite:$PWD/projects/DFR

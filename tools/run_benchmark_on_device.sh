@@ -13,6 +13,7 @@
 # Offline (a GPU machine without a package index whose python3 holds torch), two steps:
 #   bash tools/run_benchmark_on_device.sh --prepare      # here: builds the bundle .devbench/
 #   cd .devbench && bash tools/run_benchmark_on_device.sh
+#     The same bundle serves tools/run_ablation_on_device.sh (training runs on the GPU machine).
 #     The bundle (git-ignored via .git/info/exclude, carried to the machine): the code of the
 #     commit HEAD (git archive: the measured code is the recorded commit), .devsite/
 #     (detectron2, fvcore, iopath, yacs, omegaconf, antlr4, termcolor, timm copied from .venv),

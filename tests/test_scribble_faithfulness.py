@@ -134,3 +134,18 @@ def test_class_coverage_against_exact_distances():
     assert s["class_coverage"] == pytest.approx(np.mean([want[0] / 1200, want[1] / 1100, 0.0]))
     md = faithfulness_table({"a": s, "b": s}, "a")
     assert f"| {100 * s['class_coverage']:.1f} % (1.00x) |" in md[3]
+
+
+def test_scribble_stats_names_the_synthetic_classes(tmp_path):
+    from PIL import Image
+
+    tool = load_script("tools/scribble_stats.py")
+    (tmp_path / "labels").mkdir()
+    lab = np.full((20, 30), 255, np.uint8)
+    lab[2, 2:12], lab[8, 2:12], lab[14, 2:12] = 0, 1, 3
+    Image.fromarray(lab).save(tmp_path / "labels" / "a.png")
+    out = tmp_path / "out"
+    assert tool.main(["--labels", str(tmp_path / "labels"), "--classes", "synthetic",
+                      "--out", str(out)]) == 0
+    md = (out / "scribble_stats.md").read_text()
+    assert "| 1 | disc |" in md and "| 3 | triangle |" in md and "aeroplane" not in md

@@ -35,8 +35,10 @@ from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from dfr.data.images import image_hw
 from dfr.data.prepare import image_stats, write_report
+from dfr.data.synthetic import SYNTHETIC_CLASSES
 
-CLASSES = {"voc": VOC_CLASSES, "context59": CONTEXT59_CLASSES, "context60": CONTEXT60_CLASSES}
+CLASSES = {"voc": VOC_CLASSES, "context59": CONTEXT59_CLASSES, "context60": CONTEXT60_CLASSES,
+           "synthetic": SYNTHETIC_CLASSES}
 
 
 def collect(args):
@@ -57,6 +59,9 @@ def collect(args):
         ids = ids[: args.limit]
     names = CLASSES[args.classes]
     if src.kind == "xml":
+        if args.classes == "synthetic":
+            raise SystemExit(f"{args.labels}: XML scribbles carry VOC / Context tags; use "
+                             "--classes voc, context59 or context60")
         tag_map = (
             sio.voc_tag_map()
             if args.classes == "voc"

@@ -29,16 +29,14 @@ def check_losses_finite(loss_dict, batch, iteration=None):
         batch: the list of mapper dicts fed to the model (their "file_name" is reported).
         iteration: training iteration for the message (default: the EventStorage's).
     """
-    bad = {}
-    for name, value in loss_dict.items():
-        v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-        if not math.isfinite(v):
-            bad[name] = v
+    values = {name: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+              for name, v in loss_dict.items()}
+    bad = {name: v for name, v in values.items() if not math.isfinite(v)}
     if not bad:
         return
     it = _current_iter() if iteration is None else iteration
     files = [d.get("file_name", "<no file_name>") for d in batch] if batch is not None else []
-    finite = {k: float(v) for k, v in loss_dict.items() if k not in bad}
+    finite = {k: v for k, v in values.items() if k not in bad}
     raise FloatingPointError(
         f"Non-finite loss at iteration {it}: "
         + ", ".join(f"{k}={v}" for k, v in bad.items())

@@ -402,7 +402,8 @@ def peak_gib(r):
 
 
 def ratios(rows):
-    """Per precision: pce / mmseg, full / pce, pairwise / full, full's peak (GiB)."""
+    """Per precision: pce / mmseg, full / pce, pairwise / full, full's peak (GiB), full_ckpt /
+    full and full_ckpt's peak."""
     by = {(r["row"], r["precision"]): r for r in rows}
     out = {}
     for p in PRECISIONS:

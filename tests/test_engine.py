@@ -231,7 +231,7 @@ def _first_losses(tmp_path, name, prefix, seed):
     trainer = Trainer(cfg)
     losses = []
     trainer.model.register_forward_hook(
-        lambda m, i, o: losses.append({k: float(v) for k, v in o.items()}) if m.training else None
+        lambda m, i, o: losses.append({k: float(v.detach()) for k, v in o.items()}) if m.training else None
     )
     trainer.resume_or_load(resume=False)
     trainer.train()

@@ -50,8 +50,8 @@ def test_train_step_returns_every_loss_finite(trained_step):
     assert set(losses) == ALL_LOSSES
     for k, v in losses.items():
         assert v.dim() == 0 and torch.isfinite(v), k
-    assert float(losses["loss_pce"]) == pytest.approx(torch.log(torch.tensor(4.0)).item(), abs=0.3)
-    assert float(losses["loss_fd"]) > 0 and float(losses["loss_fr"]) > 0  # γ = 0: M everywhere
+    assert float(losses["loss_pce"].detach()) == pytest.approx(torch.log(torch.tensor(4.0)).item(), abs=0.3)
+    assert float(losses["loss_fd"].detach()) > 0 and float(losses["loss_fr"].detach()) > 0  # γ = 0: M everywhere
 
 
 def test_gradients_reach_backbone_and_every_head(trained_step):
@@ -85,12 +85,12 @@ def _losses_with(ref_model, *opts):
     model = _model(*opts)
     missing, _ = model.load_state_dict(ref_model.state_dict(), strict=False), None
     assert missing.missing_keys == []
-    return {k: float(v) for k, v in model(_batch()).items()}, model
+    return {k: float(v.detach()) for k, v in model(_batch()).items()}, model
 
 
 def test_switches_remove_losses_and_change_values(trained_step):
     model, ref = trained_step
-    ref = {k: float(v) for k, v in ref.items()}
+    ref = {k: float(v.detach()) for k, v in ref.items()}
     off, _ = _losses_with(model, "MODEL.DFR.USE_FD", False, "MODEL.AUX_HEAD.ENABLED", False)
     assert set(off) == ALL_LOSSES - {"loss_fd", "loss_aux"}
     assert off["loss_pce"] == pytest.approx(ref["loss_pce"], rel=1e-5)
@@ -145,14 +145,14 @@ def test_invalid_pixels_are_ignored():
         x["valid"][32:, :] = True
         x["sem_seg"][40:, :] = 255  # scribbles remain only in the invalid (padding) half
     losses = model(batch)
-    assert float(losses["loss_pce"]) == 0.0
+    assert float(losses["loss_pce"].detach()) == 0.0
     # the pairwise terms see valid pixels only: with none valid, every loss is exactly 0
     for x in batch:
         x["valid"][:] = False
-    assert {k: float(v) for k, v in model(batch).items()} == {k: 0.0 for k in losses}
+    assert {k: float(v.detach()) for k, v in model(batch).items()} == {k: 0.0 for k in losses}
     for x in batch:
         del x["valid"]  # missing key = all valid
-    assert float(model(batch)["loss_pce"]) > 0.0
+    assert float(model(batch)["loss_pce"].detach()) > 0.0
 
 
 def test_inference_odd_size_returns_probabilities_at_original_size():

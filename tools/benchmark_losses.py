@@ -13,6 +13,7 @@ back-propagated together, as in a training step.
         projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml
     python tools/benchmark_losses.py --threads 2 --batch 2 --crop 512 --iters 2 \
         --train-step projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml
+    python tools/benchmark_losses.py --count-ops --threads 1   # kernel launches per call
 
 --train-step builds the model of CONFIG and reports the share of the pairwise losses (Ldfr, Lfd,
 Lfr forward + backward, measured by timing the losses on the shapes the model produces) in one
@@ -250,6 +251,50 @@ def train_step(args):
     print(f"| {step:.3f} | {loss:.3f} | {100 * loss / step:.1f} % |")
 
 
+#: ATen operations that only make views or allocate: no kernel on CUDA
+NO_KERNEL_OPS = {
+    "aten::as_strided", "aten::slice", "aten::select", "aten::unsqueeze", "aten::view",
+    "aten::expand", "aten::permute", "aten::transpose", "aten::alias", "aten::squeeze",
+    "aten::_reshape_alias", "aten::t", "aten::narrow", "aten::detach", "aten::reshape",
+    "aten::resolve_conj", "aten::resolve_neg", "aten::unflatten", "aten::empty",
+    "aten::empty_strided", "aten::empty_like", "aten::resize_",
+}
+
+
+def count_ops(args):
+    """ATen operations of one forward + backward of all three pairwise losses (Ldfr + Lfd +
+    Lfr, `pairwise_losses`) at --B/--C/--d/--size/--radius (default: the paper's loss map for a
+    512² crop at batch 2): leaf operations that launch a kernel on CUDA, and the view and
+    allocation dispatches. On a GPU where the step is launch-bound, the first number sets the
+    losses' cost; counted on the CPU, the Python code issues the same operations."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from dfr.modeling.losses import pairwise_losses
+
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(0)
+    b, c, d, s = args.B, args.C, args.d, args.size
+    logits = torch.randn(b, c, s, s, generator=g).requires_grad_()
+    feats = torch.rand(b, d, s, s, generator=g).requires_grad_()
+    image = torch.randn(b, 3, s, s, generator=g)
+    labels = torch.randint(0, c, (b, s, s), generator=g)
+
+    def step():
+        out = pairwise_losses(logits.softmax(1), image, feats, labels, radius=args.radius)
+        sum(out.values()).backward()
+
+    step()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    aten = [e for e in prof.events() if e.name.startswith("aten::")]
+    leaf = [e for e in aten if not any(ch.name.startswith("aten::") for ch in e.cpu_children)]
+    kernels = [e for e in leaf if e.name not in NO_KERNEL_OPS]
+    print(f"pairwise_losses fwd + bwd, B {b}, C {c}, d {d}, {s}x{s}, r {args.radius}: "
+          f"{len(kernels)} kernel-launching ops, {len(leaf) - len(kernels)} view / allocation "
+          f"ops ({len(aten)} ATen events in all)")
+    return len(kernels)
+
+
 def main():
     from dfr.cli import HelpFormatter
 
@@ -262,6 +307,8 @@ def main():
     p.add_argument("--iters", type=int, default=3, help="--train-step: timed steps (median)")
     p.add_argument("--batch", type=int, default=0, help="--train-step: images (0: config's)")
     p.add_argument("--crop", type=int, default=0, help="--train-step: crop size (0: config's)")
+    p.add_argument("--count-ops", action="store_true",
+                   help="count the ATen ops of one pairwise fwd + bwd (kernel launches on CUDA)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="--train-step: config overrides")
     # worker arguments
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -270,7 +317,9 @@ def main():
     for k, v in (("B", 2), ("C", 21), ("d", 128), ("size", 128), ("radius", 5)):
         p.add_argument(f"--{k}", type=int, default=v, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.worker:
+    if args.count_ops:
+        count_ops(args)
+    elif args.worker:
         worker(args)
     elif args.train_step:
         train_step(args)

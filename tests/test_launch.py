@@ -211,3 +211,24 @@ def test_a_worker_that_fails_stops_the_other_and_the_parent_reports_it(tmp_path)
         assert "rank 1 failed on purpose" in proc.stdout.read()
     finally:
         _cleanup(proc, workers)
+
+
+def test_a_finished_worker_leaves_without_interpreter_finalization(tmp_path):
+    """`exit_finished_worker`: atexit handlers run and buffered output is flushed, but nothing
+    of the interpreter's finalization does (there leftover gloo objects aborted the worker); a
+    non-daemon thread, which a normal exit would wait for, is cut off."""
+    done, late = tmp_path / "atexit.txt", tmp_path / "late.txt"
+    code = f"""
+import atexit, sys, threading, time
+sys.path.insert(0, {str(REPO / "projects" / "DFR")!r})
+from dfr.engine.launch import exit_finished_worker
+atexit.register(lambda: open({str(done)!r}, "w").write("ran"))
+threading.Thread(target=lambda: (time.sleep(1.0), open({str(late)!r}, "w").write("x"))).start()
+print("buffered", end="")
+exit_finished_worker(3)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (3, "buffered"), r.stderr[-2000:]
+    assert done.read_text() == "ran"
+    time.sleep(1.5)
+    assert not late.exists()

@@ -16,16 +16,20 @@ SIGTERM / SIGINT to the parent left every worker training and writing checkpoint
   `ProcessContext.join(grace_period=...)` sends them SIGTERM, then SIGKILL, and the parent
   raises the worker's error.
 
-- a worker that finished its work ends its process groups in order before the interpreter
-  exits: a barrier (no rank tears gloo down while another still talks to it), then
-  `destroy_process_group()`. Left to interpreter exit, gloo's C++ threads were still joinable
-  when their objects were destroyed: "terminate called without an active exception", SIGABRT,
-  and a failed launch after training and evaluation had finished.
+- a worker that finished its work ends its process groups in order: a barrier (no rank tears
+  gloo down while another still talks to it), then `destroy_process_group()`; then it runs the
+  atexit handlers, flushes its streams and leaves with `os._exit(0)`, without the interpreter's
+  finalization. Left to that finalization, gloo objects still referenced from Python (Detectron2
+  keeps the local process group in a module global; a trainer in a reference cycle keeps its
+  DDP reducer's) were destroyed with their C++ threads still joinable: "terminate called without
+  an active exception", SIGABRT, and a failed launch after training and evaluation had finished.
+  Destroying the groups alone made that rarer, not impossible.
 
 A single process (world size 1) runs `main_func` in the parent, as Detectron2 does.
 Process-group setup is Detectron2's own `_distributed_worker` (the launch logic around it is
 adapted from detectron2/engine/launch.py, Apache-2.0).
 """
+import atexit
 import ctypes
 import functools
 import logging
@@ -39,7 +43,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.engine.launch import DEFAULT_TIMEOUT, _distributed_worker, _find_free_port
 
-__all__ = ["launch", "close_process_groups", "DEFAULT_TIMEOUT"]
+__all__ = ["launch", "close_process_groups", "exit_finished_worker", "DEFAULT_TIMEOUT"]
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -80,9 +84,22 @@ def close_process_groups():
 
 
 def _run_then_close(main_func, *args):
-    result = main_func(*args)
+    main_func(*args)
     close_process_groups()
-    return result
+    exit_finished_worker()
+
+
+def exit_finished_worker(code: int = 0):
+    """End a worker whose work is done: atexit handlers (logging's flush, multiprocessing's
+    clean-up of its children, the user's), the standard streams flushed, then `os._exit`,
+    skipping the interpreter finalization during which leftover gloo objects abort."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _worker(local_rank, parent_pid, main_func, *rest):

@@ -269,20 +269,9 @@ def count_ops(args):
     losses' cost; counted on the CPU, the Python code issues the same operations."""
     from torch.profiler import ProfilerActivity, profile
 
-    from dfr.modeling.losses import pairwise_losses
-
     torch.set_num_threads(args.threads)
-    g = torch.Generator().manual_seed(0)
     b, c, d, s = args.B, args.C, args.d, args.size
-    logits = torch.randn(b, c, s, s, generator=g).requires_grad_()
-    feats = torch.rand(b, d, s, s, generator=g).requires_grad_()
-    image = torch.randn(b, 3, s, s, generator=g)
-    labels = torch.randint(0, c, (b, s, s), generator=g)
-
-    def step():
-        out = pairwise_losses(logits.softmax(1), image, feats, labels, radius=args.radius)
-        sum(out.values()).backward()
-
+    step = _step_fn("efficient", "fused", args.radius, *_make_inputs(b, c, d, s, s, "cpu"))
     step()  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()

@@ -19,11 +19,11 @@ SIGTERM / SIGINT to the parent left every worker training and writing checkpoint
 - a worker that finished its work ends its process groups in order: a barrier (no rank tears
   gloo down while another still talks to it), then `destroy_process_group()`; then it runs the
   atexit handlers, flushes its streams and leaves with `os._exit(0)`, without the interpreter's
-  finalization. Left to that finalization, gloo objects still referenced from Python (Detectron2
-  keeps the local process group in a module global; a trainer in a reference cycle keeps its
-  DDP reducer's) were destroyed with their C++ threads still joinable: "terminate called without
-  an active exception", SIGABRT, and a failed launch after training and evaluation had finished.
-  Destroying the groups alone made that rarer, not impossible.
+  finalization. Left to that finalization, a finished worker sometimes aborted with
+  "terminate called without an active exception" (SIGABRT, a failed launch after training and
+  evaluation had finished), also after the groups were destroyed: most likely gloo objects still
+  referenced from Python (Detectron2 keeps the local process group in a module global; a trainer
+  in a reference cycle keeps its DDP reducer's), destroyed with their C++ threads joinable.
 
 A single process (world size 1) runs `main_func` in the parent, as Detectron2 does.
 Process-group setup is Detectron2's own `_distributed_worker` (the launch logic around it is

@@ -117,9 +117,7 @@ def scribble_image_stats(
                 to_scribble = cv2.distanceTransform(
                     (scr != c).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
                 covered[c] = (region & (to_scribble <= cover_px)).sum()
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(
-            (dense == c).view(np.uint8), connectivity=8
-        )
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(region.view(np.uint8), connectivity=8)
         big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_object_area)
         big = big[big > 0]
         objects += len(big)

@@ -1,5 +1,7 @@
 """Shared pytest fixtures. Tests run on CPU; anything heavier than a second is kept tiny."""
+import contextlib
 import importlib.util
+import logging
 import os
 import sys
 from pathlib import Path
@@ -26,6 +28,34 @@ def load_script(rel_path, name=None):
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    @property
+    def text(self):
+        return "\n".join(self.messages)
+
+
+@contextlib.contextmanager
+def logged(name: str):
+    """What logger `name` logs at INFO and above (`.messages`, `.text`), read from the logger
+    itself (an earlier test's Detectron2 `setup_logger` stops propagation to caplog)."""
+    logger, handler = logging.getLogger(name), _Records()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """Checkpoint loading: no code runs from a checkpoint unless MODEL.ALLOW_UNSAFE_CHECKPOINT is
 set; full mmseg UperNet-Swin checkpoints as MODEL.WEIGHTS; mmseg's
 meaning of MODEL.SWIN.FROZEN_STAGES."""
-import logging
 import pickle
 
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS
+from conftest import CONFIGS, logged
 
 OPT_IN = "MODEL.ALLOW_UNSAFE_CHECKPOINT True"
 TINY = ["MODEL.DEVICE", "cpu", "MODEL.SWIN.SIZE", "custom", "MODEL.SWIN.EMBED_DIM", 16,
@@ -28,35 +27,11 @@ class _CreatesFile:
         return (open, (self.path, "w"))
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-    @property
-    def text(self):
-        return "\n".join(self.messages)
-
-
-def records_of(name: str):
-    """Generator for a fixture: what logger `name` logs at INFO and above, read from the
-    logger itself (an earlier test's Detectron2 `setup_logger` stops propagation to caplog)."""
-    logger, handler = logging.getLogger(name), _Records()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 @pytest.fixture
 def checkpoint_log():
     """What the checkpointer logs (missing / unexpected keys)."""
-    yield from records_of("fvcore.common.checkpoint")
+    with logged("fvcore.common.checkpoint") as log:
+        yield log
 
 
 def _model(*opts, seed=0):

@@ -6,13 +6,14 @@ import os
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO
-from test_checkpoint_loading import TINY, _model, records_of
+from conftest import CONFIGS, REPO, logged
+from test_checkpoint_loading import TINY, _model
 
 
 @pytest.fixture
 def dfr_log():
-    yield from records_of("dfr.engine.checkpoint")
+    with logged("dfr.engine.checkpoint") as log:
+        yield log
 
 
 def _linear(seed):

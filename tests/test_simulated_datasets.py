@@ -3,7 +3,6 @@ name `<source>_sim_<style>` trains through train_net.py with no Python registrat
 simulated maps are cached with a manifest (reused while it matches, regenerated otherwise),
 the metadata is the source's, and a simulated label never differs from the dense one."""
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, logged
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
@@ -380,15 +379,9 @@ def test_pixels_that_contradict_the_dense_label_are_left_unlabeled(tmp_path, den
 
     monkeypatch.setattr(simulated, "simulate_scribbles", sloppy)
     name = register_simulated_scribbles(dense_source, style="skeleton", root=str(tmp_path))
-    records = []  # read from the logger itself: a Detectron2 setup_logger of an earlier test
-    handler = logging.Handler(logging.WARNING)  # stops "dfr" from propagating to caplog
-    handler.emit = records.append
-    logging.getLogger(simulated.__name__).addHandler(handler)
-    try:
+    with logged(simulated.__name__) as log:
         recs = DatasetCatalog.get(name)
-    finally:
-        logging.getLogger(simulated.__name__).removeHandler(handler)
-    warned = "\n".join(r.getMessage() for r in records)
+    warned = log.text
     for r, s in zip(recs, DatasetCatalog.get(dense_source)):
         sim, dense = np.asarray(Image.open(r["sem_seg_file_name"])), read_dense(s)
         assert sim[2, 2] == 255 and sim[40, 40] == dense[40, 40]

@@ -22,7 +22,7 @@ from engine_helpers import INSTANT, load_train_net, parse
 from PIL import Image
 from skimage.draw import line as sk_line
 
-from dfr.data.datasets.builtin import VOC_TREE
+from dfr.data.datasets import VOC_TREE
 
 TRAIN, VAL, EMPTY = "2007_000032", "2007_000033", "2008_000003"
 # synthetic scribbles in the txt form for the prepare script: (class id, polyline)

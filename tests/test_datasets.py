@@ -9,7 +9,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 import dfr.data  # noqa: F401  (registers the names)
-from dfr.data.datasets.builtin import CONTEXT_TREE, VOC_TREE
+from dfr.data.datasets import CONTEXT_TREE, VOC_TREE
 
 CONTRACT_NAMES = {
     "voc_2012_train_aug_scribble": 21,

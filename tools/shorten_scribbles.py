@@ -21,7 +21,7 @@ import os
 import re
 import time
 
-from dfr.data.datasets.builtin import VOC_TREE, register_all
+from dfr.data.datasets import VOC_TREE, register_all
 from dfr.data.paths import get_datasets_root
 from dfr.data.scribbles import transform_label_root
 

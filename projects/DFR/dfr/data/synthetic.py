@@ -189,7 +189,9 @@ def _sizes(rng, spec) -> Tuple[int, int]:
     return int(h), int(w)
 
 
-def _generate(dst: str, spec: SyntheticSpec) -> Dict:
+def _write_splits(dst: str, spec: SyntheticSpec) -> Dict:
+    """Render the train / val images, labels and scribbles of `spec` into `dst`; returns the
+    per-split counts and labeled fractions."""
     from PIL import Image
 
     stats = {}
@@ -243,7 +245,7 @@ def ensure_synthetic(root: Optional[str] = None, spec: SyntheticSpec = DEFAULT_S
                 logger.info(f"Generating synthetic scribble benchmark into {out} ...")
                 tmp = fresh_tempdir(out)  # removes what a killed run left; umask permissions
                 try:
-                    stats = _generate(tmp, spec)
+                    stats = _write_splits(tmp, spec)
                     with open(os.path.join(tmp, "meta.json"), "w") as f:
                         json.dump({"spec": dict(spec), "classes": SYNTHETIC_CLASSES,
                                    "stats": stats}, f, indent=1)  # fmt: skip

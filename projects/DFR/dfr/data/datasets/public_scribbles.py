@@ -29,6 +29,7 @@ from PIL import Image
 from ..classes import IGNORE_LABEL, VOC_CLASSES
 from ..images import image_hw
 from ..paths import get_datasets_root, require_path
+from .split_files import VOC_TREE, register_sem_seg_split
 
 __all__ = [
     "S4_TREES",
@@ -158,8 +159,6 @@ def _copy_meta(name: str, source: str, **extra):
 
 
 def _register_s4():
-    from .builtin import VOC_TREE, register_sem_seg_split
-
     t = S4_TREES["pascal"]
     register_sem_seg_split("voc_2012_train_aug_s4", VOC_TREE["splits"]["train_aug"],
                            VOC_TREE["images"], t["labels"], VOC_CLASSES, PREPARE_S4,
@@ -185,8 +184,6 @@ def _register_s4():
 
 
 def _register_cdsp():
-    from .builtin import register_sem_seg_split
-
     for ds, folder in CDSP_TREES.items():
         classes = cdsp_classes(ds)
         split = lambda s, f=folder: f"{f}/ImageSets/{s}.txt"  # noqa: E731

@@ -160,13 +160,13 @@ def test_pairwise_sums_run_with_autocast_off(monkeypatch):
     from dfr.modeling.losses import fused
 
     seen = []
-    loop = fused.pairwise_loop
+    loop = fused.window_pass
 
     def spy(*args, **kwargs):
         seen.append(torch.is_autocast_enabled("cpu"))
         return loop(*args, **kwargs)
 
-    monkeypatch.setattr(fused, "pairwise_loop", spy)
+    monkeypatch.setattr(fused, "window_pass", spy)
     probs, image, feats, labels, valid = _loss_inputs()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         for call in _CALLS.values():

@@ -2,7 +2,7 @@
 import torch
 
 from ._checks import check_map
-from .fused import evaluate
+from .fused import pairwise_losses
 
 __all__ = ["dfr_loss", "confident_labels"]
 
@@ -19,12 +19,10 @@ def dfr_loss(probs, image, feats, valid=None, radius=5, sigma_xy=6.0, sigma_rgb=
     switched off (all off: K = 1). Gradient flows to probs only. Returns a scalar (float64 for
     float64 inputs, else float32, also under autocast); 0 with a gradient when nothing is valid.
     """
-    check_map("probs", probs)
-    cfg = dict(sigma_xy=float(sigma_xy), sigma_rgb=float(sigma_rgb),
-               sigma_feat=float(sigma_feat), stride=float(stride), use_xy=bool(use_xy),
-               use_rgb=bool(use_rgb), use_feat=bool(use_feat))
-    return evaluate(probs=probs, image=image, feats=feats, valid=valid, radius=radius,
-                    dfr=cfg)["dfr"]
+    return pairwise_losses(
+        probs, image, feats, None, valid, terms=("dfr",), radius=radius, sigma_xy=sigma_xy,
+        sigma_rgb=sigma_rgb, sigma_feat=sigma_feat, stride=stride, use_xy=use_xy,
+        use_rgb=use_rgb, use_feat=use_feat)["dfr"]
 
 
 @torch.no_grad()

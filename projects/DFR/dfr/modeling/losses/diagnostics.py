@@ -1,9 +1,10 @@
 """Diagnostics of the feature branch: what Ldfr's kernel, Lfd and Lfr actually see.
 
-Pure torch, no gradient, from the tensors the pairwise losses already have at the loss map
-(B, ., h, w), with the losses' own M (`confident_labels`), pair codes (`pair_codes`), pair sets
-(`pair_sets`) and kernel (`spatial_log_kernel`, `log_kernel`); `DFRCriterion` passes the M of
-its training step, so that losses and diagnostics read one computation. Window pairs are the
+The window sums are accumulated by the loss pass itself (`pairwise_losses(...,
+diagnostics=True)`, torch or Triton), with the losses' own pair codes, pair sets and kernel;
+`diagnostic_values` turns them into the keys below, reading the device once per logging period.
+`DFRCriterion` passes the M of its training step, so that losses and diagnostics read one
+computation. Window pairs are the
 ordered pairs (i, j), j != i, of the (2r+1)x(2r+1) window (Eq. 3) with both pixels valid, the
 same set as Ldfr; every count below is of ORDERED pairs (the half-window offsets of
 `pairwise.WindowLayout`, each counted twice).
@@ -24,10 +25,12 @@ import torch
 
 from ._checks import compute_dtype, no_autocast
 from .dfr import confident_labels
-from .pairwise import WindowLayout, log_kernel, pair_codes, pair_sets, spatial_log_kernel
+from .fused import pairwise_losses
+from .pairwise import DIAG_SUMS, WindowLayout
+from .params import PairwiseParams
 
-__all__ = ["feature_branch_diagnostics", "window_feature_distance", "window_feature_distance_sum",
-           "DIAGNOSTIC_KEYS"]
+__all__ = ["feature_branch_diagnostics", "diagnostic_values", "window_feature_distance",
+           "window_feature_distance_sum", "DIAGNOSTIC_KEYS"]
 
 DIAGNOSTIC_KEYS = ("m_frac", "pairs_bg", "pairs_fg", "pairs_neg", "feat_norm", "feat_dead_frac",
                    "feat_dist", "ffac_same", "ffac_diff", "k_mean", "k_nofeat_mean")
@@ -63,6 +66,42 @@ def window_feature_distance_sum(feats: torch.Tensor, valid: torch.Tensor, radius
 
 
 @torch.no_grad()
+def diagnostic_values(sums: Dict[str, torch.Tensor], m_labels: torch.Tensor, valid: torch.Tensor,
+                      feats: Optional[torch.Tensor], ignore_index: int = 255) -> Dict[str, float]:
+    """The diagnostics (keys of DIAGNOSTIC_KEYS) from the ordered-pair sums that the loss pass
+    accumulated (`pairwise_losses(..., diagnostics=True)["diag"]`), M (B, h, w) and the
+    per-pixel feature statistics. Reads the device once: call it once per logging period.
+    feats None: the feature keys are left out; a mean over an empty set is NaN."""
+    valid = valid.bool()
+    dt = torch.float64
+    n_valid = valid.sum().clamp(min=1).to(dt)
+    parts = {"m_frac": ((m_labels != ignore_index) & valid).sum().to(dt) / n_valid}
+    if feats is not None:
+        f = feats.detach().to(dt)
+        norm = f.square().sum(1).sqrt()
+        parts["feat_norm"] = torch.where(valid.any(), (norm * valid).sum() / n_valid,
+                                         torch.full((), float("nan"), dtype=dt,
+                                                    device=f.device))
+        alive = ((f > 0) & valid.unsqueeze(1)).flatten(2).any(-1).any(0)  # (d,)
+        parts["feat_dead_frac"] = 1.0 - alive.to(dt).mean()
+    keys = list(parts)
+    host = torch.stack([parts[k].to(dt) for k in keys] + [
+        sums[k].to(dt).reshape(()) for k in DIAG_SUMS]).tolist()
+    out = dict(zip(keys, host[:len(keys)]))
+    s = dict(zip(DIAG_SUMS, host[len(keys):]))
+
+    def mean(num, den):
+        return s[num] / s[den] if s[den] > 0 else float("nan")
+
+    out.update(pairs_bg=s["n_bg"], pairs_fg=s["n_fg"], pairs_neg=s["n_neg"],
+               k_nofeat_mean=mean("k0", "pairs"))
+    if feats is not None:
+        out.update(feat_dist=mean("dist", "pairs"), ffac_same=mean("same", "n_same"),
+                   ffac_diff=mean("diff", "n_diff"), k_mean=mean("k", "pairs"))
+    return out
+
+
+@torch.no_grad()
 def feature_branch_diagnostics(
     probs: torch.Tensor,
     image: Optional[torch.Tensor],
@@ -70,81 +109,29 @@ def feature_branch_diagnostics(
     scribbles: torch.Tensor,
     target: Optional[torch.Tensor],
     valid: torch.Tensor,
+    params: Optional[PairwiseParams] = None,
     *,
-    radius: int = 5,
-    sigma_xy: float = 6.0,
-    sigma_rgb: float = 0.5,
-    sigma_feat: float = 50.0,
-    stride: float = 1.0,
-    use_xy: bool = True,
-    use_rgb: bool = True,
     gamma: float = 0.98,
-    background: int = 0,
-    ignore_index: int = 255,
     m_labels: Optional[torch.Tensor] = None,
+    **settings,
 ) -> Dict[str, float]:
-    """probs (B, C, h, w) softmax; image (B, 3, h, w) normalised RGB (None: no RGB term);
-    feats (B, d, h, w) or None (no feature head: the feature keys are left out); scribbles
-    (B, h, w) the scribble labels at this size (ignore_index = none); target (B, h, w) the
-    labels supervising the feature head (None: M is used for the pair counts); valid (B, h, w)
-    bool; m_labels (B, h, w): M of Eq. 7 when already computed (None: from probs and gamma).
-    Returns {key: float} (keys of DIAGNOSTIC_KEYS; a mean over an empty set is NaN)."""
-    b, _, h, w = probs.shape
-    dt = torch.float64
+    """The diagnostics of one batch on their own (in float64; the criterion reads them from its
+    loss pass instead). probs (B, C, h, w) softmax; image (B, 3, h, w) normalised RGB (None: no
+    RGB term); feats (B, d, h, w) or None (no feature head: the feature keys are left out);
+    scribbles (B, h, w) the scribble labels at this size (ignore_index = none); target
+    (B, h, w) the labels supervising the feature head (None: M is used for the pair counts);
+    valid (B, h, w) bool; params / settings: the `PairwiseParams` (fields as keywords, e.g.
+    radius=3, use_rgb=False); m_labels: M of Eq. 7 when already computed (None: from probs
+    and gamma). Returns {key: float} (keys of DIAGNOSTIC_KEYS)."""
+    params = (params or PairwiseParams()).replace(**settings) if settings else \
+        (params or PairwiseParams())
+    if image is None:
+        params = params.replace(use_rgb=False)
     valid = valid.bool()
-    n_valid = max(int(valid.sum()), 1)
-    m_lab = confident_labels(probs, gamma, ignore_index) if m_labels is None else m_labels
-    out = {"m_frac": int(((m_lab != ignore_index) & valid).sum()) / n_valid}
+    m_lab = confident_labels(probs, gamma, params.ignore_index) if m_labels is None \
+        else m_labels
     target = m_lab if target is None else target
-
-    lay = WindowLayout(h, w, radius)
-
-    def codes(lab):  # -1 where unlabeled / invalid / padding
-        return pair_codes(lab, valid, lay, ignore_index)[..., 0]
-
-    V = lay.flat(valid.unsqueeze(1).to(dt))[..., 0]
-    T, S = codes(target), codes(scribbles)
-    I = lay.flat(image.to(dt)) if (image is not None and use_rgb) else None
-    Fl = lay.flat(feats.to(dt)) if feats is not None else None
-    L = lay.L
-    acc = {k: torch.zeros((), dtype=dt, device=probs.device) for k in (
-        "bg", "fg", "neg", "pairs", "k", "k0", "dist", "same", "n_same", "diff", "n_diff")}
-    for dy, dx, s in lay.offsets:
-        vv = V[:, :L] * V[:, s:s + L]
-        for key, m in zip(("bg", "fg", "neg"), pair_sets(T[:, :L], T[:, s:s + L], background)):
-            acc[key] += m.sum()
-        di2 = (I[:, :L] - I[:, s:s + L]).square().sum(-1) if I is not None else None
-        k0 = log_kernel(vv, spatial_log_kernel(dy, dx, stride, sigma_xy) if use_xy else None,
-                        di2, sigma_rgb=sigma_rgb).exp_()  # K without its feature term
-        acc["pairs"] += vv.sum()
-        acc["k0"] += (k0 * vv).sum()
-        if Fl is not None:
-            d2 = (Fl[:, :L] - Fl[:, s:s + L]).square().sum(-1)
-            ffac = log_kernel(vv, df2=d2, sigma_feat=sigma_feat).exp_()  # its feature term
-            acc["k"] += (k0 * ffac * vv).sum()
-            acc["dist"] += (d2.sqrt() * vv).sum()
-            sa, sb = S[:, :L], S[:, s:s + L]
-            sboth = (sa >= 0) & (sb >= 0)
-            ssame, sdiff = sboth & (sa == sb), sboth & (sa != sb)
-            acc["same"] += (ffac * ssame).sum()
-            acc["n_same"] += ssame.sum()
-            acc["diff"] += (ffac * sdiff).sum()
-            acc["n_diff"] += sdiff.sum()
-    vals = {k: float(v) for k, v in acc.items()}
-
-    def mean(num, den):
-        return vals[num] / vals[den] if vals[den] > 0 else float("nan")
-
-    out.update(pairs_bg=2 * vals["bg"], pairs_fg=2 * vals["fg"], pairs_neg=2 * vals["neg"],
-               k_nofeat_mean=mean("k0", "pairs"))
-    if feats is not None:
-        vmask = valid.unsqueeze(1)
-        out["feat_norm"] = float(feats.to(dt).square().sum(1).sqrt()[valid].mean()) \
-            if bool(valid.any()) else float("nan")
-        alive = ((feats > 0) & vmask).flatten(2).any(-1).any(0)  # (d,)
-        out["feat_dead_frac"] = float(1.0 - alive.to(dt).mean())
-        out["feat_dist"] = mean("dist", "pairs")
-        out["ffac_same"] = mean("same", "n_same")
-        out["ffac_diff"] = mean("diff", "n_diff")
-        out["k_mean"] = mean("k", "pairs")
-    return out
+    f64 = (lambda x: x.to(torch.float64) if x is not None else None)
+    sums = pairwise_losses(f64(probs), f64(image), f64(feats), target, valid, params, terms=(),
+                           scribbles=scribbles, diagnostics=True, validate=False)["diag"]
+    return diagnostic_values(sums, m_lab, valid, feats, params.ignore_index)

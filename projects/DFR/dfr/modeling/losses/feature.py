@@ -1,7 +1,6 @@
 """Losses of the feature-consistency head: feature distance Lfd (Eq. 8-11) and feature
 regularized Lfr (Eq. 12-13)."""
-from ._checks import check_map
-from .fused import evaluate
+from .fused import pairwise_losses
 from .pairwise import LOG_EPS
 
 __all__ = ["feature_distance_loss", "feature_regularized_loss", "LOG_EPS"]
@@ -17,9 +16,8 @@ def feature_distance_loss(feats, labels, valid=None, radius=5, background=0, ign
     −log(1 − D) is computed as −log(1 − D + LOG_EPS), LOG_EPS = 1e-6, so equal features give a
     finite value; the subgradient of |x| at 0 is 0. Returns a scalar.
     """
-    check_map("feats", feats)
-    return evaluate(feats=feats, labels=labels, valid=valid, radius=radius,
-                    fd=dict(background=int(background)), ignore_index=ignore_index)["fd"]
+    return pairwise_losses(None, None, feats, labels, valid, terms=("fd",), radius=radius,
+                           background=background, ignore_index=ignore_index)["fd"]
 
 
 def feature_regularized_loss(feats, image, labels, valid=None, radius=5, sigma_xy=6.0,
@@ -31,10 +29,8 @@ def feature_regularized_loss(feats, image, labels, valid=None, radius=5, sigma_x
     Kf = exp(−‖ΔS‖²/2σ1² − ‖ΔI‖²/2σ2²), S = stride·(x, y). pairs="R": every valid window pair
     instead of RA. Gradient flows to feats only. 0 with a gradient when nothing is valid.
     """
-    check_map("feats", feats)
     if pairs not in ("RA", "R"):
         raise ValueError(f"`pairs` must be 'RA' or 'R', got {pairs!r}")
-    cfg = dict(sigma_xy=float(sigma_xy), sigma_rgb=float(sigma_rgb), stride=float(stride),
-               all_pairs=pairs == "R")
-    return evaluate(feats=feats, image=image, labels=labels, valid=valid, radius=radius, fr=cfg,
-                    ignore_index=ignore_index)["fr"]
+    return pairwise_losses(None, image, feats, labels, valid, terms=("fr",), radius=radius,
+                           sigma_xy=sigma_xy, sigma_rgb=sigma_rgb, stride=stride,
+                           fr_pairs=pairs, ignore_index=ignore_index)["fr"]

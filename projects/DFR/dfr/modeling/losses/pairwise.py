@@ -21,19 +21,19 @@ peak memory is O(B * (C + d) * h * w) in forward and backward, independent of r.
 per offset in backward would cost a second pass for nothing: the losses are scalars, so their
 gradient is the stored buffer times grad_output (first-order differentiable only).
 
-`pairwise_loop` evaluates any subset of {Ldfr, Lfd, Lfr} in one pass, sharing the feature and
-RGB differences between them.
+`window_pass` evaluates any subset of {Ldfr, Lfd, Lfr} and the diagnostic sums in one pass,
+sharing the feature and RGB differences between them.
 """
 import torch
 
 __all__ = ["LOG_EPS", "WindowLayout", "pair_codes", "pair_sets", "spatial_log_kernel",
-           "log_kernel", "feature_distance_counts", "pairwise_loop"]
+           "log_kernel", "feature_distance_counts", "window_pass", "DIAG_SUMS"]
 
 #: epsilon inside -log(1 - D + eps) of Lfd's A- term (Eq. 11): caps the term at -log(eps) ~ 13.8
 #: and its derivative at 1/eps when two features coincide (D = 1).
 LOG_EPS = 1e-6
 
-#: offsets per chunk of `pairwise_loop` (per-pixel buffers are CHUNK x B x L each)
+#: offsets per chunk of `window_pass` (per-pixel buffers are CHUNK x B x L each)
 CHUNK = 16
 
 
@@ -119,116 +119,145 @@ def log_kernel(like, spatial=None, di2=None, df2=None, sigma_rgb=0.5, sigma_feat
     return logk
 
 
-def pairwise_loop(layout, V, *, P=None, I=None, F=None, code=None, dfr=None, fd=None, fr=None,
-                  grad_P=False, grad_F=False):
-    """One pass over the half-window offsets evaluating the requested terms.
+def window_pass(layout, valid, spec, terms, *, probs=None, image=None, feats=None,
+                codes=None, scribbles=None, inv2s3=None, scale=None, fd_inv=None,
+                grad_probs=False, grad_feats=False, diag=False):
+    """One pass over the half-window offsets evaluating the requested terms and diagnostic sums.
 
-    V (B, Lp, 1) 0/1 validity, P (B, Lp, C) probabilities, I (B, Lp, 3) image, F (B, Lp, d)
-    features, code (B, Lp, 1) from `pair_codes`, all in `layout` and one floating dtype.
-    dfr: dict(sigma_xy, sigma_rgb, sigma_feat, stride, use_xy, use_rgb, use_feat, scale) ->
-         scale · Σ_ordered K·(1 − P(i)·P(j))                                     (Eq. 4-6)
-    fd:  dict(background, inv=(1/|A+bg|, 1/|A+fg|, 1/|A−|) in half-window counts, active=[bool
-         per offset]) -> Lfd                                                       (Eq. 8-11)
-    fr:  dict(sigma_xy, sigma_rgb, stride, all_pairs, scale) ->
-         scale · Σ_ordered Kf·‖Fi − Fj‖₁ over RA (or R)                            (Eq. 12-13)
-    Returns ({name: value}, grad of Ldfr w.r.t. P or None, {name: grad w.r.t. F} for fd / fr).
+    Args:
+        layout: the `WindowLayout` of the maps.
+        valid: (B, Lp, 1) 0/1 validity; probs (B, Lp, C), image (B, Lp, 3), feats (B, Lp, d);
+            codes, scribbles (B, Lp, 1) pair codes (`pair_codes`) of the labels supervising
+            the feature head and of the scribbles; all in `layout` and one floating dtype.
+        spec: `PairwiseParams`; terms: subset of ("dfr", "fd", "fr").
+        inv2s3: 0-d tensor 1/(2σ3²) (σ3 may be a tensor of this step: no host synchronisation).
+        scale: 0-d tensor 1/#valid pixels (ordered pairs are twice the half-window pairs).
+        fd_inv: (3,) tensor 1/|A+bg|, 1/|A+fg|, 1/|A−| in half-window counts (0 if empty).
+        grad_probs, grad_feats: accumulate the gradients in the same pass.
+        diag: also accumulate the diagnostic sums (keys of `DIAG_SUMS`, ordered pairs).
 
-    Offsets are processed in chunks of G: the channel reductions (‖ΔF‖², ‖ΔF‖₁, P(i)·P(j),
-    ‖ΔI‖²) run per offset into (G, B, L) per-pixel buffers, all per-pixel arithmetic then runs
-    once per chunk, and the gradients are scattered per offset (recomputing sign(ΔF), which
-    costs less than keeping it). With G = CHUNK = 16 the ~10 per-pixel buffers weigh about as
-    much as one (B, C + d, h, w) tensor; per-offset Python/dispatch overhead drops ~G-fold.
+    Returns:
+        ({name: 0-d tensor} of the terms and, with diag, the sums; grad of Ldfr w.r.t. probs or
+        None; {"fd" / "fr": grad w.r.t. feats}).
+
+    Ldfr  = scale · Σ_ordered K·(1 − P(i)·P(j))                                   (Eq. 4-6)
+    Lfd   = Σ_set mean over the set of −log D, 2·mean_{A−} −log(1 − D + eps)      (Eq. 8-11)
+    Lfr   = scale · Σ_ordered Kf·‖Fi − Fj‖₁/d over RA (or R)                      (Eq. 12-13)
+
+    Offsets are processed in chunks of G: the channel reductions run per offset into (G, B, L)
+    per-pixel buffers, the per-pixel arithmetic once per chunk, and the gradients are scattered
+    per offset (recomputing sign(ΔF), which costs less than keeping it).
     """
-    L, dt = layout.L, V.dtype
-    b = V.shape[0]
+    L = layout.L
+    dt = valid.dtype
     offsets = layout.offsets
-    zero = V.new_zeros(())
-    values = {k: zero for k, t in (("dfr", dfr), ("fd", fd), ("fr", fr)) if t is not None}
-    gP = torch.zeros_like(P) if (dfr is not None and grad_P) else None
-    gF = {k: torch.zeros_like(F) for k in ("fd", "fr") if k in values and grad_F}
-    dfr_feat = dfr is not None and dfr["use_feat"]
-    need_rgb = fr is not None or (dfr is not None and dfr["use_rgb"])
-    need_l1 = fd is not None or fr is not None
-    active = fd["active"] if fd is not None else [True] * len(offsets)
-    only_fd = fd is not None and dfr is None and fr is None
+    has_dfr, has_fd, has_fr = "dfr" in terms, "fd" in terms, "fr" in terms
+    zero = valid.new_zeros(())
+    sums = {k: zero for k in terms}
+    if diag:
+        sums.update({k: zero for k in DIAG_SUMS})
+    gP = torch.zeros_like(probs) if (has_dfr and grad_probs) else None
+    gF = {k: torch.zeros_like(feats) for k in ("fd", "fr") if k in terms and grad_feats}
+    use_rgb = spec.use_rgb and image is not None
+    dfr_feat = has_dfr and spec.use_feat and feats is not None
+    need_rgb = has_fr or ((has_dfr or diag) and use_rgb)
+    need_df2 = dfr_feat or (diag and feats is not None)
+    need_l1 = has_fd or has_fr
+    d = feats.shape[-1] if feats is not None else 1
     G = max(1, min(len(offsets), CHUNK))
-    diff_buf = torch.empty((b, L, F.shape[-1]), dtype=dt, device=V.device) \
-        if F is not None else None
-    Va, codeA = V[:, :L, 0], (code[:, :L, 0] if code is not None else None)
+    Va = valid[:, :L, 0]
+    codeA = codes[:, :L, 0] if codes is not None else None
+    scrA = scribbles[:, :L, 0] if (diag and scribbles is not None) else None
     for c0 in range(0, len(offsets), G):
         chunk = offsets[c0:c0 + G]
-        on = [not only_fd or active[c0 + i] for i in range(len(chunk))]
-        g = len(chunk)
+        shifts = [s for _, _, s in chunk]
         # ---- per offset: channel reductions into per-pixel buffers (g, B, L) ----
-        di2 = V.new_zeros((g, b, L)) if need_rgb else None
-        df2 = V.new_zeros((g, b, L)) if dfr_feat else None
-        l1 = V.new_zeros((g, b, L)) if need_l1 else None
-        dot = V.new_zeros((g, b, L)) if dfr is not None else None
-        Vb = V.new_zeros((g, b, L))
-        codeB = code.new_full((g, b, L), -1) if code is not None else None
-        for i, (_, _, s) in enumerate(chunk):
-            if not on[i]:
-                continue
-            Vb[i] = V[:, s:s + L, 0]
-            if codeB is not None:
-                codeB[i] = code[:, s:s + L, 0]
-            if need_rgb:
-                torch.linalg.vector_norm(I[:, :L] - I[:, s:s + L], 2, dim=2, out=di2[i])
-            if F is not None and (need_l1 or dfr_feat):
-                diff = torch.sub(F[:, :L], F[:, s:s + L], out=diff_buf)
-                if dfr_feat:
-                    torch.linalg.vector_norm(diff, 2, dim=2, out=df2[i])
-                if need_l1:
-                    torch.sum(diff.abs_(), 2, out=l1[i])
-            if dfr is not None:
-                torch.linalg.vecdot(P[:, :L], P[:, s:s + L], dim=-1, out=dot[i])
+        vv = torch.stack([valid[:, s:s + L, 0] for s in shifts]) * Va  # both valid
+        codeB = torch.stack([codes[:, s:s + L, 0] for s in shifts]) if codes is not None \
+            else None
+        di2 = torch.stack([(image[:, :L] - image[:, s:s + L]).square().sum(-1)
+                           for s in shifts]) if need_rgb else None
+        df2 = l1 = None
+        if need_df2 or need_l1:
+            diffs = [feats[:, :L] - feats[:, s:s + L] for s in shifts]
+            if need_df2:
+                df2 = torch.stack([x.square().sum(-1) for x in diffs])
+            if need_l1:
+                l1 = torch.stack([x.abs().sum(-1) for x in diffs]) / d  # −log D (Eq. 10)
+            del diffs
+        spatial = _spatial_column(chunk, spec.stride, spec.sigma_xy, vv)
+        k0 = None
+        if has_dfr or diag:
+            k0 = log_kernel(vv, spatial if spec.use_xy else None,
+                            di2 if use_rgb else None, sigma_rgb=spec.sigma_rgb).exp()
         # ---- per chunk: per-pixel arithmetic ----
-        if need_rgb:
-            di2.square_()
-        vv = Vb.mul_(Va)  # both valid
         kd = g_fd = kf = None
-        if dfr is not None:
-            logk = log_kernel(
-                vv, _spatial_column(chunk, dfr["stride"], dfr["sigma_xy"], vv)
-                if dfr["use_xy"] else None, di2 if dfr["use_rgb"] else None,
-                df2.square_() if dfr_feat else None, dfr["sigma_rgb"], dfr["sigma_feat"])
-            kd = logk.exp_().mul_(vv).mul_(dfr["scale"])  # scale · K, 0 off valid pairs
-            values["dfr"] = values["dfr"] + (kd.sum() - (kd * dot).sum())
-        if fd is not None:
-            bg, fgm, neg = pair_sets(codeA, codeB, fd["background"])
-            inv_bg, inv_fg, inv_neg = fd["inv"]
-            x = l1 / F.shape[-1]  # −log D
-            w_pos = bg.to(dt).mul_(inv_bg).add_(fgm.to(dt), alpha=inv_fg)
-            w_neg = neg.to(dt).mul_(2.0 * inv_neg)
-            one_minus = torch.expm1(-x).neg_().add_(LOG_EPS)  # 1 − D + eps
-            values["fd"] = values["fd"] + (w_pos * x).sum() - (w_neg * one_minus.log()).sum()
+        if has_dfr:
+            kd = k0 * torch.exp(-df2 * inv2s3) if dfr_feat else k0
+            kd = kd * vv * (2.0 * scale)  # scale · K on ordered pairs, 0 off valid pairs
+            dot = torch.stack([(probs[:, :L] * probs[:, s:s + L]).sum(-1) for s in shifts])
+            sums["dfr"] = sums["dfr"] + (kd * (1.0 - dot)).sum()
+        sets = None
+        if codes is not None and (has_fd or diag):
+            sets = bg, fgm, neg = pair_sets(codeA, codeB, spec.background)
+        if has_fd:
+            w_pos = bg.to(dt) * fd_inv[0] + fgm.to(dt) * fd_inv[1]
+            w_neg = neg.to(dt) * (2.0 * fd_inv[2])
+            one_minus = -torch.expm1(-l1) + LOG_EPS  # 1 − D + eps
+            sums["fd"] = sums["fd"] + (w_pos * l1).sum() - (w_neg * one_minus.log()).sum()
             if "fd" in gF:
-                g_fd = (w_pos - w_neg * torch.exp(-x) / one_minus).div_(F.shape[-1])
-        if fr is not None:
-            if fr["all_pairs"]:
-                m = vv
-            else:
-                m = ((codeA >= 0) & (codeB >= 0)).to(dt)
-            logk = log_kernel(m, _spatial_column(chunk, fr["stride"], fr["sigma_xy"], m), di2,
-                              sigma_rgb=fr["sigma_rgb"])
-            kf = logk.exp_().mul_(m).mul_(fr["scale"] / F.shape[-1])
-            values["fr"] = values["fr"] + (kf * l1).sum()
+                g_fd = (w_pos - w_neg * torch.exp(-l1) / one_minus) / d
+        if has_fr:
+            m = vv if spec.fr_pairs == "R" else ((codeA >= 0) & (codeB >= 0)).to(dt)
+            kf = log_kernel(m, spatial, di2, sigma_rgb=spec.sigma_rgb).exp() * m * (2.0 * scale)
+            sums["fr"] = sums["fr"] + (kf * l1).sum()
+            kf = kf / d
+        if diag:
+            _add_diag_sums(sums, vv, k0, df2, inv2s3, sets, scrA, scribbles, shifts, L)
         # ---- per offset: gradients ----
-        for i, (_, _, s) in enumerate(chunk):
-            if not on[i]:
-                continue
+        for i, s in enumerate(shifts):
             if gP is not None:
                 k = kd[i].unsqueeze(-1)
-                gP[:, :L].addcmul_(P[:, s:s + L], k, value=-1.0)
-                gP[:, s:s + L].addcmul_(P[:, :L], k, value=-1.0)
+                gP[:, :L].addcmul_(probs[:, s:s + L], k, value=-1.0)
+                gP[:, s:s + L].addcmul_(probs[:, :L], k, value=-1.0)
             if gF:
-                sg = torch.sub(F[:, :L], F[:, s:s + L], out=diff_buf).sign_()
+                sg = (feats[:, :L] - feats[:, s:s + L]).sign()
                 for name, coef in (("fd", g_fd), ("fr", kf)):
                     if name in gF:
                         c = coef[i].unsqueeze(-1)
                         gF[name][:, :L].addcmul_(sg, c)
                         gF[name][:, s:s + L].addcmul_(sg, c, value=-1.0)
-    return values, gP, gF
+    return sums, gP, gF
+
+
+#: diagnostic sums of `window_pass` (ordered pairs): window pairs, Σ K without / with its
+#: feature term, Σ ‖ΔF‖₂, pair counts of the feature-head labels, and the feature factor
+#: exp(−‖ΔF‖²/2σ3²) summed over scribble pairs of the same / a different class with their counts
+DIAG_SUMS = ("pairs", "k0", "k", "dist", "n_bg", "n_fg", "n_neg", "same", "n_same", "diff",
+             "n_diff")
+
+
+def _add_diag_sums(sums, vv, k0, df2, inv2s3, sets, scrA, scribbles, shifts, L):
+    """Add one chunk's diagnostic sums (half-window pairs counted twice: ordered pairs)."""
+    def add(key, value):
+        sums[key] = sums[key] + 2.0 * value
+
+    add("pairs", vv.sum())
+    add("k0", (k0 * vv).sum())
+    for key, m in zip(("n_bg", "n_fg", "n_neg"), sets or ()):
+        add(key, m.sum().to(vv.dtype))
+    if df2 is not None:
+        ffac = torch.exp(-df2 * inv2s3)
+        add("k", (k0 * ffac * vv).sum())
+        add("dist", (df2.sqrt() * vv).sum())
+        if scrA is not None:
+            sb = torch.stack([scribbles[:, s:s + L, 0] for s in shifts])
+            both = (scrA >= 0) & (sb >= 0)
+            same, other = both & (scrA == sb), both & (scrA != sb)
+            add("same", (ffac * same).sum())
+            add("n_same", same.sum().to(vv.dtype))
+            add("diff", (ffac * other).sum())
+            add("n_diff", other.sum().to(vv.dtype))
 
 
 def _spatial_column(chunk, stride, sigma_xy, like):

@@ -15,6 +15,8 @@ FIXTURES = REPO / "tests" / "fixtures"
 REAL_VOC = FIXTURES / "real_voc"  # real VOC / ScribbleSup samples (fixtures/README.md)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+if not torch.cuda.is_available():  # Triton kernels run interpreted (read when Triton is imported)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def load_script(rel_path, name=None):

@@ -138,11 +138,13 @@ def test_cycle_check_sees_function_local_and_relative_imports(tmp_path):
 
 
 def duplicate_definitions(package_dir: Path) -> Dict[str, List[str]]:
-    """Top-level function or class name -> the files defining it, where more than one does."""
+    """Top-level function or class name -> the files defining it, where more than one does
+    (module hooks such as `__getattr__` aside)."""
     where: Dict[str, List[str]] = {}
     for path in sorted(package_dir.rglob("*.py")):
         for node in ast.parse(path.read_text()).body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defines = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            if defines and not node.name.startswith("__"):
                 where.setdefault(node.name, []).append(str(path.relative_to(package_dir)))
     return {k: v for k, v in where.items() if len(v) > 1}
 
@@ -153,6 +155,7 @@ def test_no_top_level_name_defined_in_two_modules():
 
 
 def test_duplicate_check_sees_a_second_definition(tmp_path):
-    _write(tmp_path, {"p/a.py": "def _generate():\n    pass\n\nclass K:\n    pass\n",
-                      "p/sub/b.py": "def _generate(x):\n    def K():\n        pass\n"})  # fmt: skip
+    _write(tmp_path, {"p/a.py": "def _generate():\n    pass\n\ndef __getattr__(n):\n    pass\n",
+                      "p/sub/b.py": "def _generate(x):\n    def g():\n        pass\n\n"
+                                    "def __getattr__(n):\n    pass\n\nclass g:\n    pass\n"})  # fmt: skip
     assert duplicate_definitions(tmp_path / "p") == {"_generate": ["a.py", "sub/b.py"]}

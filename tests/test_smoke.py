@@ -3,14 +3,13 @@ import pytest
 from conftest import CONFIGS
 
 
-def test_import_dfr_registers_what_the_base_config_names():
+def test_add_dfr_config_registers_what_the_base_config_names():
     from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, SEM_SEG_HEADS_REGISTRY
 
-    import dfr  # noqa: F401  (registration side effects)
+    cfg = _cfg()  # add_dfr_config registers (in a fresh interpreter: test_imports.py)
     from dfr.modeling.heads import DFR_SEM_SEG_HEADS_REGISTRY
     from dfr.modeling.meta_arch import DFRSegmentor
 
-    cfg = _cfg()
     cfg.merge_from_file(str(CONFIGS / "Base-DFR.yaml"))
     assert META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE) is DFRSegmentor
     for reg, name in ((BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME),

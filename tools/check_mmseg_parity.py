@@ -34,10 +34,8 @@ with (same seed -> same draws -> the same uint8 image):
     /work/mmseg_venv/bin/python tools/check_mmseg_parity.py --photometric-fixture
 Exit status: 0 when every comparison is within its tolerance, 1 otherwise.
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import json

@@ -13,10 +13,8 @@ the output then holds tensors only and loads without that opt-in.
         projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml \
         swin_base_patch4_window12_384_22k.pth pretrained/swin_base_d2.pth [KEY VALUE ...]
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import logging

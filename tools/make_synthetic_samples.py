@@ -6,10 +6,8 @@ does (same seeds as the training split), without touching the dataset folder.
     .venv/bin/python tools/make_synthetic_samples.py [--num 4] [--output docs/synthetic_samples.png]
 """
 
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import os

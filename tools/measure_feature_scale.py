@@ -17,10 +17,8 @@ registered dataset (--dataset, labels = its sem_seg files), centre crops of --cr
         projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml \
         --dataset synthetic_scribble_train --n 16
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import json

@@ -5,10 +5,8 @@ configs.
     python tools/model_stats.py projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml [...] \
         [--time 512] [--threads 2] [--runs 3]
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import statistics

@@ -14,10 +14,8 @@ Cached: a finished checkpoint whose sidecar JSON records the same settings is re
     python tools/pretrain_synthetic_backbone.py                    # -> pretrained/...pth
     python tools/pretrain_synthetic_backbone.py --iters 2 --output /tmp/p.pth   # smoke
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import hashlib

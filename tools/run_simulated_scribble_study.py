@@ -22,10 +22,8 @@ rows also give the paired difference to the style's full scribbles.
     python tools/run_simulated_scribble_study.py --styles s4 --seeds 0 1 2 \
         --scribble-variants len30 len50 drop30 drop50 --output output/simulated_study
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import json

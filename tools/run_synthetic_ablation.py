@@ -20,10 +20,8 @@ diagnostics) and `<output>/results.json`, and the partial table after every fini
     # a GPU machine: 14 runs at once; MAX_ITER chosen so that everything ends in 420 s
     python tools/run_synthetic_ablation.py --device cuda --jobs 14 --fit-budget 420 ...
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import json

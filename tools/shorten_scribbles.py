@@ -10,10 +10,8 @@ label root; deterministic per --seed (each file seeded by (seed, file name)).
     .venv/bin/python tools/shorten_scribbles.py --src DIR --dst DIR --length 0.3 --drop 0.5
 """
 
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import json

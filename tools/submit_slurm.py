@@ -30,7 +30,6 @@ import re
 import signal
 import subprocess
 import sys
-import warnings
 import zlib
 from pathlib import Path
 
@@ -147,9 +146,7 @@ def submit(executor, job: TrainNetJob):
 
 
 def parse_args(argv=None):
-    # dfr imports detectron2 / fvcore, which call torch.jit.script / interface: recent torch warns
-    warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
-    from dfr.cli import HelpFormatter
+    from dfr.cli import HelpFormatter  # importing dfr silences detectron2's torch.jit warnings
 
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter,

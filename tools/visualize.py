@@ -13,10 +13,8 @@ Writes, under --output:
         --weights output/demo/model_final.pth --dataset synthetic_scribble_train \
         --gt-dataset synthetic_full_train --index 0 --output output/vis
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import os

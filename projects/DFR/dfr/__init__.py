@@ -1,13 +1,27 @@
 """DFR: Dynamic Feature Regularized loss for scribble-supervised semantic segmentation,
-as a Detectron2 project. Importing `dfr` registers its datasets, backbone, heads and
-meta-architecture in Detectron2's registries."""
-from .config import add_dfr_config
+as a Detectron2 project.
 
-# Imported for their registration side effects (the built-in datasets in DatasetCatalog,
-# BACKBONE_REGISTRY, DFR_SEM_SEG_HEADS_REGISTRY, META_ARCH_REGISTRY). The datasets a config
-# names beyond those: dfr.data.register_datasets_from_cfg(cfg), called by the entry points.
-from . import data  # noqa: F401  isort: skip
-from . import modeling  # noqa: F401  isort: skip
+Importing `dfr` is light (no torch, detectron2 or timm). `add_dfr_config(cfg)` (and
+`dfr.config.get_dfr_cfg`, which calls it) registers the model parts (backbone, heads,
+meta-architecture) and the builtin dataset names in Detectron2's registries; importing
+`dfr.data` registers the dataset names alone. The datasets a config names beyond those:
+`dfr.data.register_datasets_from_cfg(cfg)`, called by the entry points.
+"""
+import importlib
+import warnings
 
-__all__ = ["add_dfr_config"]
+__all__ = ["add_dfr_config", "get_dfr_cfg", "TORCH_JIT_WARNING"]
 __version__ = "0.1.0"
+
+# detectron2 and fvcore call torch.jit.script / torch.jit.interface when they are imported,
+# and recent torch warns (FutureWarning) for each call. This is the one filter for those
+# messages: the entry points import dfr before detectron2.
+TORCH_JIT_WARNING = r"`torch\.jit\.\w+` is deprecated"
+warnings.filterwarnings("ignore", TORCH_JIT_WARNING, FutureWarning)
+
+
+def __getattr__(name):
+    """`dfr.add_dfr_config` / `dfr.get_dfr_cfg` import dfr.config (and detectron2) on first use."""
+    if name in ("add_dfr_config", "get_dfr_cfg"):
+        return getattr(importlib.import_module(".config", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

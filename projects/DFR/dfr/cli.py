@@ -1,18 +1,11 @@
 """Command-line helpers shared by the entry points (train_net.py, demo.py, tools/, datasets/).
-
-Each entry point also silences, before its first import, the FutureWarnings that recent torch
-raises when detectron2 and fvcore call `torch.jit.script` / `torch.jit.interface` at import
-time (the message `TORCH_JIT_WARNING` matches):
-
-    import warnings
-    warnings.filterwarnings("ignore", r"`torch\\.jit\\.\\w+` is deprecated", FutureWarning)
-"""
+The entry points import dfr before detectron2: importing dfr silences the FutureWarnings that
+recent torch raises when detectron2 and fvcore call `torch.jit.script` / `torch.jit.interface`
+at import time (`dfr.TORCH_JIT_WARNING`)."""
 import argparse
 import copy
 
-__all__ = ["HelpFormatter", "TORCH_JIT_WARNING", "add_defaults_to_help", "shows_default"]
-
-TORCH_JIT_WARNING = r"`torch\.jit\.\w+` is deprecated"
+__all__ = ["HelpFormatter", "add_defaults_to_help", "shows_default"]
 
 
 def shows_default(action: argparse.Action) -> bool:

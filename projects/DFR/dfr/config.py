@@ -10,7 +10,14 @@ __all__ = ["add_dfr_config", "get_dfr_cfg"]
 
 
 def add_dfr_config(cfg):
-    """Add DFR's keys to a Detectron2 config (call once, before merge_from_file)."""
+    """Add DFR's keys to a Detectron2 config (call once, before merge_from_file), and register
+    what a DFR config names: the model parts (`dfr.modeling.register_model_parts`) and the
+    builtin dataset names (`dfr.data`)."""
+    from . import data  # noqa: F401  (registers the builtin dataset names)
+    from .modeling import register_model_parts
+
+    register_model_parts()
+
     # ---- Swin backbone (timm, features_only) ----
     cfg.MODEL.SWIN = CN()
     cfg.MODEL.SWIN.SIZE = "B"  # "T" | "S" | "B" | "L" | "custom" (custom: the 3 keys below)
@@ -101,6 +108,9 @@ def add_dfr_config(cfg):
     # SIGMA_FEAT, which stays the value for a batch without window pairs.
     cfg.MODEL.DFR.FEAT_DETACH_FUSED = False
     cfg.MODEL.DFR.SIGMA_FEAT_RELATIVE = 0.0
+    # Implementation of the pairwise pass: "auto" (fused Triton kernels on CUDA when they
+    # compile, the torch pass otherwise; the choice is logged once), "triton" or "torch".
+    cfg.MODEL.DFR.PAIRWISE_IMPL = "auto"
     # Training guard: stop on a non-finite loss with iteration, loss name and files.
     cfg.MODEL.DFR.NAN_GUARD = True
 
@@ -127,6 +137,9 @@ def add_dfr_config(cfg):
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
     cfg.SOLVER.POLY_LR_POWER = 1.0
     cfg.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
+    # torch.compile of the model's training forward (backbone, heads and criterion):
+    # "" = off (eager), else the compile mode ("default", "reduce-overhead", "max-autotune").
+    cfg.SOLVER.COMPILE = ""
 
     # ---- Mixed precision: SOLVER.AMP.ENABLED is Detectron2's key ----
     # Autocast dtype of the network when SOLVER.AMP.ENABLED: "float16" (with a GradScaler;

@@ -20,11 +20,14 @@ __all__ = ["D2SwinTransformer", "SWIN_SIZES", "TIMM_TESTED", "TIMM_ATTN_SIGNATUR
 
 logger = logging.getLogger(__name__)
 
-# The override below replaces timm's private `SwinTransformerBlock._attn`. It was checked
-# (tests/test_backbone.py, the checkpoint and mmseg-parity tests) against these timm releases;
-# setup.py admits only this range, and tests/test_backbone.py fails naming the installed
-# version when the parameters of the method (or the leading parameters of the timm helpers it
-# calls) differ from the ones recorded here.
+# Why an override of a private method: timm offers no hook for the order of padding and
+# shifting inside a Swin block, and its order (shift, then pad) differs from the official Swin /
+# mmseg one on maps that are not window multiples (`_padded_shifted_window_attention`). The
+# override is bound to timm's `SwinTransformerBlock._attn`, whose source is identical in every
+# release of TIMM_TESTED (setup.py admits only those): tests/test_backbone.py fails, with the
+# diff, when the installed timm's `_attn` differs from the copy in
+# tests/fixtures/timm/swin_block_attn.py.txt, and when the parameters of the timm helpers the
+# override calls differ from those below.
 TIMM_TESTED = ("1.0.15", "1.0.31")
 TIMM_ATTN_SIGNATURE = {
     "SwinTransformerBlock._attn": ("self", "x"),
@@ -49,7 +52,9 @@ def _padded_shifted_window_attention(self, x: torch.Tensor) -> torch.Tensor:
     when H % window > shift (timm issue #2438). Bound to every timm `SwinTransformerBlock` as
     its private `_attn`, whose contract (NHWC in, NHWC out, after norm1, before the residual)
     was checked against the timm releases of `TIMM_TESTED` (`__init__` fails loudly if a timm
-    release drops the method). x: (B, H, W, C) -> (B, H, W, C)."""
+    release drops the method). The shifted-window mask is always built for the padded map
+    (timm's `_attn` does so only with `dynamic_mask`, else it reuses the mask of its fixed
+    input resolution), so any input size works. x: (B, H, W, C) -> (B, H, W, C)."""
     b, h, w, c = x.shape
     wh, ww = self.window_size
     x = F.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))

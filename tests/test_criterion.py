@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from conftest import CONFIGS
 
+from dfr.modeling.losses import PairwiseParams
+
 TABLE_YAMLS = sorted(p.stem for p in (CONFIGS / "ablations").glob("table[457]_row*.yaml"))
 
 # The paper's constants (Sect. 3 and 4.2), written here rather than read from the model: the
@@ -166,8 +168,11 @@ def test_criterion_holds_no_state_and_the_segmentor_few_arguments():
     assert list(model.criterion.state_dict()) == []  # checkpoint keys do not depend on it
     assert not any(k.startswith("criterion.") for k in model.state_dict())
     crit = DFRCriterion(cfg)
-    assert (crit.sigma_xy, crit.sigma_rgb, crit.sigma_feat, crit.radius) == (
+    pw = crit.pairwise
+    assert (pw.sigma_xy, pw.sigma_rgb, pw.sigma_feat, pw.radius) == (
         SIGMA_XY, SIGMA_RGB, SIGMA_FEAT, RADIUS)
+    args = [p for p in inspect.signature(DFRCriterion.__init__).parameters if p != "self"]
+    assert len(args) <= 12, args
     assert (crit.lambda_dfr, crit.lambda_feat, crit.gamma) == (LAMBDA1, LAMBDA2, GAMMA)
     args = [p for p in inspect.signature(DFRSegmentor.__init__).parameters if p != "self"]
     assert len(args) <= 12, args
@@ -177,13 +182,13 @@ def test_relative_sigma_feat_is_local_and_falls_back_without_pairs():
     from dfr.modeling.criterion import DFRCriterion
     from dfr.modeling.losses import window_feature_distance
 
-    crit = DFRCriterion(sigma_feat_relative=2.0, radius=2)
+    crit = DFRCriterion(sigma_feat_relative=2.0, pairwise=PairwiseParams(radius=2))
     feats = torch.rand(2, 3, 6, 7, generator=torch.Generator().manual_seed(0))
     valid = torch.ones(2, 6, 7, dtype=torch.bool)
-    got = crit.relative_sigma_feat(feats, valid)
+    got = float(crit.relative_sigma_feat(feats, valid))
     assert got == pytest.approx(2.0 * float(window_feature_distance(feats, valid, 2)), rel=1e-6)
-    assert crit.sigma_feat == 50.0  # never written back
-    assert crit.relative_sigma_feat(feats, torch.zeros_like(valid)) == 50.0  # no pair
+    assert crit.pairwise.sigma_feat == 50.0  # never written back
+    assert float(crit.relative_sigma_feat(feats, torch.zeros_like(valid))) == 50.0  # no pair
 
 
 def _ddp_worker(rank, world, init_file, out_dir):
@@ -195,8 +200,9 @@ def _ddp_worker(rank, world, init_file, out_dir):
                             world_size=world)
     try:
         feats, valid = _rank_inputs(rank)
-        sigma = DFRCriterion(sigma_feat_relative=2.0, radius=2).relative_sigma_feat(feats, valid)
-        torch.save(sigma, f"{out_dir}/sigma{rank}.pt")
+        crit = DFRCriterion(sigma_feat_relative=2.0, pairwise=PairwiseParams(radius=2))
+        sigma = crit.relative_sigma_feat(feats, valid)
+        torch.save(float(sigma), f"{out_dir}/sigma{rank}.pt")
     finally:
         dist.destroy_process_group()
 

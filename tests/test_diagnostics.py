@@ -203,11 +203,11 @@ def test_sigma_feat_relative_follows_the_window_feature_distance():
     losses = model(_batch64())
     crit = model.criterion
     valid = torch.ones(2, 16, 16, dtype=torch.bool)  # 64 px crops: the loss map is 16 x 16
-    dist = float(window_feature_distance(kept["f"], valid, crit.radius))
+    dist = float(window_feature_distance(kept["f"], valid, crit.pairwise.radius))
     maps = crit.loss_maps(*kept["args"])
-    assert dist > 0 and abs(maps.sigma_feat - 2.0 * dist) < 1e-4 * dist
+    assert dist > 0 and abs(float(maps.sigma_feat) - 2.0 * dist) < 1e-4 * dist
     # the step's Ldfr used that σ3; the module keeps its configured SIGMA_FEAT
     ref = crit.lambda_dfr * dfr_loss(maps.probs, maps.image, maps.feats, maps.valid,
                                      sigma_feat=maps.sigma_feat)
     assert abs(losses["loss_dfr"].item() - ref.item()) < 1e-7
-    assert crit.sigma_feat == 50.0
+    assert crit.pairwise.sigma_feat == 50.0

@@ -111,6 +111,9 @@ def add_dfr_config(cfg):
     # Implementation of the pairwise pass: "auto" (fused Triton kernels on CUDA when they
     # compile, the torch pass otherwise; the choice is logged once), "triton" or "torch".
     cfg.MODEL.DFR.PAIRWISE_IMPL = "auto"
+    # Implementation of the pairwise pass: "auto" (fused Triton kernels on CUDA when they
+    # compile, the torch pass otherwise; the choice is logged once), "triton" or "torch".
+    cfg.MODEL.DFR.PAIRWISE_IMPL = "auto"
     # Training guard: stop on a non-finite loss with iteration, loss name and files.
     cfg.MODEL.DFR.NAN_GUARD = True
 
@@ -137,6 +140,9 @@ def add_dfr_config(cfg):
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
     cfg.SOLVER.POLY_LR_POWER = 1.0
     cfg.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
+    # torch.compile of the model's training forward (backbone, heads and criterion):
+    # "" = off (eager), else the compile mode ("default", "reduce-overhead", "max-autotune").
+    cfg.SOLVER.COMPILE = ""
     # torch.compile of the model's training forward (backbone, heads and criterion):
     # "" = off (eager), else the compile mode ("default", "reduce-overhead", "max-autotune").
     cfg.SOLVER.COMPILE = ""

@@ -9,7 +9,7 @@ supervision of the feature head of Table 7, λ, σ, γ, r, strides) and calls th
 not depend on it.
 """
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -20,6 +20,7 @@ from torch import nn
 
 from ..utils import resize, resize_nearest
 from . import losses as L
+from .losses import PairwiseParams
 
 __all__ = ["DFRCriterion", "LossMaps"]
 
@@ -36,7 +37,8 @@ class LossMaps:
     valid: torch.Tensor  # (B, h, w) bool
     m: torch.Tensor  # (B, h, w) M of Eq. 7, ignore_value where not confident
     target: Optional[torch.Tensor]  # (B, h, w) labels of Lfd / Lfr (Table 7), or None
-    sigma_feat: float  # σ3 of this step (SIGMA_FEAT, or the batch-relative opt-in)
+    sigma_feat: Union[float, torch.Tensor]  # σ3 of this step (SIGMA_FEAT, or the
+    # batch-relative opt-in as a 0-d device tensor)
 
 
 class DFRCriterion(nn.Module):
@@ -58,112 +60,104 @@ class DFRCriterion(nn.Module):
     def __init__(
         self,
         *,
-        ignore_value: int = 255,
-        aux_weight: float = 0.4,
-        use_pce: bool = True,
-        use_dfr: bool = True,
-        use_fd: bool = True,
-        use_fr: bool = True,
+        pairwise: PairwiseParams = PairwiseParams(),
+        losses: Sequence[str] = ("pce", "dfr", "fd", "fr"),
         lambda_dfr: float = 1e-2,
         lambda_feat: float = 1e-3,
-        radius: int = 5,
-        sigma_xy: float = 6.0,
-        sigma_rgb: float = 0.5,
-        sigma_feat: float = 50.0,
+        aux_weight: float = 0.4,
         gamma: float = 0.98,
-        position_stride: float = 1.0,
         loss_stride: int = 4,
-        kernel_xy: bool = True,
-        kernel_rgb: bool = True,
-        kernel_feat: bool = True,
         feat_supervision: str = "M",
-        fr_pairs: str = "RA",
-        background_id: int = 0,
         diag_period: int = 0,
         sigma_feat_relative: float = 0.0,
+        impl: str = "torch",
     ):
         """
         Args:
-            ignore_value: label of unlabeled pixels (255).
-            aux_weight: weight of the aux head's pCE (0.4, the Swin UperNet recipe).
-            use_pce, use_dfr, use_fd, use_fr: the loss switches of Table 4 (Eq. 2, 4, 11, 12).
+            pairwise: the settings of Ldfr, Lfd, Lfr (`PairwiseParams`: r, σ1-σ3, position
+                stride, the kernel terms of Table 5, background id, Lfr pairs, ignore label).
+            losses: the switched-on terms of Table 4, a subset of ("pce", "dfr", "fd", "fr").
             lambda_dfr, lambda_feat: λ1 (Ldfr) and λ2 (Lfd + Lfr) of Eq. 1.
-            radius: r, the (2r+1)² window of Eq. 3 / 8.
-            sigma_xy, sigma_rgb, sigma_feat: σ1, σ2, σ3 of K (Eq. 6); Kf (Eq. 13) uses σ1, σ2.
+            aux_weight: weight of the aux head's pCE (0.4, the Swin UperNet recipe).
             gamma: confidence threshold γ of M (Eq. 7).
-            position_stride: S = stride·(x, y) in loss-map pixels.
             loss_stride: stride of the map the pairwise losses run on (4 = the heads' map).
-            kernel_xy, kernel_rgb, kernel_feat: kernel terms of Table 5.
             feat_supervision: labels of Lfd / Lfr (Table 7): "M", "scribble" or "both".
-            fr_pairs: Lfr pair set, "RA" (Eq. 12) or "R" (every window pair).
-            background_id: class id of background for A⁺bg / A⁺fg (Eq. 11); -1: none.
-            diag_period: put the feature-branch diagnostics every N iterations (0: off).
+            diag_period: put the feature-branch diagnostics every N iterations (0: off); they
+                are accumulated by the loss pass of that iteration.
             sigma_feat_relative: opt-in (not the paper): > 0 sets σ3 of each step to this x the
-                mean window feature distance of the batch (of every process under DDP), instead
-                of the fixed sigma_feat.
+                mean window feature distance of the batch (of every process under DDP).
+            impl: the pairwise implementation, "auto", "triton" or "torch" (`resolve_impl`).
         """
         super().__init__()
         if feat_supervision not in ("M", "scribble", "both"):
             raise ValueError(f"feat_supervision must be 'M', 'scribble' or 'both', got "
                              f"{feat_supervision!r}")
-        if fr_pairs not in ("RA", "R"):
-            raise ValueError(f"fr_pairs must be 'RA' or 'R', got {fr_pairs!r}")
-        self.ignore_value = ignore_value
-        self.aux_weight = aux_weight
-        self.use_pce, self.use_dfr, self.use_fd, self.use_fr = use_pce, use_dfr, use_fd, use_fr
+        unknown = set(losses) - {"pce", "dfr", "fd", "fr"}
+        if unknown:
+            raise ValueError(f"losses must be a subset of ('pce', 'dfr', 'fd', 'fr'), got "
+                             f"{tuple(losses)}")
+        if impl not in L.IMPLS:
+            raise ValueError(f"impl must be one of {L.IMPLS}, got {impl!r}")
+        self.pairwise = pairwise
+        self.losses = tuple(t for t in ("pce", "dfr", "fd", "fr") if t in losses)
         self.lambda_dfr, self.lambda_feat = lambda_dfr, lambda_feat
-        self.radius = radius
-        self.sigma_xy, self.sigma_rgb, self.sigma_feat = sigma_xy, sigma_rgb, sigma_feat
+        self.aux_weight = aux_weight
         self.gamma = gamma
-        self.position_stride = position_stride
         self.loss_stride = loss_stride
-        self.kernel_xy, self.kernel_rgb, self.kernel_feat = kernel_xy, kernel_rgb, kernel_feat
         self.feat_supervision = feat_supervision
-        self.fr_pairs = fr_pairs
-        self.background_id = background_id
         self.diag_period = diag_period
         self.sigma_feat_relative = sigma_feat_relative
+        self.impl = impl
 
     @classmethod
     def from_config(cls, cfg):
         d = cfg.MODEL.DFR
+        pairwise = PairwiseParams(
+            radius=d.RADIUS, sigma_xy=d.SIGMA_XY, sigma_rgb=d.SIGMA_RGB,
+            sigma_feat=d.SIGMA_FEAT, stride=d.POSITION_STRIDE, use_xy=d.KERNEL_XY,
+            use_rgb=d.KERNEL_RGB, use_feat=d.KERNEL_FEAT, background=d.BACKGROUND_ID,
+            fr_pairs=d.FR_PAIRS, ignore_index=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE)
+        switches = {"pce": d.USE_PCE, "dfr": d.USE_DFR, "fd": d.USE_FD, "fr": d.USE_FR}
         return {
-            "ignore_value": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
-            "aux_weight": cfg.MODEL.AUX_HEAD.LOSS_WEIGHT,
-            "use_pce": d.USE_PCE,
-            "use_dfr": d.USE_DFR,
-            "use_fd": d.USE_FD,
-            "use_fr": d.USE_FR,
+            "pairwise": pairwise,
+            "losses": tuple(k for k, on in switches.items() if on),
             "lambda_dfr": d.LAMBDA_DFR,
             "lambda_feat": d.LAMBDA_FEAT,
-            "radius": d.RADIUS,
-            "sigma_xy": d.SIGMA_XY,
-            "sigma_rgb": d.SIGMA_RGB,
-            "sigma_feat": d.SIGMA_FEAT,
+            "aux_weight": cfg.MODEL.AUX_HEAD.LOSS_WEIGHT,
             "gamma": d.GAMMA,
-            "position_stride": d.POSITION_STRIDE,
             "loss_stride": d.LOSS_STRIDE,
-            "kernel_xy": d.KERNEL_XY,
-            "kernel_rgb": d.KERNEL_RGB,
-            "kernel_feat": d.KERNEL_FEAT,
             "feat_supervision": d.FEAT_SUPERVISION,
-            "fr_pairs": d.FR_PAIRS,
-            "background_id": d.BACKGROUND_ID,
             "diag_period": d.DIAG_PERIOD,
             "sigma_feat_relative": d.SIGMA_FEAT_RELATIVE,
+            "impl": d.PAIRWISE_IMPL,
         }
+
+    @property
+    def ignore_value(self) -> int:
+        return self.pairwise.ignore_index
+
+    @property
+    def use_dfr(self) -> bool:
+        return "dfr" in self.losses
+
+    @property
+    def use_fd(self) -> bool:
+        return "fd" in self.losses
+
+    @property
+    def use_fr(self) -> bool:
+        return "fr" in self.losses
 
     # ---- what the losses need from the model ----
     @property
     def pairwise_terms(self):
         """The switched-on pairwise terms, a subset of ("dfr", "fd", "fr")."""
-        return tuple(t for t, on in (("dfr", self.use_dfr), ("fd", self.use_fd),
-                                     ("fr", self.use_fr)) if on)
+        return tuple(t for t in self.losses if t != "pce")
 
     @property
     def uses_feat_kernel(self) -> bool:
         """Ldfr's kernel has its feature term (Eq. 6)."""
-        return bool(self.use_dfr and self.kernel_feat)
+        return bool(self.use_dfr and self.pairwise.use_feat)
 
     @property
     def needs_features(self) -> bool:
@@ -185,7 +179,7 @@ class DFRCriterion(nn.Module):
     def _losses(self, outputs, image, labels, valid):
         losses = {}
         ign = self.ignore_value
-        if self.use_pce:  # Eq. 2, logits upsampled to the label size (mmseg convention)
+        if "pce" in self.losses:  # Eq. 2, logits upsampled to the label size (mmseg convention)
             logits = resize(outputs["logits"].float(), labels.shape[-2:])
             losses["loss_pce"] = L.partial_cross_entropy(logits, labels, ign)
         if outputs.get("aux_logits") is not None:
@@ -195,16 +189,17 @@ class DFRCriterion(nn.Module):
         if not terms:
             return losses
         maps = self.loss_maps(outputs, image, labels, valid)
-        # Eq. 4-13 in one pass over the window offsets (F enters the Ldfr kernel without
-        # gradient; Lfd / Lfr train the feature head only).
+        diag = self._diagnostics_due()
+        # Eq. 4-13 (and, every diag_period iterations, the diagnostic sums) in one pass over
+        # the window (F enters the Ldfr kernel without gradient; Lfd / Lfr train the feature
+        # head only).
+        feat_labels = maps.target if maps.target is not None else (maps.m if diag else None)
         pairwise = L.pairwise_losses(
-            maps.probs, maps.image, maps.feats, maps.target, maps.valid, radius=self.radius,
-            sigma_xy=self.sigma_xy, sigma_rgb=self.sigma_rgb, sigma_feat=maps.sigma_feat,
-            stride=self.position_stride, use_xy=self.kernel_xy, use_rgb=self.kernel_rgb,
-            use_feat=self.uses_feat_kernel, background=self.background_id,
-            fr_pairs=self.fr_pairs, ignore_index=ign, terms=terms,
-        )
-        self._put_diagnostics(maps)
+            maps.probs, maps.image, maps.feats, feat_labels, maps.valid, self.pairwise,
+            terms=terms, impl=self.impl, sigma_feat=maps.sigma_feat,
+            scribbles=maps.scribbles if diag else None, diagnostics=diag, validate=False)
+        if diag:
+            self._put_diagnostics(maps, pairwise["diag"])
         weights = {"dfr": self.lambda_dfr, "fd": self.lambda_feat, "fr": self.lambda_feat}
         for t in terms:
             losses[f"loss_{t}"] = weights[t] * pairwise[t]
@@ -226,7 +221,7 @@ class DFRCriterion(nn.Module):
         m = L.confident_labels(probs.detach(), self.gamma, self.ignore_value)
         target = self.feature_targets(probs, scribbles, valid_s, m) \
             if self.trains_features else None
-        sigma_feat = self.sigma_feat
+        sigma_feat = self.pairwise.sigma_feat
         if self.uses_feat_kernel and self.sigma_feat_relative > 0:
             sigma_feat = self.relative_sigma_feat(feats, valid_s)
         return LossMaps(probs, img_s, feats, scribbles, valid_s, m, target, sigma_feat)
@@ -250,44 +245,42 @@ class DFRCriterion(nn.Module):
         target[~valid] = ign
         return target
 
-    def relative_sigma_feat(self, feats: torch.Tensor, valid: torch.Tensor) -> float:
+    def relative_sigma_feat(self, feats: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Opt-in σ3 = sigma_feat_relative x the mean ‖F(i) − F(j)‖₂ over the window pairs of
-        the batch; under DistributedDataParallel the sums are all-reduced, so every process
-        uses the mean over the pairs of the whole global batch. A local value: the module's
-        sigma_feat is never changed, and is used when the batch has no window pair."""
-        num, den = L.window_feature_distance_sum(feats, valid, self.radius)
+        the batch, a 0-d tensor (never read on the host); under DistributedDataParallel the
+        sums are all-reduced, so every process uses the mean over the pairs of the whole global
+        batch. The fixed sigma_feat is used when the batch has no window pair."""
+        num, den = L.window_feature_distance_sum(feats, valid, self.pairwise.radius)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             sums = torch.stack([num, den])
             dist.all_reduce(sums)
             num, den = sums[0], sums[1]
-        mean = float(num / den) if float(den) > 0 else 0.0
-        return self.sigma_feat_relative * mean if mean > 0 else self.sigma_feat
+        mean = num / den.clamp(min=1)
+        return torch.where((den > 0) & (mean > 0), self.sigma_feat_relative * mean,
+                           torch.full_like(mean, self.pairwise.sigma_feat))
 
     # ---- diagnostics (dfr.modeling.losses.diagnostics) ----
-    def diagnostics(self, maps: LossMaps) -> Dict[str, float]:
-        """The feature-branch diagnostics of one step, from that step's LossMaps (its M,
-        feature targets and σ3)."""
-        feats = maps.feats.detach() if maps.feats is not None else None
-        return L.feature_branch_diagnostics(
-            maps.probs.detach(), maps.image, feats, maps.scribbles, maps.target, maps.valid,
-            radius=self.radius, sigma_xy=self.sigma_xy, sigma_rgb=self.sigma_rgb,
-            sigma_feat=maps.sigma_feat, stride=self.position_stride, use_xy=self.kernel_xy,
-            use_rgb=self.kernel_rgb, gamma=self.gamma, background=self.background_id,
-            ignore_index=self.ignore_value, m_labels=maps.m)
-
-    def _put_diagnostics(self, maps: LossMaps):
-        """Every `diag_period` iterations of a training run (inside an EventStorage), put the
-        diagnostics as scalars `diag/<key>` (and `diag/sigma_feat` with the relative σ3)."""
-        if not (self.training and self.diag_period > 0):
-            return
+    def _diagnostics_due(self) -> bool:
+        """A training iteration of a run (inside an EventStorage) at a multiple of diag_period."""
+        if not (self.training and self.diag_period > 0) or torch.compiler.is_compiling():
+            return False
         try:
             storage = get_event_storage()
         except AssertionError:  # no EventStorage: called outside a trainer
-            return
-        if storage.iter % self.diag_period != 0:
-            return
-        vals = self.diagnostics(maps)
+            return False
+        return storage.iter % self.diag_period == 0
+
+    def diagnostics(self, maps: LossMaps, sums: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """The feature-branch diagnostics of one step from its loss pass's sums and its
+        LossMaps (its M and σ3); reads the device once."""
+        return L.diagnostic_values(sums, maps.m, maps.valid, maps.feats, self.ignore_value)
+
+    def _put_diagnostics(self, maps: LossMaps, sums: Dict[str, torch.Tensor]):
+        """Put the diagnostics as scalars `diag/<key>` (and `diag/sigma_feat` with the relative
+        σ3)."""
+        storage = get_event_storage()
+        vals = self.diagnostics(maps, sums)
         if self.uses_feat_kernel and self.sigma_feat_relative > 0:
-            vals["sigma_feat"] = maps.sigma_feat
+            vals["sigma_feat"] = float(maps.sigma_feat)
         for k, v in vals.items():
             storage.put_scalar(f"diag/{k}", v, smoothing_hint=False)

@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     allowed = np.array(sorted(RELEASED_VALUES[a.dataset]))
     valid_out = np.array(list(range(CLASS_COUNT[a.dataset])) + [255])
     seen: Dict[str, str] = {}
-    fractions = []
+    fractions, kept = [], 0
     try:
         files = list(iter_pngs(a.scribbles))
     except (FileNotFoundError, tarfile.TarError) as e:
@@ -150,6 +150,7 @@ def main(argv=None) -> int:
             continue
         size = image_hw(img)
         if not a.force and existing_label_ok(dst, size, valid_out):
+            kept += 1
             continue
         try:
             values = read_released_label(read(), shown)
@@ -183,9 +184,16 @@ def main(argv=None) -> int:
     if fractions:
         pr.note("labeled pixels (written this run)",
                 f"mean {100 * np.mean(fractions):.2f} % over {len(fractions)} images")  # fmt: skip
-    print(f"wrote {out}: {len(seen)} scribble maps")
+    status = pr.report()
+    if status:  # no success line, and the manifest stays "not complete"
+        print(f"FAILED: {out} is incomplete ({len(fractions)} scribble maps written, {kept} "
+              f"kept, of {len(files)} files); fix the problems above and run again",
+              file=sys.stderr)  # fmt: skip
+        return status
+    print(f"wrote {out}: {len(fractions)} scribble maps written, {kept} kept "
+          f"({len(seen)} in all)")  # fmt: skip
     run.finished()
-    return pr.report()
+    return 0
 
 
 if __name__ == "__main__":

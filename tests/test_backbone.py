@@ -384,3 +384,28 @@ def test_activation_checkpointing_recomputes_blocks_with_equal_gradients():
                              [1, 1, 1, 1], "MODEL.SWIN.USE_CHECKPOINT", True])
     bb = D2SwinTransformer(**D2SwinTransformer.from_config(cfg))
     assert all(s.grad_checkpointing for s in bb._stage_modules())
+
+
+def test_swin_shape_keys_are_honoured_or_refused():
+    """MODEL.SWIN.EMBED_DIM / DEPTHS / NUM_HEADS: the shape with SIZE custom, required there;
+    with T/S/B/L unset or the size's own values, anything else an error naming the key."""
+    from dfr.config import get_dfr_cfg
+    from dfr.modeling.backbone import D2SwinTransformer
+    from dfr.modeling.backbone.swin import SWIN_SIZES
+
+    def kwargs(*opts):
+        return D2SwinTransformer.from_config(get_dfr_cfg(None, list(opts)))
+
+    k = kwargs("MODEL.SWIN.SIZE", "S")
+    assert (k["embed_dim"], tuple(k["depths"]), tuple(k["num_heads"])) == SWIN_SIZES["S"][1:]
+    k = kwargs("MODEL.SWIN.SIZE", "T", "MODEL.SWIN.EMBED_DIM", 96)  # T's own value: accepted
+    assert k["variant"] == SWIN_SIZES["T"][0] and k["embed_dim"] == 96
+    k = kwargs("MODEL.SWIN.SIZE", "custom", "MODEL.SWIN.EMBED_DIM", 24, "MODEL.SWIN.DEPTHS",
+               [1, 2], "MODEL.SWIN.NUM_HEADS", [1, 3])  # fmt: skip
+    assert (k["embed_dim"], k["depths"], k["num_heads"]) == (24, [1, 2], [1, 3])
+    with pytest.raises(ValueError, match=r"MODEL\.SWIN\.EMBED_DIM=96 \(Swin-B: 128\).*'custom'"):
+        kwargs("MODEL.SWIN.EMBED_DIM", 96)
+    with pytest.raises(ValueError, match=r"MODEL\.SWIN\.NUM_HEADS=\[1, 2, 4, 8\] \(Swin-L"):
+        kwargs("MODEL.SWIN.SIZE", "L", "MODEL.SWIN.NUM_HEADS", [1, 2, 4, 8])
+    with pytest.raises(ValueError, match=r"'custom' needs MODEL\.SWIN\.DEPTHS, MODEL\.SWIN\.NUM"):
+        kwargs("MODEL.SWIN.SIZE", "custom", "MODEL.SWIN.EMBED_DIM", 24)

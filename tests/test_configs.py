@@ -120,6 +120,89 @@ def test_paper_recipe_values():
         assert ctx.DATASETS.TRAIN == (f"context_{n}_train_scribble",)
 
 
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, prefix + k + ".")
+        else:
+            yield prefix + k
+
+
+def _value(cfg, key):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def restated_keys(path):
+    """Keys a YAML sets to the value it already inherits: from its _BASE_ chain, or, in a
+    YAML without _BASE_, DFR's own keys at their dfr/config.py default (Detectron2's keys may
+    name the recipe there even where it equals Detectron2's default)."""
+    import yaml
+    from detectron2.config import get_cfg
+
+    from dfr.config import get_dfr_cfg
+
+    raw = yaml.safe_load(path.read_text())
+    base = raw.pop("_BASE_", None)
+    inherited = get_dfr_cfg(path.parent / base if base else None, cpu_fallback=False)
+    merged = get_dfr_cfg(path, cpu_fallback=False)
+    keys = list(_leaves(raw))
+    if base is None:
+        d2 = get_cfg()
+        keys = [k for k in keys if not _has(d2, k)]
+    return [k for k in keys if _value(merged, k) == _value(inherited, k)]
+
+
+def _has(cfg, key):
+    try:
+        _value(cfg, key)
+        return True
+    except KeyError:
+        return False
+
+
+# The template names the keys a user edits (marked CHANGE), whatever they inherit.
+TEMPLATES = {"custom/dfr_swin_tiny_custom.yaml"}
+
+
+@pytest.mark.parametrize("rel", [r for r in ALL_YAMLS if r not in TEMPLATES])
+def test_yaml_sets_only_what_it_changes(rel):
+    assert restated_keys(CONFIGS / rel) == [], f"{rel} restates inherited values"
+
+
+def test_restated_keys_are_found(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text(f'_BASE_: "{CONFIGS / "voc/dfr_swin_base_bs16_40k.yaml"}"\n'
+                     "MODEL:\n  SWIN:\n    SIZE: \"B\"\n    WINDOW_SIZE: 7\n"
+                     "  SEM_SEG_HEAD:\n    NUM_CLASSES: 21\n")  # fmt: skip
+    assert restated_keys(child) == ["MODEL.SWIN.SIZE", "MODEL.SEM_SEG_HEAD.NUM_CLASSES"]
+    top = tmp_path / "top.yaml"
+    top.write_text("MODEL:\n  DFR:\n    GAMMA: 0.98\n    RADIUS: 3\nSOLVER:\n  MAX_ITER: 40000\n")
+    assert restated_keys(top) == ["MODEL.DFR.GAMMA"]
+
+
+def _base_chain(rel):
+    import yaml
+
+    path, chain = CONFIGS / rel, []
+    while (base := yaml.safe_load(path.read_text()).get("_BASE_")) is not None:
+        path = (path.parent / base).resolve()
+        chain.append(path.relative_to(CONFIGS).as_posix())
+    return chain
+
+
+@pytest.mark.parametrize("rel", ALL_YAMLS)
+def test_real_scribble_configs_do_not_inherit_from_simulated_ones(rel):
+    """A config trained on released or hand-drawn scribbles is the base of its simulated
+    variant, not the other way round."""
+    if "_sim_" in " ".join(_cfg(rel).DATASETS.TRAIN):
+        return
+    assert not [b for b in _base_chain(rel) if "_sim_" in b], _base_chain(rel)
+    if rel.startswith(("ade20k/", "cityscapes/")):
+        assert _base_chain(rel)[0] == "voc/dfr_swin_base_bs16_40k.yaml"
+
 ALL = ["res2", "res3", "res4", "res5"]
 # file -> (paper mIoU, expected MODEL.DFR / UPERNET values)
 ABLATIONS = {

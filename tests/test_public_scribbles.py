@@ -130,6 +130,31 @@ def test_s4_ade20k_values_shift_to_detectron2_ids(tmp_path, s4, monkeypatch):
     assert meta.stuff_classes == MetadataCatalog.get("ade20k_sem_seg_train").stuff_classes
 
 
+def test_s4_on_an_incomplete_tree_fails_without_a_success_line(tmp_path, s4, capsys):
+    """One of the two ADE20K images missing: exit status 1, the missing image named, no
+    "wrote ..." line (it used to come before FAILED), the manifest not marked complete; the
+    re-run with the image there finishes and keeps the map already written."""
+    import json
+
+    root = tmp_path / "d2"
+    _image(root / "ADEChallengeData2016/images/training/ADE_train_00000001.jpg")
+    rel = S4 / "s4ADE20K"
+    argv = ["--dataset", "ade20k", "--scribbles", str(rel), "--root", str(root)]
+    assert s4.main(argv) == 1
+    cap = capsys.readouterr()
+    missing = root / "ADEChallengeData2016/images/training/ADE_train_00000002.jpg"
+    assert f"ADE_train_00000002: {missing}" in cap.out and "FAILED: 1 problem(s)" in cap.out
+    assert "wrote" not in cap.out + cap.err
+    out_dir = root / "ADEChallengeData2016/s4_scribbles_detectron2/training"
+    assert f"FAILED: {out_dir} is incomplete (1 scribble maps written, 0 kept, of 2 files)" in cap.err
+    assert json.loads((out_dir / "prepare_manifest.json").read_text())["complete"] is False
+    _image(missing, h=W, w=H)
+    assert s4.main(argv) == 0
+    cap = capsys.readouterr()
+    assert f"wrote {out_dir}: 1 scribble maps written, 1 kept (2 in all)" in cap.out
+    assert json.loads((out_dir / "prepare_manifest.json").read_text())["complete"] is True
+
+
 def test_s4_cityscapes_label_ids_to_train_ids(tmp_path, s4, monkeypatch):
     root = tmp_path / "d2"
     keys = {"aachen": "aachen_000000_000019", "bochum": "bochum_000000_000313"}

@@ -200,6 +200,28 @@ def test_a_source_without_dense_labels_is_refused(tmp_path):
         DatasetCatalog.get(sim)
 
 
+def test_a_sparse_source_is_refused_unless_opted_in(tmp_path, dense_source):
+    """The density rule (>= 50 % of the pixels labeled) and its opt-in: scribbles of the
+    dense set are a source only with allow_sparse_source; nothing is written when refused."""
+    sim = register_simulated_scribbles(dense_source, style=STYLE, root=str(tmp_path / "a"))
+    scribble_name = f"{dense_source}_scribbles"
+    DatasetCatalog.register(scribble_name, lambda: DatasetCatalog.get(sim))
+    MetadataCatalog.get(scribble_name).set(stuff_classes=CLASSES, ignore_label=255)
+    refused = register_simulated_scribbles(scribble_name, style=STYLE, root=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match=rf"'{scribble_name}' cannot be the source.*not dense: "
+                       r"\d+\.\d % of the pixels of 4 .*at least 50 %"):  # fmt: skip
+        DatasetCatalog.get(refused)
+    assert not (tmp_path / "b").exists()
+    # metadata that says scribbles (simulated_from): refused when registered
+    with pytest.raises(ValueError, match=r"it is a scribble set \(simulated_from="):
+        register_simulated_scribbles(sim, style=STYLE, root=str(tmp_path / "c"))
+    allowed = register_simulated_scribbles(scribble_name, style=STYLE, root=str(tmp_path / "b"),
+                                           allow_sparse_source=True)  # fmt: skip
+    recs = DatasetCatalog.get(allowed)
+    sparse = np.mean([(np.asarray(Image.open(r["sem_seg_file_name"])) != 255).mean() for r in recs])
+    assert len(recs) == 4 and 0 < sparse < simulated.MIN_SOURCE_LABELED
+
+
 def test_per_image_seed():
     from dfr.data.scribbles.simulate import image_seed
 

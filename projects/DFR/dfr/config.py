@@ -21,9 +21,11 @@ def add_dfr_config(cfg):
     # ---- Swin backbone (timm, features_only) ----
     cfg.MODEL.SWIN = CN()
     cfg.MODEL.SWIN.SIZE = "B"  # "T" | "S" | "B" | "L" | "custom" (custom: the 3 keys below)
-    cfg.MODEL.SWIN.EMBED_DIM = 128  # only read when SIZE == "custom"
-    cfg.MODEL.SWIN.DEPTHS = [2, 2, 18, 2]  # only read when SIZE == "custom"
-    cfg.MODEL.SWIN.NUM_HEADS = [4, 8, 16, 32]  # only read when SIZE == "custom"
+    # The size's shape. SIZE "custom": all three are required. T / S / B / L: unset (0 / []),
+    # or that size's own values; other values are an error (set SIZE "custom" to use them).
+    cfg.MODEL.SWIN.EMBED_DIM = 0
+    cfg.MODEL.SWIN.DEPTHS = []
+    cfg.MODEL.SWIN.NUM_HEADS = []
     cfg.MODEL.SWIN.PATCH_SIZE = 4
     cfg.MODEL.SWIN.WINDOW_SIZE = 12  # paper: Swin-B, window 12, IN-22K at 384
     cfg.MODEL.SWIN.PRETRAIN_IMG_SIZE = 384  # image size the backbone is created for
@@ -111,9 +113,6 @@ def add_dfr_config(cfg):
     # Implementation of the pairwise pass: "auto" (fused Triton kernels on CUDA when they
     # compile, the torch pass otherwise; the choice is logged once), "triton" or "torch".
     cfg.MODEL.DFR.PAIRWISE_IMPL = "auto"
-    # Implementation of the pairwise pass: "auto" (fused Triton kernels on CUDA when they
-    # compile, the torch pass otherwise; the choice is logged once), "triton" or "torch".
-    cfg.MODEL.DFR.PAIRWISE_IMPL = "auto"
     # Training guard: stop on a non-finite loss with iteration, loss name and files.
     cfg.MODEL.DFR.NAN_GUARD = True
 
@@ -143,9 +142,6 @@ def add_dfr_config(cfg):
     # torch.compile of the model's training forward (backbone, heads and criterion):
     # "" = off (eager), else the compile mode ("default", "reduce-overhead", "max-autotune").
     cfg.SOLVER.COMPILE = ""
-    # torch.compile of the model's training forward (backbone, heads and criterion):
-    # "" = off (eager), else the compile mode ("default", "reduce-overhead", "max-autotune").
-    cfg.SOLVER.COMPILE = ""
 
     # ---- Mixed precision: SOLVER.AMP.ENABLED is Detectron2's key ----
     # Autocast dtype of the network when SOLVER.AMP.ENABLED: "float16" (with a GradScaler;
@@ -172,6 +168,10 @@ def add_dfr_config(cfg):
     # Seed of the scribbles simulated for the `<source>_sim_<style>` names of DATASETS.TRAIN /
     # TEST (dfr.data.datasets.simulated; one cached set per seed).
     cfg.DATASETS.DFR.SIMULATION_SEED = 0
+    # A `<source>_sim_<style>` source must be dense (>= 50 % of its pixels labeled, not a
+    # scribble set by its metadata): scribbles simulated from scribbles keep almost nothing.
+    # True: simulate from a sparse source anyway (the rare intended case).
+    cfg.DATASETS.DFR.SIMULATE_FROM_SPARSE = False
 
 
 def get_dfr_cfg(config_file=None, opts=(), cpu_fallback=True):

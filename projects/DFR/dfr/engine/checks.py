@@ -159,6 +159,9 @@ def check_num_classes(cfg, dataset_names: Sequence[str], key: str = "DATASETS"):
         if name not in registered:
             raise StartupCheckError(f"{key}: dataset {name!r} is not registered")
         classes = MetadataCatalog.get(name).get("stuff_classes", None)
+        source = MetadataCatalog.get(name).get("simulated_from", None)
+        if classes is None and source is not None:
+            _check_simulation_source(name, source, key, num)
         if classes is None:
             raise StartupCheckError(
                 f"{key}: dataset {name!r} has no stuff_classes metadata, so "
@@ -171,6 +174,23 @@ def check_num_classes(cfg, dataset_names: Sequence[str], key: str = "DATASETS"):
                 f"{len(classes)} classes (stuff_classes {list(classes[:3])} ...): set "
                 f"MODEL.SEM_SEG_HEAD.NUM_CLASSES {len(classes)} or use a dataset with {num}"
             )
+
+
+def _check_simulation_source(name: str, source: str, key: str, num: int):
+    """A `<source>_sim_<style>` set without classes: its source's are missing. Say why: a
+    source without dense label maps (e.g. a detection set) is named as such; otherwise the
+    classes belong on the source, not on the simulated name."""
+    from ..data.datasets.simulated import check_source
+
+    try:
+        check_source(source, name, DatasetCatalog.get(source), allow_sparse=True)
+    except ValueError as e:
+        raise StartupCheckError(f"{key}: {e}") from None
+    raise StartupCheckError(
+        f"{key}: dataset {name!r} has no stuff_classes because its source {source!r} has none, "
+        f"so MODEL.SEM_SEG_HEAD.NUM_CLASSES = {num} cannot be checked (and the evaluator needs "
+        f"them): set MetadataCatalog.get({source!r}).stuff_classes before registering {name!r}"
+    )
 
 
 def check_label_conventions(cfg, dataset_names: Sequence[str], key: str, train: bool):

@@ -9,7 +9,10 @@ config loader calls ``register_simulated_from_cfg``). ``<source>`` is any name i
 DatasetCatalog whose records carry a dense ``sem_seg_file_name`` (Detectron2's builtins
 ``ade20k_sem_seg_train``, ``cityscapes_fine_sem_seg_train``, the project's
 ``voc_2012_train_aug_full``, ``synthetic_full_train``, a DATASETS.DFR.CUSTOM set, yours);
-``<style>`` one of ``dfr.data.scribbles.STYLES``.
+``<style>`` one of ``dfr.data.scribbles.STYLES``. The source must be dense: a set whose metadata
+says scribbles (``scribble_source``, ``simulated_from``) is refused when registered, one with
+less than half of its pixels labeled (``MIN_SOURCE_LABELED``, ``check_source``) when loaded,
+unless DATASETS.DFR.SIMULATE_FROM_SPARSE / ``allow_sparse_source``.
 
 Lazy: registration reads nothing. When the name is first loaded, every source label map is
 read (``dfr.data.labels.read_label``: whatever single-channel encoding the source's own
@@ -67,6 +70,7 @@ __all__ = [
     "split_style",
     "simulation_dir",
     "image_key",
+    "check_source",
     "load_simulated_scribbles",
     "register_simulated_scribbles",
     "register_simulated_from_cfg",
@@ -79,7 +83,16 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 _INFO_KEYS = ("created", "masked_pixels", "transform_stats")  # describe, not identify, a set
 _VARIANT = re.compile(r"(?P<base>.+)_(?P<kind>len|drop)(?P<pct>\d+)")
-_SPECS: Dict[str, tuple] = {}  # names registered here -> (source, style, seed, root, width)
+_SPECS: Dict[str, tuple] = {}  # names registered here -> (source, style, seed, root, width, ..)
+# A source must be dense: at least MIN_SOURCE_LABELED of the pixels of its label maps labeled
+# (pooled over up to SOURCE_SAMPLE maps spread over the set), and not a scribble set by its
+# metadata. Scribbles simulated from scribbles keep a few of their pixels (s4 maps, 4-6 %
+# labeled -> 0.07-1.6 %) and train on almost nothing; dense sets are ~90 % labeled.
+MIN_SOURCE_LABELED = 0.5
+SOURCE_SAMPLE = 16
+_SCRIBBLE_META = ("scribble_source", "simulated_from")  # metadata keys of scribble sets
+_SPARSE_OPT_IN = ("set DATASETS.DFR.SIMULATE_FROM_SPARSE True (register_simulated_scribbles("
+                  "..., allow_sparse_source=True)) to simulate from it anyway")
 
 
 def parse_simulated_name(name: str) -> Optional[Tuple[str, str]]:
@@ -204,24 +217,57 @@ def _generate(folder, expected, names, fill):
         raise
 
 
+def check_source(source: str, name: str, records: List[Dict], ignore_label: int = IGNORE_LABEL,
+                 allow_sparse: bool = False):
+    """ValueError unless `records` (of `source`) can be simulated from: every record has a
+    dense ``sem_seg_file_name`` (a detection / instance set has none) and, unless
+    `allow_sparse`, at least MIN_SOURCE_LABELED of the pixels of SOURCE_SAMPLE label maps spread
+    over the set are labeled. Reads those maps; writes nothing."""
+    head = f"dataset {source!r} cannot be the source of {name}: "
+    if not records:
+        raise ValueError(head + "it has no records")
+    no_label = [r.get("file_name", "?") for r in records if not r.get("sem_seg_file_name")]
+    if no_label:
+        raise ValueError(
+            head + f"{len(no_label)} of its {len(records)} records have no dense "
+            f"sem_seg_file_name (a semantic-segmentation label map per image; a detection or "
+            f"instance set has none), e.g. {no_label[:3]}"
+        )
+    if allow_sparse:
+        return
+    step = max(1, len(records) // SOURCE_SAMPLE)
+    sample = records[::step][:SOURCE_SAMPLE]
+    labeled = total = 0
+    for r in sample:
+        lab = read_label(r["sem_seg_file_name"])
+        labeled += int((lab != ignore_label).sum())
+        total += lab.size
+    share = labeled / max(total, 1)
+    if share < MIN_SOURCE_LABELED:
+        raise ValueError(
+            head + f"it is not dense: {100 * share:.1f} % of the pixels of {len(sample)} of its "
+            f"label maps are labeled (e.g. {sample[0]['sem_seg_file_name']}). Scribbles are "
+            f"simulated from dense labels: a source needs at least "
+            f"{100 * MIN_SOURCE_LABELED:.0f} % of its pixels labeled (not {ignore_label}); "
+            f"simulated from scribbles, they keep a few of them. Train on {source!r} itself, "
+            f"or {_SPARSE_OPT_IN}."
+        )
+
+
 def load_simulated_scribbles(
-    source: str, style: str, seed: int = 0, root: Optional[str] = None, width: int = 3
+    source: str, style: str, seed: int = 0, root: Optional[str] = None, width: int = 3,
+    allow_sparse: bool = False,
 ) -> List[Dict]:
     """The records of `source` with ``sem_seg_file_name`` at simulated scribble maps
     (generated on first use, reused while the manifest matches). A `style` with a
-    ``_len<p>`` / ``_drop<p>`` suffix: the base style's set (made first), shortened / dropped."""
+    ``_len<p>`` / ``_drop<p>`` suffix: the base style's set (made first), shortened / dropped.
+    The source is checked first (``check_source``; `allow_sparse` skips its density rule)."""
     base, variant = split_style(style)
     if variant is not None:
-        return _load_variant(source, style, base, variant, seed, root, width)
+        return _load_variant(source, style, base, variant, seed, root, width, allow_sparse)
     records = [dict(r) for r in DatasetCatalog.get(source)]
-    no_label = [r.get("file_name", "?") for r in records if not r.get("sem_seg_file_name")]
-    if not records or no_label:
-        raise ValueError(
-            f"dataset {source!r} cannot be the source of {source}{SIM_INFIX}{style}: "
-            + ("it has no records" if not records else
-               f"{len(no_label)} records have no dense sem_seg_file_name, e.g. {no_label[:3]}")
-        )  # fmt: skip
     ignore_label = int(MetadataCatalog.get(source).get("ignore_label", IGNORE_LABEL))
+    check_source(source, f"{source}{SIM_INFIX}{style}", records, ignore_label, allow_sparse)
     folder = simulation_dir(source, style, seed, root)
     names = [_out_name(i, r) for i, r in enumerate(records)]
     expected = {"format": MANIFEST_FORMAT, "source": source, "style": style, "seed": int(seed),
@@ -249,10 +295,10 @@ def _ensure(folder, expected, names, fill):
             _generate(folder, expected, names, fill)
 
 
-def _load_variant(source, style, base, variant, seed, root, width) -> List[Dict]:
+def _load_variant(source, style, base, variant, seed, root, width, allow_sparse) -> List[Dict]:
     """The base style's records with their maps shortened / dropped (Fig. 3), cached like a
     simulated set; the manifest adds the base set's manifest entries and the transform."""
-    records = load_simulated_scribbles(source, base, seed, root, width)
+    records = load_simulated_scribbles(source, base, seed, root, width, allow_sparse)
     base_folder = simulation_dir(source, base, seed, root)
     ignore_label = int(MetadataCatalog.get(source).get("ignore_label", IGNORE_LABEL))
     if ignore_label != IGNORE_LABEL:
@@ -277,10 +323,14 @@ def register_simulated_scribbles(
     seed: int = 0,
     root: Optional[str] = None,
     width: int = 3,
+    allow_sparse_source: bool = False,
 ) -> str:
     """Register ``<source_name>_sim_<style>`` (see the module docstring) and return the name.
     Registering the same name again with other arguments (e.g. another seed) replaces it.
-    `style` may carry a Fig. 3 suffix (``"s4_len30"``, ``"s4_drop50"``; module docstring)."""
+    `style` may carry a Fig. 3 suffix (``"s4_len30"``, ``"s4_drop50"``; module docstring).
+    A source that is a scribble set (its metadata names a ``scribble_source`` or says
+    ``simulated_from``) is refused here, a sparse one when loaded (``check_source``), unless
+    `allow_sparse_source`."""
     _check_style(style, f"{source_name}{SIM_INFIX}{style}")
     if source_name not in DatasetCatalog.list():
         raise KeyError(
@@ -290,7 +340,16 @@ def register_simulated_scribbles(
             "or a DATASETS.DFR.CUSTOM / register_scribble_dataset name)"
         )
     name = f"{source_name}{SIM_INFIX}{style}"
-    spec = (source_name, style, int(seed), root, int(width))
+    scribbles = [k for k in _SCRIBBLE_META if MetadataCatalog.get(source_name).get(k, None)]
+    if scribbles and not allow_sparse_source:
+        what = ", ".join(f"{k}={MetadataCatalog.get(source_name).get(k)!r}" for k in scribbles)
+        raise ValueError(
+            f"dataset {source_name!r} cannot be the source of {name}: it is a scribble set "
+            f"({what}), not a dense one. Scribbles are simulated from dense labels (at least "
+            f"{100 * MIN_SOURCE_LABELED:.0f} % of the pixels labeled); train on "
+            f"{source_name!r} itself, or {_SPARSE_OPT_IN}."
+        )
+    spec = (source_name, style, int(seed), root, int(width), bool(allow_sparse_source))
     if name in DatasetCatalog.list():
         if _SPECS.get(name) == spec:
             return name
@@ -298,9 +357,8 @@ def register_simulated_scribbles(
             raise ValueError(f"dataset {name!r} is already registered by someone else")
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
-    DatasetCatalog.register(
-        name, lambda: load_simulated_scribbles(source_name, style, seed, root, width)
-    )
+    DatasetCatalog.register(name, lambda: load_simulated_scribbles(
+        source_name, style, seed, root, width, allow_sparse_source))
     drop = ("name", "gt_dir")  # the source's dense label folder (Cityscapes) is not ours
     meta = {k: v for k, v in MetadataCatalog.get(source_name).as_dict().items() if k not in drop}
     meta.update(sem_seg_root=simulation_dir(source_name, style, seed, root),
@@ -315,7 +373,9 @@ def register_simulated_from_cfg(cfg) -> List[str]:
     DATASETS.DFR.SIMULATION_SEED (default root); returns the names registered or re-registered
     (another seed). A name with ``_sim_`` whose style or source is unknown raises, naming the
     config key; a dataset of such a name registered otherwise is left alone."""
-    seed = int(cfg.DATASETS.DFR.get("SIMULATION_SEED", 0)) if "DFR" in cfg.DATASETS else 0
+    dfr = cfg.DATASETS.get("DFR", {})
+    seed = int(dfr.get("SIMULATION_SEED", 0))
+    sparse = bool(dfr.get("SIMULATE_FROM_SPARSE", False))
     out = []
     for key in ("TRAIN", "TEST"):
         for name in cfg.DATASETS[key]:
@@ -324,7 +384,8 @@ def register_simulated_from_cfg(cfg) -> List[str]:
                 continue
             before = _SPECS.get(name)
             try:
-                register_simulated_scribbles(parsed[0], style=parsed[1], seed=seed)
+                register_simulated_scribbles(parsed[0], style=parsed[1], seed=seed,
+                                             allow_sparse_source=sparse)  # fmt: skip
             except (KeyError, ValueError) as e:
                 msg = e.args[0] if e.args else str(e)
                 raise ValueError(f"DATASETS.{key}: {name!r}: {msg}") from None

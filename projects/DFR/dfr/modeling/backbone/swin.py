@@ -16,7 +16,7 @@ from torch import nn
 
 from .checkpoint import load_swin_pretrained
 
-__all__ = ["D2SwinTransformer", "SWIN_SIZES", "TIMM_TESTED", "TIMM_ATTN_SIGNATURE"]
+__all__ = ["D2SwinTransformer", "SWIN_SIZES", "swin_shape", "TIMM_TESTED", "TIMM_ATTN_SIGNATURE"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,29 @@ def _padded_shifted_window_attention(self, x: torch.Tensor) -> torch.Tensor:
     if any(shift):
         x = torch.roll(x, shifts=shift, dims=(1, 2))
     return x[:, :h, :w, :].contiguous()
+
+
+def swin_shape(size: str, embed_dim: int, depths: tuple, num_heads: tuple):
+    """MODEL.SWIN.{SIZE, EMBED_DIM, DEPTHS, NUM_HEADS} -> (timm variant, embed_dim, depths,
+    num_heads). "custom" takes the three keys (all required); T / S / B / L take the size's
+    values, and a key set to something else is an error naming it (never silently ignored)."""
+    given = {"EMBED_DIM": embed_dim or None, "DEPTHS": tuple(depths) or None,
+             "NUM_HEADS": tuple(num_heads) or None}  # fmt: skip
+    if size.lower() == "custom":
+        missing = [f"MODEL.SWIN.{k}" for k, v in given.items() if v is None]
+        if missing:
+            raise ValueError(f"MODEL.SWIN.SIZE 'custom' needs {', '.join(missing)}")
+        return ("swin_tiny_patch4_window7_224", embed_dim, tuple(depths), tuple(num_heads))
+    if size.upper() not in SWIN_SIZES:
+        raise ValueError(f"MODEL.SWIN.SIZE={size!r}: use T, S, B, L or custom")
+    variant, *preset = SWIN_SIZES[size.upper()]
+    clash = [f"MODEL.SWIN.{k}={list(v) if isinstance(v, tuple) else v} (Swin-{size.upper()}: "
+             f"{list(p) if isinstance(p, tuple) else p})"
+             for (k, v), p in zip(given.items(), preset) if v is not None and v != p]  # fmt: skip
+    if clash:
+        raise ValueError(f"{'; '.join(clash)}: contradicts MODEL.SWIN.SIZE {size!r}; set "
+                         "MODEL.SWIN.SIZE to 'custom' to build this shape")  # fmt: skip
+    return (variant, *preset)
 
 
 @BACKBONE_REGISTRY.register()
@@ -167,15 +190,9 @@ class D2SwinTransformer(Backbone):
     @classmethod
     def from_config(cls, cfg, input_shape=None):
         s = cfg.MODEL.SWIN
-        size = s.SIZE.upper() if s.SIZE.lower() != "custom" else "custom"
-        if size == "custom":
-            variant, embed_dim, depths, heads = (
-                "swin_tiny_patch4_window7_224", s.EMBED_DIM, s.DEPTHS, s.NUM_HEADS,
-            )
-        elif size in SWIN_SIZES:
-            variant, embed_dim, depths, heads = SWIN_SIZES[size]
-        else:
-            raise ValueError(f"MODEL.SWIN.SIZE={s.SIZE!r}: use T, S, B, L or custom")
+        variant, embed_dim, depths, heads = swin_shape(
+            s.SIZE, s.EMBED_DIM, tuple(s.DEPTHS), tuple(s.NUM_HEADS)
+        )
         return {
             "embed_dim": embed_dim,
             "depths": list(depths),

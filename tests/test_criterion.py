@@ -228,3 +228,12 @@ def test_relative_sigma_feat_is_averaged_over_ddp_processes(tmp_path):
     got = [torch.load(tmp_path / f"sigma{r}.pt") for r in range(2)]
     assert got[0] == pytest.approx(pooled, rel=1e-6) and got[1] == pytest.approx(pooled, rel=1e-6)
     assert abs(local[0] - local[1]) > 0.1 * pooled  # the processes alone would disagree
+
+
+def test_m_threshold_is_strict_at_gamma():
+    """Eq. 7: M labels a pixel only when max_c P_c > γ; exactly at γ it stays unlabeled."""
+    from dfr.modeling.losses import confident_labels
+
+    probs = torch.tensor([[0.75, 0.25], [0.7500001, 0.2499999], [0.25, 0.75]]).T
+    m = confident_labels(probs.reshape(1, 2, 1, 3), gamma=0.75, ignore_index=IGNORE)
+    assert m.flatten().tolist() == [IGNORE, 0, IGNORE]

@@ -211,3 +211,33 @@ def test_sigma_feat_relative_follows_the_window_feature_distance():
                                      sigma_feat=maps.sigma_feat)
     assert abs(losses["loss_dfr"].item() - ref.item()) < 1e-7
     assert crit.pairwise.sigma_feat == 50.0
+
+
+def test_diagnostics_of_a_training_step_equal_the_brute_force_on_its_own_tensors():
+    """Every diag/* scalar that a training step puts equals a float64 loop over the window
+    pairs of that step's own loss maps, with the config's r, σ1, σ2, σ3 (the paper's 5, 6,
+    0.5, 50): a diagnostic computed with another radius or kernel fails."""
+    from detectron2.utils.events import EventStorage
+
+    model = _small_model("MODEL.DFR.DIAG_PERIOD", 1)
+    crit = model.criterion
+    kept = {}
+    orig = crit.loss_maps
+    crit.loss_maps = lambda *a: kept.setdefault("maps", orig(*a))
+    with EventStorage(0) as storage:
+        model(_batch64())
+        got = {k[len("diag/"):]: v[0] for k, v in storage.latest().items()
+               if k.startswith("diag/")}
+    maps = kept["maps"]
+    f = maps.feats.detach().double()
+    c = _brute(maps.probs.detach().double(), maps.image.double(), f, maps.scribbles,
+               maps.target, maps.valid, 5, 6.0, 0.5, 50.0, gamma=crit.gamma)
+    want = {"pairs_bg": c["bg"], "pairs_fg": c["fg"], "pairs_neg": c["neg"],
+            "k_mean": c["k"] / c["n"], "k_nofeat_mean": c["k0"] / c["n"],
+            "feat_dist": c["dist"] / c["n"]}
+    if c["ns"]:
+        want["ffac_same"] = c["same"] / c["ns"]
+    if c["nd"]:
+        want["ffac_diff"] = c["diff"] / c["nd"]
+    for k, v in want.items():
+        assert abs(got[k] - v) <= 1e-5 * max(1.0, abs(v)), (k, got[k], v)

@@ -193,3 +193,28 @@ def test_training_batch_is_padded_to_the_crop_after_normalising():
     assert (x[1, :, 48:, :] == 0).all() and (x[1, :, :, 80:] == 0).all()
     assert seen["valid"][1].sum() == 48 * 80 and not seen["valid"][0, 64:].any()
     assert (seen["labels"][0, :, 64:] == 255).all()
+
+
+def test_solver_compile_compiles_the_training_step_and_keeps_checkpoint_keys():
+    """SOLVER.COMPILE: the trainer's model runs its training tensors (network + criterion)
+    through torch.compile; the modules are not wrapped, so checkpoints keep their keys. (The
+    compiled criterion's values are tested in test_compile.py.)"""
+    from detectron2.config import get_cfg
+
+    from dfr import add_dfr_config
+    from dfr.engine.trainer import Trainer
+
+    def build(mode):
+        cfg = get_cfg()
+        add_dfr_config(cfg)
+        cfg.merge_from_file(str(CPU_YAML))
+        cfg.merge_from_list(["MODEL.SWIN.EMBED_DIM", 16, "MODEL.SWIN.NUM_HEADS", [1, 2, 2, 4],
+                             "SOLVER.COMPILE", mode])
+        return Trainer.build_model(cfg)
+
+    eager, compiled = build(""), build("default")
+    assert "_train_losses" not in vars(eager)
+    assert getattr(compiled._train_losses, "_torchdynamo_orig_callable", None) is not None
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    with pytest.raises(ValueError, match="SOLVER.COMPILE.*'fast'"):
+        build("fast")

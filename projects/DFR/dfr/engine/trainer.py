@@ -107,6 +107,8 @@ class Trainer(DefaultTrainer):
         model = super().build_model(cfg)
         if cfg.MODEL.DFR.NAN_GUARD:
             install_nan_guard(model)
+        if cfg.SOLVER.COMPILE:
+            model.compile_training(cfg.SOLVER.COMPILE)
         return model
 
     def build_hooks(self):

@@ -15,7 +15,10 @@ from ...utils import resize
 from ..criterion import DFRCriterion
 from ..heads import FCNAuxHead, FeatureConsistencyHead, UperNetFusion, build_semantic_head
 
-__all__ = ["DFRSegmentor"]
+__all__ = ["DFRSegmentor", "COMPILE_MODES"]
+
+#: modes of torch.compile accepted by SOLVER.COMPILE
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _pad_batch(images: List[torch.Tensor], min_size=None) -> ImageList:
@@ -147,7 +150,6 @@ class DFRSegmentor(nn.Module):
         # mmseg's Pad(size=crop_size) after Normalize: pad value 0 (= the mean colour), label
         # 255, and `valid` False on the padding so that no loss sees it.
         images = _pad_batch(images, self.train_pad_size)
-        out = self.forward_features(images.tensor, with_feats=True)
         b, _, hp, wp = images.tensor.shape
         valid = torch.zeros((b, hp, wp), dtype=torch.bool, device=self.device)
         ign = self.criterion.ignore_value
@@ -158,7 +160,24 @@ class DFRSegmentor(nn.Module):
             if "sem_seg" in x:
                 labels[i, :h, :w] = x["sem_seg"].to(self.device, torch.long)[:h, :w]
         labels[~valid] = ign
-        return self.criterion(out, images.tensor, labels, valid)
+        return self._train_losses(images.tensor, labels, valid)
+
+    def _train_losses(self, images: torch.Tensor, labels: torch.Tensor,
+                      valid: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The training step's tensors: network and Eq. 1 from the padded normalised batch
+        (B, 3, H, W), labels (B, H, W) and valid (B, H, W); compiled by `compile_training`."""
+        out = self.forward_features(images, with_feats=True)
+        return self.criterion(out, images, labels, valid)
+
+    def compile_training(self, mode: str = "default"):
+        """torch.compile the training step's tensor part (backbone, heads, criterion) with
+        `mode` (SOLVER.COMPILE). The modules are not wrapped: state_dict keys, checkpoints and
+        inference are unchanged."""
+        if mode not in COMPILE_MODES:
+            raise ValueError(f"SOLVER.COMPILE must be '' (off) or one of {COMPILE_MODES}, got "
+                             f"{mode!r}")
+        self._train_losses = torch.compile(self._train_losses, mode=mode)
+        return self
 
     def inference(self, batched_inputs: List[Dict], images: ImageList):
         """Whole-image inference (mmseg `whole_inference` + `postprocess_result`): logits

@@ -1,4 +1,5 @@
-"""Install the `dfr` package (projects/DFR/dfr). Heavy dependencies: see requirements.txt and
+"""Install the `dfr` package (projects/DFR/dfr) and the tools' shared code `dfr_tools`
+(tools/dfr_tools). Heavy dependencies: see requirements.txt and
 tools/install.sh (detectron2 needs tools/install_detectron2.sh or the official git install)."""
 from setuptools import find_packages, setup
 
@@ -7,8 +8,12 @@ setup(
     version="0.1.0",
     description="Dynamic Feature Regularized Loss for weakly supervised semantic segmentation "
     "(Detectron2 project)",
-    package_dir={"": "projects/DFR"},
-    packages=find_packages(where="projects/DFR", include=["dfr", "dfr.*"]),
+    # dfr: the library (training, evaluation, demo); dfr_tools: what the tools/ and datasets/
+    # scripts share, kept with the tools.
+    package_dir={"": "projects/DFR", "dfr_tools": "tools/dfr_tools"},
+    packages=find_packages(where="projects/DFR", include=["dfr", "dfr.*"])
+    + ["dfr_tools." + p for p in find_packages(where="tools/dfr_tools")]
+    + ["dfr_tools"],
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1",

@@ -45,7 +45,7 @@ from dfr.data.datasets.public_scribbles import (
     cdsp_classes,
     read_released_label,
 )
-from dfr.data.prepare import (
+from dfr_tools.prepare import (
     PrepareManifest,
     add_output_options,
     Problems,

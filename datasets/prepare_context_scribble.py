@@ -39,7 +39,7 @@ import numpy as np
 
 from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
-from dfr.data.prepare import (
+from dfr_tools.prepare import (
     PrepareManifest,
     add_output_options,
     Problems,

@@ -71,7 +71,7 @@ from dfr.data.datasets.custom import (
 from dfr.data.datasets.custom_json import register_scribble_dataset_from_json
 from dfr.data.images import IMAGE_EXTENSIONS, image_hw
 from dfr.data.labels import LabelMapError, read_label
-from dfr.data.prepare import Problems, default_root, image_stats, tqdm, write_ids, write_report
+from dfr_tools.prepare import Problems, default_root, image_stats, tqdm, write_ids, write_report
 from dfr.data.scribbles import Scribble, TagMap, UnknownTagError, rasterize
 
 # Tool shape type -> how it is drawn ("polyline": open, "polygon": closed outline, "points":
@@ -419,7 +419,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if len(argv) == 2 and argv[0] == "--example":  # writes the README's my_data/, nothing else
-        from dfr.data.datasets.custom_example import EXAMPLE_CLASSES, write_example
+        from dfr_tools.custom_example import EXAMPLE_CLASSES, write_example
 
         ids = write_example(argv[1])
         print(f"wrote {argv[1]}/: images/ (6), masks/ (2), labelme/ ({len(ids[:2])} JSON), "

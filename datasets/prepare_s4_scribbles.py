@@ -47,7 +47,7 @@ import numpy as np
 
 from dfr.data.datasets.public_scribbles import S4_TREES, decode_s4, read_released_label
 from dfr.data.images import image_hw
-from dfr.data.prepare import (
+from dfr_tools.prepare import (
     PrepareManifest,
     Problems,
     default_root,

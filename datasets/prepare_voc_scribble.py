@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dfr.data.labels import read_label
-from dfr.data.prepare import (
+from dfr_tools.prepare import (
     PrepareManifest,
     add_output_options,
     Problems,

@@ -49,7 +49,7 @@ def test_image_names_with_spaces_work_from_import_to_records(importer, tmp_path,
 
 
 def test_split_reader_of_the_prepare_scripts_keeps_spaces(tmp_path):
-    from dfr.data.prepare.common import read_ids
+    from dfr_tools.prepare.common import read_ids
 
     (tmp_path / "s.txt").write_text("my photo.jpg\n\n  2007_000032  \nplain\n")
     assert read_ids(tmp_path / "s.txt") == ["my photo", "2007_000032", "plain"]
@@ -144,15 +144,15 @@ def test_generated_synthetic_folders_are_readable_and_stale_temps_are_removed(tm
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".perm_tiny.tmp-")] == []
 
 
-def test_readme_lists_the_allowed_range_of_every_dfr_key():
+def test_docs_list_the_allowed_range_of_every_dfr_key():
     from conftest import REPO
 
     from dfr.config import get_dfr_cfg
     from dfr.engine.checks import ranges_markdown
 
     table = ranges_markdown()
-    readme = (REPO / "README.md").read_text()
-    assert table in readme, "README.md: regenerate the table with checks.ranges_markdown()"
+    page = (REPO / "docs" / "GETTING_STARTED.md").read_text()
+    assert table in page, "docs/GETTING_STARTED.md: regenerate the table with checks.ranges_markdown()"
     for key in get_dfr_cfg().MODEL.DFR:
         assert f"| `MODEL.DFR.{key}` |" in table, key
 

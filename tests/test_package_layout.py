@@ -4,7 +4,11 @@ import ast
 from pathlib import Path
 from typing import Dict, List, Set
 
-PACKAGE = Path(__file__).resolve().parents[1] / "projects" / "DFR" / "dfr"
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "projects" / "DFR" / "dfr"
+TOOLS_PACKAGE = REPO / "tools" / "dfr_tools"
 
 
 def module_files(package_dir: Path) -> Dict[str, Path]:
@@ -101,11 +105,25 @@ def _describe(graph, comp):
     return "; ".join(f"{a} -> {b} (line {graph[a][b]})" for a in comp for b in graph[a] if b in comp)
 
 
-def test_package_has_no_import_cycle():
-    graph = import_graph(PACKAGE)
-    assert "dfr.data.datasets.builtin" in graph and len(graph) > 50
+@pytest.mark.parametrize("package", [PACKAGE, TOOLS_PACKAGE], ids=lambda p: p.name)
+def test_package_has_no_import_cycle(package):
+    graph = import_graph(package)
+    assert len(graph) > (50 if package == PACKAGE else 4)
     found = cycles(graph)
     assert not found, "import cycles: " + " | ".join(_describe(graph, c) for c in found)
+
+
+def test_library_does_not_import_tool_code():
+    """dfr holds what training, evaluation and the demo import; the tools' shared code
+    (dfr_tools) is imported by the tools only."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])  # fmt: skip
+            found += [f"{path.relative_to(PACKAGE)}:{node.lineno}" for n in names
+                      if n.split(".")[0] == "dfr_tools"]  # fmt: skip
+    assert not found, f"the library imports dfr_tools at {found}"
 
 
 def _write(root: Path, files: Dict[str, str]):

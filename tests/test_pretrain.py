@@ -49,7 +49,7 @@ def test_checkpoint_round_trips_through_the_swin_loader(tmp_path):
 
 def test_pretraining_task_is_disjoint_from_the_benchmark():
     from dfr.data.synthetic import SYNTHETIC_CLASSES
-    from dfr.data.synthetic_pretrain import PRETRAIN_CLASSES, render_pretrain_sample
+    from dfr_tools.synthetic_pretrain import PRETRAIN_CLASSES, render_pretrain_sample
 
     assert set(PRETRAIN_CLASSES) & set(SYNTHETIC_CLASSES) == {"background"}
     tool = _tool()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Pretrain the small Swin of the synthetic CPU config on a separate dense-label task
-(dfr.data.synthetic_pretrain: other classes, textures and colours than the benchmark), and
+(dfr_tools.synthetic_pretrain: other classes, textures and colours than the benchmark), and
 write its backbone as an mmseg-format Swin checkpoint (plain tensors) that
 MODEL.SWIN.PRETRAINED reads through the real loader (dfr.modeling.backbone.checkpoint).
 
@@ -57,7 +57,7 @@ def _settings(args) -> dict:
     """What the checkpoint depends on: the effective config (not its comments) and the
     generator's source."""
     cfg_text = build_cfg(args.config_file, args.iters, args.lr, "cpu").dump()
-    gen = (REPO / "projects/DFR/dfr/data/synthetic_pretrain.py").read_bytes()
+    gen = (REPO / "tools/dfr_tools/synthetic_pretrain.py").read_bytes()
     return {"iters": args.iters, "batch": args.batch, "lr": args.lr, "seed": args.seed,
             "config_sha": hashlib.sha256(cfg_text.encode()).hexdigest()[:16],
             "generator_sha": hashlib.sha256(gen).hexdigest()[:16]}  # fmt: skip
@@ -65,7 +65,7 @@ def _settings(args) -> dict:
 
 def build_cfg(config_file, iters, lr, device):
     from dfr.config import get_dfr_cfg
-    from dfr.data.synthetic_pretrain import PRETRAIN_CLASSES
+    from dfr_tools.synthetic_pretrain import PRETRAIN_CLASSES
 
     opts = ["MODEL.SEM_SEG_HEAD.NUM_CLASSES", len(PRETRAIN_CLASSES), "MODEL.DFR.USE_DFR", False,
             "MODEL.DFR.USE_FD", False, "MODEL.DFR.USE_FR", False, "MODEL.DFR.KERNEL_FEAT", False,
@@ -76,7 +76,7 @@ def build_cfg(config_file, iters, lr, device):
 
 def make_batch(seed, it, batch, train=True):
     """List of model inputs {"image": uint8 (3, h, w), "sem_seg": long (h, w)}."""
-    from dfr.data.synthetic_pretrain import render_pretrain_sample
+    from dfr_tools.synthetic_pretrain import render_pretrain_sample
 
     out = []
     for i in range(batch):
@@ -96,7 +96,7 @@ def make_batch(seed, it, batch, train=True):
 @torch.no_grad()
 def evaluate(model, seed, n=32):
     """mIoU (%), pixel accuracy and per-class IoU on n held-out rendered images (full size)."""
-    from dfr.data.synthetic_pretrain import PRETRAIN_CLASSES
+    from dfr_tools.synthetic_pretrain import PRETRAIN_CLASSES
 
     k = len(PRETRAIN_CLASSES)
     conf = np.zeros((k, k), np.int64)

@@ -6,7 +6,7 @@ dfr.data.datasets.simulated), the same seeds each, and report mIoU on the same v
 mean ± 95 % t-interval per training set and the paired difference to (a) (same seed).
 
 Every run is a `projects/DFR/train_net.py` subprocess with only DATASETS.TRAIN changed
-(dfr.engine.seed_runs: the runner and statistics of tools/run_synthetic_ablation.py too);
+(dfr_tools.seed_runs: the runner and statistics of tools/run_synthetic_ablation.py too);
 finished runs are reused (--force reruns). Training seed k trains on the scribbles simulated
 with seed k (DATASETS.DFR.SIMULATION_SEED; --simulation-seed fixes one set for every run), so
 the interval covers both; every simulated set is written before the runs start. Writes
@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from dfr.engine.seed_runs import fmt_ci, mean_ci, run_train_net
+from dfr_tools.seed_runs import fmt_ci, mean_ci, run_train_net
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "projects/DFR/configs/synthetic/dfr_swin_tiny_synthetic_cpu.yaml"

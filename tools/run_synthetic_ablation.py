@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfr.engine.seed_runs import FAIL_GAP, failing, fmt_ci, mean_ci, run_train_net
+from dfr_tools.seed_runs import FAIL_GAP, failing, fmt_ci, mean_ci, run_train_net
 
 REPO = Path(__file__).resolve().parents[1]
 PRETRAIN = REPO / "tools" / "pretrain_synthetic_backbone.py"

@@ -32,7 +32,7 @@ from pathlib import Path
 from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, CONTEXT60_CLASSES, VOC_CLASSES
 from dfr.data.images import image_hw
-from dfr.data.prepare import image_stats, write_report
+from dfr_tools.prepare import image_stats, write_report
 from dfr.data.synthetic import SYNTHETIC_CLASSES
 
 CLASSES = {"voc": VOC_CLASSES, "context59": CONTEXT59_CLASSES, "context60": CONTEXT60_CLASSES,

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import List, Sequence, Tuple
 from xml.sax.saxutils import quoteattr
 
-from ..images import image_hw
+from dfr.data.images import image_hw
 
 EXAMPLE_CLASSES = ["background", "animal", "person", "vehicle"]
 # projects/DFR/dfr/data/datasets/ -> the repository root (an editable install / a checkout)
-FIXTURE = Path(__file__).resolve().parents[5] / "tests" / "fixtures" / "custom"
+FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "custom"
 
 __all__ = ["EXAMPLE_CLASSES", "cvat_xml", "labelme_json", "write_example"]
 

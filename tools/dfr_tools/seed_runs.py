@@ -23,7 +23,7 @@ __all__ = ["REPO", "TRAIN_NET", "DIAG_KEYS", "FAIL_GAP", "metrics_path", "read_d
            "fmt_ci"]  # fmt: skip
 
 # The checkout the package is installed from (editable install): the runs are its train_net.py.
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[2]
 TRAIN_NET = REPO / "projects" / "DFR" / "train_net.py"
 FAIL_GAP = 10.0  # a seed this many mIoU below the median of the variant's seeds is "failing"
 DIAG_KEYS = ("m_frac", "pairs_bg", "pairs_fg", "pairs_neg", "feat_norm", "feat_dead_frac",

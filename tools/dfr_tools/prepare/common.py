@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm  # noqa: F401  (the scripts import it from here)
 
-from ..images import image_hw, thread_map
+from dfr.data.images import image_hw, thread_map
 
 
 def default_root() -> Path:

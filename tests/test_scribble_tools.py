@@ -122,8 +122,13 @@ def test_transform_label_root_is_order_independent_and_deterministic(tmp_path):
     transform_label_root(str(alone), str(dst3), length=0.5, drop=0.25, seed=1)
     b = np.asarray(Image.open(dst3 / "img2.png"))
     assert (b == np.asarray(Image.open(dst1 / "img2.png"))).all()
-    assert file_rng(1, "img2.png").random() == file_rng(1, "img2.png").random()
-    assert file_rng(1, "img2.png").random() != file_rng(1, "img1.png").random()
+    # the rule: a file's generator depends on the seed and the file's name, not on its folder
+    def draws(seed, name):
+        return file_rng(seed, name).integers(0, 2**31, 4).tolist()
+
+    assert draws(1, str(src / "img2.png")) == draws(1, "img2.png") == draws(1, "x/y/img2.png")
+    assert draws(1, "img2.png") != draws(2, "img2.png")
+    assert draws(1, "img2.png") != draws(1, "img1.png")
     with pytest.raises(FileNotFoundError, match="missing_dir"):
         transform_label_root(os.path.join(str(tmp_path), "missing_dir"), str(dst1), length=0.3)
 

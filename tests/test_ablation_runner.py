@@ -2,7 +2,7 @@
 schedule estimate of --fit-budget and the table cells for crashed / missing runs."""
 import math
 
-from conftest import load_script
+from helpers import load_script
 
 
 def _tool():

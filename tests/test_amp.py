@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from engine_helpers import INSTANT, register_tiny, setup_cfg
+from helpers import INSTANT, register_tiny, setup_cfg
 
 from dfr.modeling import losses as L
 
@@ -85,7 +85,7 @@ def test_bf16_training_step_matches_fp32_with_finite_gradients():
 def test_trainer_uses_the_amp_step_on_cpu(tmp_path):
     from dfr.engine import Trainer
     from dfr.engine.amp import DFRAMPTrainer
-    from engine_helpers import metrics_rows
+    from helpers import metrics_rows
 
     prefix = register_tiny(tmp_path / "ds")
     cfg = setup_cfg(tmp_path / "run", prefix, "SOLVER.MAX_ITER", 2, "SOLVER.AMP.ENABLED", True,

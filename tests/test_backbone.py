@@ -232,10 +232,10 @@ def test_wrong_file_is_a_clear_error(tmp_path):
 
 def test_convert_tool_writes_a_detectron2_checkpoint(tmp_path):
 
-    from conftest import CONFIGS
+    from helpers import CONFIGS
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from conftest import load_script
+    from helpers import load_script
 
     cvt = load_script("tools/convert_swin_weights.py")
     ref = _timm_reference()

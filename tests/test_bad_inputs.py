@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_VOC, REPO, load_script
-from engine_helpers import INSTANT, load_train_net, parse
+from helpers import REAL_VOC, REPO, load_script
+from helpers import INSTANT, load_train_net, parse
 from PIL import Image
 from skimage.draw import line as sk_line
 
@@ -56,10 +56,6 @@ def run_cli(main, argv):
     if rc:
         raise CLIError(rc, out.getvalue())
     return out.getvalue()
-
-
-def load_module(rel):
-    return load_script(rel)
 
 
 def prepared_voc(root: Path, empty_scribble=False) -> Path:
@@ -266,14 +262,14 @@ def case_prepare_truncated_jpeg(tmp, mp):
     jpg = tmp / "in/VOCdevkit/VOC2012/JPEGImages" / f"{VAL}.jpg"
     data = jpg.read_bytes()
     jpg.write_bytes(data[: len(data) * 2 // 3])  # the header is intact: only a decode fails
-    main = load_module("datasets/prepare_voc_scribble.py").main
+    main = load_script("datasets/prepare_voc_scribble.py").main
     assert "OK: 0 problem(s)" in run_cli(main, argv + ["--fast"])  # headers only: not seen
     return (lambda: run_cli(main, argv)), tmp / "in/VOCdevkit", [f"{jpg}", "unreadable image"]
 
 
 def case_prepare_rerun_other_options(tmp, mp):
     argv = voc_inputs(tmp)
-    main = load_module("datasets/prepare_voc_scribble.py").main
+    main = load_script("datasets/prepare_voc_scribble.py").main
     run_cli(main, argv)
     return (lambda: run_cli(main, argv + ["--line-width", "1"])), tmp, [
         "--line-width 3.0 (now 1.0)", "--force", str(tmp / "out/VOC2012")]
@@ -281,7 +277,7 @@ def case_prepare_rerun_other_options(tmp, mp):
 
 def case_shorten_unknown_variant(tmp, mp):
     mp.setenv("DETECTRON2_DATASETS", str(prepared_voc(tmp / "ds")))
-    main = load_module("tools/shorten_scribbles.py").main
+    main = load_script("tools/shorten_scribbles.py").main
     return (lambda: run_cli(main, ["--voc-variant", "len45"])), tmp / "ds", [
         "--voc-variant 'len45'", "len30", "drop50"]
 
@@ -447,7 +443,7 @@ def test_prepare_force_rewrites_with_the_new_options_and_records_them(tmp_path):
     import json
 
     argv = voc_inputs(tmp_path)
-    main = load_module("datasets/prepare_voc_scribble.py").main
+    main = load_script("datasets/prepare_voc_scribble.py").main
     run_cli(main, argv)
     out = tmp_path / "out/VOC2012"
     png = out / "pascal_2012_scribble" / f"{TRAIN}.png"
@@ -469,7 +465,7 @@ def test_prepare_force_rewrites_with_the_new_options_and_records_them(tmp_path):
 
 def test_tests_read_no_data_outside_the_repository():
     """A fresh clone (no ../shared beside it) runs every test: the real samples are fixtures."""
-    from conftest import FIXTURES
+    from helpers import FIXTURES
 
     assert REAL_VOC.is_relative_to(REPO) and (FIXTURES / "README.md").is_file()
     for f in ("jpg/2007_000032.jpg", "gt_png/2007_000033.png", "xml/test_2008_003147.xml",

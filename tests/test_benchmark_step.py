@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_script
+from helpers import REPO, load_script
 
 TOOL = REPO / "tools" / "benchmark_step.py"
 

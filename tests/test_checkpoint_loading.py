@@ -6,17 +6,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, logged
+from helpers import CONFIGS, TINY_MODEL_OPTS, logged, tiny_model
 
 OPT_IN = "MODEL.ALLOW_UNSAFE_CHECKPOINT True"
-TINY = ["MODEL.DEVICE", "cpu", "MODEL.SWIN.SIZE", "custom", "MODEL.SWIN.EMBED_DIM", 16,
-        "MODEL.SWIN.DEPTHS", [1, 1, 1, 1], "MODEL.SWIN.NUM_HEADS", [1, 2, 2, 4],
-        "MODEL.SWIN.WINDOW_SIZE", 7, "MODEL.SWIN.PRETRAIN_IMG_SIZE", 224,
-        "MODEL.SWIN.DROP_PATH_RATE", 0.0, "MODEL.UPERNET.CHANNELS", 8,
-        "MODEL.AUX_HEAD.CHANNELS", 8, "MODEL.DFR.FEAT_DIM", 8,
-        "MODEL.SEM_SEG_HEAD.NUM_CLASSES", 5]
-
-
 class _CreatesFile:
     """Unpickling this object creates `path` (stands for any code a pickle can run)."""
 
@@ -32,15 +24,6 @@ def checkpoint_log():
     """What the checkpointer logs (missing / unexpected keys)."""
     with logged("fvcore.common.checkpoint") as log:
         yield log
-
-
-def _model(*opts, seed=0):
-    from detectron2.modeling import build_model
-
-    from dfr.config import get_dfr_cfg
-
-    torch.manual_seed(seed)
-    return build_model(get_dfr_cfg(CONFIGS / "Base-DFR.yaml", TINY + list(opts))).eval()
 
 
 def _evil_checkpoint(tmp_path, model, suffix=".pth"):
@@ -63,7 +46,7 @@ def test_model_weights_that_would_run_code_are_refused_unless_opted_in(tmp_path,
     from dfr.engine import DFRCheckpointer
     from dfr.engine.checkpoint import UnsafeCheckpointError
 
-    model = _model()
+    model = tiny_model()
     path, marker = _evil_checkpoint(tmp_path, model, suffix)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(UnsafeCheckpointError) as e:
@@ -85,8 +68,8 @@ def test_swin_pretrained_that_would_run_code_is_refused_through_the_config(tmp_p
     from dfr.config import get_dfr_cfg
     from dfr.modeling.backbone.checkpoint import UnsafeCheckpointError
 
-    path, marker = _evil_checkpoint(tmp_path, _model().backbone)
-    cfg = get_dfr_cfg(CONFIGS / "Base-DFR.yaml", TINY + ["MODEL.SWIN.PRETRAINED", str(path)])
+    path, marker = _evil_checkpoint(tmp_path, tiny_model().backbone)
+    cfg = get_dfr_cfg(CONFIGS / "Base-DFR.yaml", TINY_MODEL_OPTS + ["MODEL.SWIN.PRETRAINED", str(path)])
     with pytest.raises(UnsafeCheckpointError, match=OPT_IN) as e:
         build_backbone(cfg)
     assert str(path) in str(e.value) and not marker.exists()
@@ -99,7 +82,7 @@ def test_swin_pretrained_that_would_run_code_is_refused_through_the_config(tmp_p
 def test_model_zoo_style_pkl_of_numpy_arrays_loads_without_opt_in(tmp_path):
     from dfr.engine import DFRCheckpointer
 
-    model = _model()
+    model = tiny_model()
     want = {k: np.asarray(v.numpy() + 1) for k, v in model.state_dict().items()}
     with open(tmp_path / "zoo.pkl", "wb") as f:
         pickle.dump({"model": want, "__author__": "Detectron2 model zoo"}, f, protocol=2)
@@ -109,7 +92,7 @@ def test_model_zoo_style_pkl_of_numpy_arrays_loads_without_opt_in(tmp_path):
 
 
 def _mmseg_head_state_dict(num_fpn=3):
-    """Hand-written mmseg UPerHead + FCNHead keys (tiny sizes of TINY), each tensor filled
+    """Hand-written mmseg UPerHead + FCNHead keys (tiny sizes of TINY_MODEL_OPTS), each tensor filled
     with a distinct constant so that its destination can be checked."""
     sd, n = {}, [1]
 
@@ -191,7 +174,7 @@ def _mmseg_checkpoint(tmp_path, model):
 def test_full_mmseg_checkpoint_loads_as_model_weights(tmp_path, checkpoint_log):
     from dfr.engine import DFRCheckpointer
 
-    model = _model()
+    model = tiny_model()
     path, sd = _mmseg_checkpoint(tmp_path, model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     DFRCheckpointer(model).load(str(path))
@@ -218,7 +201,7 @@ def test_mmseg_checkpoint_into_a_model_with_fewer_fusion_levels(tmp_path, checkp
 
     from dfr.engine import CheckpointMismatchError
 
-    model = _model("MODEL.UPERNET.FUSION_LEVELS", ["res3", "res5"])
+    model = tiny_model("MODEL.UPERNET.FUSION_LEVELS", ["res3", "res5"])
     path, sd = _mmseg_checkpoint(tmp_path, model)
     with pytest.raises(CheckpointMismatchError, match=r"sem_seg_head.conv.weight \(8, 32, 3, 3\) "
                        r"vs model \(8, 16, 3, 3\).*MODEL.SKIP_MISMATCHED_WEIGHTS True"):
@@ -240,9 +223,9 @@ def test_mmseg_checkpoint_into_a_model_with_fewer_fusion_levels(tmp_path, checkp
 def test_mmseg_window_7_tables_are_resized_bicubically_into_window_12(tmp_path):
     from dfr.engine import DFRCheckpointer
 
-    src_model = _model()
+    src_model = tiny_model()
     path, sd = _mmseg_checkpoint(tmp_path, src_model)
-    model = _model("MODEL.SWIN.WINDOW_SIZE", 12)
+    model = tiny_model("MODEL.SWIN.WINDOW_SIZE", 12)
     DFRCheckpointer(model).load(str(path))
     src = sd["backbone.stages.2.blocks.0.attn.w_msa.relative_position_bias_table"]  # (169, 2)
     got = model.state_dict()["backbone.swin.layers_2.blocks.0.attn.relative_position_bias_table"]

@@ -6,8 +6,7 @@ import os
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO, logged
-from test_checkpoint_loading import TINY, _model
+from helpers import CONFIGS, REPO, TINY_MODEL_OPTS, logged, tiny_model
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def test_no_checkpoint_at_all_loads_model_weights(tmp_path):
 
 
 def _checkpoint_of_classes(tmp_path, num_classes):
-    model = _model("MODEL.SEM_SEG_HEAD.NUM_CLASSES", num_classes, seed=5)
+    model = tiny_model("MODEL.SEM_SEG_HEAD.NUM_CLASSES", num_classes, seed=5)
     path = tmp_path / f"model_{num_classes}cls.pth"
     torch.save({"model": model.state_dict(), "iteration": 10}, path)
     return path, model
@@ -101,7 +100,7 @@ def _checkpoint_of_classes(tmp_path, num_classes):
 def _cfg(*opts):
     from dfr.config import get_dfr_cfg
 
-    return get_dfr_cfg(CONFIGS / "Base-DFR.yaml", TINY + list(opts))
+    return get_dfr_cfg(CONFIGS / "Base-DFR.yaml", TINY_MODEL_OPTS + list(opts))
 
 
 def test_a_checkpoint_of_another_number_of_classes_is_refused_naming_keys_and_counts(tmp_path):
@@ -109,7 +108,7 @@ def test_a_checkpoint_of_another_number_of_classes_is_refused_naming_keys_and_co
 
     path, _ = _checkpoint_of_classes(tmp_path, 3)
     cfg = _cfg()  # 5 classes
-    model = _model()
+    model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointMismatchError) as e:
         DFRCheckpointer.from_config(cfg, model, save_dir="").load(str(path))
@@ -125,7 +124,7 @@ def test_finetune_other_classes_loads_everything_but_the_classifiers(tmp_path):
 
     path, src = _checkpoint_of_classes(tmp_path, 3)
     cfg = _cfg("MODEL.SKIP_MISMATCHED_WEIGHTS", True)
-    model = _model(seed=9)
+    model = tiny_model(seed=9)
     fresh = model.state_dict()["sem_seg_head.predictor.weight"].clone()
     DFRCheckpointer.from_config(cfg, model, save_dir="").load(str(path))
     own, theirs = model.state_dict(), src.state_dict()
@@ -138,8 +137,8 @@ def test_finetune_other_classes_loads_everything_but_the_classifiers(tmp_path):
 def test_eval_only_with_a_checkpoint_of_other_classes_fails_before_evaluating(tmp_path):
     """train_net.py --eval-only used to warn "Skip loading parameter" and evaluate a random
     classifier (exit 0)."""
-    from engine_helpers import DETERMINISTIC_OPTS, INSTANT, dataset_opts, load_train_net, parse
-    from engine_helpers import register_tiny
+    from helpers import DETERMINISTIC_OPTS, INSTANT, dataset_opts, load_train_net, parse
+    from helpers import register_tiny
 
     from dfr.engine import CheckpointMismatchError
 

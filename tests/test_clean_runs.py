@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog
 from PIL import Image
-from test_custom_dataset import CLASSES, _image, _load_importer, labelme_json
+from helpers import CUSTOM_CLASSES, load_custom_importer, write_random_image
+
+from dfr_tools.custom_example import labelme_json
 
 from dfr.data.scribbles import Scribble, rasterize
 
 
 @pytest.fixture(scope="module")
 def importer():
-    return _load_importer()
+    return load_custom_importer()
 
 
 def _run(importer, capsys, *argv):
@@ -28,14 +30,14 @@ def _run(importer, capsys, *argv):
 def test_image_names_with_spaces_work_from_import_to_records(importer, tmp_path, capsys):
     hw = (30, 40)
     for k, name in enumerate(("my photo", "other one", "plain")):
-        _image(tmp_path / "images" / f"{name}.jpg", hw, k)
+        write_random_image(tmp_path / "images" / f"{name}.jpg", hw, k)
         labelme_json(tmp_path / "lm" / f"{name}.json", f"{name}.jpg", hw,
                      [("animal", "line", [(3, 4 + 5 * k), (30, 4 + 5 * k)])])  # fmt: skip
         (tmp_path / "masks").mkdir(exist_ok=True)
         Image.fromarray(np.full(hw, k, np.uint8)).save(tmp_path / "masks" / f"{name}.png")
     code, out = _run(importer, capsys, "--name", "spaced", "--images", tmp_path / "images",
                      "--labelme", tmp_path / "lm", "--gt", tmp_path / "masks",
-                     "--classes", *CLASSES, "--out", tmp_path / "out")  # fmt: skip
+                     "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out")  # fmt: skip
     assert code == 0, out
     assert (tmp_path / "out" / "train.txt").read_text().splitlines() == [
         "my photo", "other one", "plain"]  # fmt: skip
@@ -69,12 +71,12 @@ def test_warn_mode_drops_shapes_mostly_outside_and_clamps_small_overshoots(
     importer, tmp_path, capsys, shape, expect
 ):
     h, w = 30, 40
-    _image(tmp_path / "images" / "a.jpg", (h, w))
+    write_random_image(tmp_path / "images" / "a.jpg", (h, w))
     keep = ("person", "line", [(3, 3), (30, 3)])
     labelme_json(tmp_path / "lm" / "a.json", "a.jpg", (h, w),
                  [keep, ("animal", "linestrip", shape)])  # fmt: skip
     code, out = _run(importer, capsys, "--name", f"far_{expect}", "--images",
-                     tmp_path / "images", "--labelme", tmp_path / "lm", "--classes", *CLASSES,
+                     tmp_path / "images", "--labelme", tmp_path / "lm", "--classes", *CUSTOM_CLASSES,
                      "--out", tmp_path / "out", "--on-problem", "warn")  # fmt: skip
     assert code == 0, out
     said = {"dropped": ": shape dropped (", "clamped": ": clamped (within 2 px",
@@ -108,7 +110,7 @@ def test_sem_seg_metrics_json_is_valid_json_with_null_for_undefined(tmp_path):
 
 def test_trainer_test_writes_strict_json_when_an_iou_is_undefined(tmp_path):
     from detectron2.evaluation import DatasetEvaluator
-    from engine_helpers import register_tiny, setup_cfg
+    from helpers import register_tiny, setup_cfg
 
     from dfr.engine import Trainer
 
@@ -145,7 +147,7 @@ def test_generated_synthetic_folders_are_readable_and_stale_temps_are_removed(tm
 
 
 def test_docs_list_the_allowed_range_of_every_dfr_key():
-    from conftest import REPO
+    from helpers import REPO
 
     from dfr.config import get_dfr_cfg
     from dfr.engine.checks import ranges_markdown
@@ -158,11 +160,11 @@ def test_docs_list_the_allowed_range_of_every_dfr_key():
 
 
 def test_demo_refuses_a_nonsense_model_key_before_building_anything(tmp_path):
-    from conftest import CONFIGS, load_script
+    from helpers import CONFIGS, load_script
 
     from dfr.engine import StartupCheckError
 
-    _image(tmp_path / "in" / "a.jpg", (20, 24))
+    write_random_image(tmp_path / "in" / "a.jpg", (20, 24))
     demo = load_script("projects/DFR/demo/demo.py", "dfr_demo_checks")
     with pytest.raises(StartupCheckError, match=r"MODEL.DFR.GAMMA = 1.5: expected a number in"):
         demo.main(["--config-file", str(CONFIGS / "quick_schedules/"

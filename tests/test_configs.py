@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from conftest import CONFIGS
+from helpers import CONFIGS, TINY_TRAIN_OPTS
 
 ALL_YAMLS = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
 
@@ -245,13 +245,6 @@ def test_ablation_yaml_matches_its_table_row(name):
     assert cfg.MODEL.SWIN.SIZE == "B" and cfg.SOLVER.MAX_ITER == 40000  # over the paper recipe
 
 
-TINY = ["MODEL.SWIN.SIZE", "custom", "MODEL.SWIN.EMBED_DIM", "8", "MODEL.SWIN.DEPTHS", "[1,1,1,1]",
-        "MODEL.SWIN.NUM_HEADS", "[1,1,1,1]", "MODEL.SWIN.WINDOW_SIZE", "4",
-        "MODEL.SWIN.DROP_PATH_RATE", "0.1", "MODEL.UPERNET.CHANNELS", "8",
-        "MODEL.AUX_HEAD.CHANNELS", "8", "MODEL.DFR.FEAT_DIM", "4", "MODEL.DEVICE", "cpu",
-        "MODEL.SEM_SEG_HEAD.NORM", "BN", "INPUT.CROP.SIZE", "(40, 56)"]  # fmt: skip
-
-
 @pytest.mark.parametrize("rel", ALL_YAMLS)
 def test_every_yaml_gives_every_trainable_parameter_a_gradient(rel):
     """DistributedDataParallel without find_unused_parameters needs this: one training step of
@@ -259,7 +252,7 @@ def test_every_yaml_gives_every_trainable_parameter_a_gradient(rel):
     trainable parameter. Table 6 once built FPN convs its fused map never used."""
     from detectron2.modeling import build_model
 
-    cfg = _cfg(rel, *TINY)
+    cfg = _cfg(rel, *TINY_TRAIN_OPTS)
     torch.manual_seed(0)
     model = build_model(cfg).train()
     g = torch.Generator().manual_seed(1)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, load_script
+from helpers import (
+    CUSTOM_CLASSES,
+    REPO,
+    checkout_like,
+    load_custom_importer,
+    write_random_image,
+)
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
@@ -20,28 +26,17 @@ from dfr_tools.custom_example import cvat_xml, labelme_json, write_example
 from dfr.data.scribbles import Scribble, rasterize
 
 FIXTURE = REPO / "tests" / "fixtures" / "custom"
-CLASSES = ["background", "animal", "person", "vehicle"]
-
-
-def _load_importer():
-    return load_script("datasets/prepare_custom_scribbles.py")
 
 
 @pytest.fixture(scope="module")
 def importer():
-    return _load_importer()
+    return load_custom_importer()
 
 
 # ---------------------------------------------------------------- annotation-file writers
 # labelme_json(path, image_name, (h, w), [(label, shape_type, points)]) and
 # cvat_xml(path, [(name, (h, w), [(tag, label, points, z_order)])]): the writers of the
 # README's example folder (prepare_custom_scribbles.py --example), reused here.
-
-
-def _image(path, hw, seed=0):
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    rgb = np.random.default_rng(seed).integers(0, 256, (*hw, 3), dtype=np.uint8)
-    Image.fromarray(rgb).save(path)
 
 
 def _run(importer, capsys, *argv):
@@ -52,8 +47,8 @@ def _run(importer, capsys, *argv):
 # ---------------------------------------------------------------- importer
 def test_labelme_and_cvat_shapes_follow_the_scribblesup_rule(importer, tmp_path, capsys):
     h, w = 30, 40
-    _image(tmp_path / "images" / "a.jpg", (h, w), 1)
-    _image(tmp_path / "images" / "b.png", (h, w), 2)
+    write_random_image(tmp_path / "images" / "a.jpg", (h, w), 1)
+    write_random_image(tmp_path / "images" / "b.png", (h, w), 2)
     line = [(2, 3), (12, 3)]
     strip = [(2, 8), (20, 8), (20, 20)]
     poly = [(25, 5), (37, 5), (37, 25), (25, 25)]
@@ -68,7 +63,7 @@ def test_labelme_and_cvat_shapes_follow_the_scribblesup_rule(importer, tmp_path,
     ])])  # fmt: skip
     code, out = _run(importer, capsys, "--name", "shapes", "--images", tmp_path / "images",
                      "--labelme", tmp_path / "lm", "--cvat", tmp_path / "cvat.xml",
-                     "--classes", *CLASSES, "--out", tmp_path / "out")  # fmt: skip
+                     "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out")  # fmt: skip
     assert code == 0, out
     assert "OK: 0 problem(s)" in out and "shapes_train (2 images)" in out
 
@@ -91,7 +86,7 @@ def test_labelme_and_cvat_shapes_follow_the_scribblesup_rule(importer, tmp_path,
     assert (lab_a == 0).sum() == 5 and lab_a[26, 5] == 0
     lab_b = np.asarray(Image.open(tmp_path / "out" / "scribbles" / "b.png"))
     assert lab_b[15, 30] == 1 and lab_b[2, 30] == 0  # z_order: the -1 line lies under the rest
-    assert (tmp_path / "out" / "classes.txt").read_text().split() == CLASSES
+    assert (tmp_path / "out" / "classes.txt").read_text().split() == CUSTOM_CLASSES
     desc = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert desc["split_file"] == "train.txt" and "gt_root" not in desc
     assert "| 1 | animal | 2 |" in (tmp_path / "out" / "scribble_stats.md").read_text()
@@ -106,7 +101,7 @@ def test_a_phone_photo_stored_sideways_gets_its_displayed_size(importer, tmp_pat
     labelme_json(tmp_path / "lm" / "p.json", "p.jpg", (40, 30),
                  [("animal", "linestrip", [(5, 5), (5, 35)])])  # fmt: skip
     code, out = _run(importer, capsys, "--name", "exiftest", "--images", tmp_path / "images",
-                     "--labelme", tmp_path / "lm", "--classes", *CLASSES,
+                     "--labelme", tmp_path / "lm", "--classes", *CUSTOM_CLASSES,
                      "--out", tmp_path / "out")  # fmt: skip
     assert code == 0, out
     assert np.asarray(Image.open(tmp_path / "out" / "scribbles" / "p.png")).shape == (40, 30)
@@ -119,7 +114,7 @@ def _bad_inputs(tmp_path):
     f: a LabelMe rectangle (unsupported); g.json names an image that does not exist."""
     hw = (30, 40)
     for k, n in enumerate("cdef"):
-        _image(tmp_path / "images" / f"{n}.jpg", hw, k)
+        write_random_image(tmp_path / "images" / f"{n}.jpg", hw, k)
     good = ("person", "linestrip", [(3, 3), (30, 3)])
     cat = ("cat", "line", [(3, 9), (30, 9)])
     labelme_json(tmp_path / "lm" / "c.json", "c.jpg", hw, [good, cat])
@@ -129,7 +124,7 @@ def _bad_inputs(tmp_path):
     cvat_xml(tmp_path / "cvat.xml",
              [("d.jpg", hw, [("polyline", "animal", [(3, 20), (55, 20)], 0)])])  # fmt: skip
     return ["--name", "bad", "--images", tmp_path / "images", "--labelme", tmp_path / "lm",
-            "--cvat", tmp_path / "cvat.xml", "--classes", *CLASSES, "--out", tmp_path / "out"]
+            "--cvat", tmp_path / "cvat.xml", "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out"]
 
 
 def test_problems_are_named_and_stop_the_import_by_default(importer, tmp_path, capsys):
@@ -150,13 +145,13 @@ def test_a_truncated_image_is_named_unless_fast(importer, tmp_path, capsys):
     (training would crash when the sampler reached it); --fast reads headers only."""
     h, w = 30, 40
     for k, name in enumerate(("a", "b")):
-        _image(tmp_path / "images" / f"{name}.jpg", (h, w), k)
+        write_random_image(tmp_path / "images" / f"{name}.jpg", (h, w), k)
         labelme_json(tmp_path / "lm" / f"{name}.json", f"{name}.jpg", (h, w),
                      [("animal", "line", [(2, 3), (12, 3)])])  # fmt: skip
     jpg = tmp_path / "images" / "b.jpg"
     jpg.write_bytes(jpg.read_bytes()[:-200])  # header intact, pixels cut off
     argv = ["--name", "trunc", "--images", tmp_path / "images", "--labelme", tmp_path / "lm",
-            "--classes", *CLASSES, "--out", tmp_path / "out"]  # fmt: skip
+            "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out"]  # fmt: skip
     code, out = _run(importer, capsys, *argv)
     assert code == 1 and "PROBLEM [unreadable image] x1" in out and str(jpg) in out
     assert not (tmp_path / "out" / "dataset.json").exists()
@@ -197,7 +192,7 @@ def _tree(root, ids=("x", "y"), hw=(12, 16)):
     for d in ("scr", "gt"):
         (root / d).mkdir(parents=True, exist_ok=True)
     for k, i in enumerate(ids):
-        _image(root / "img" / "sub" / f"{i}.jpg", hw, k)
+        write_random_image(root / "img" / "sub" / f"{i}.jpg", hw, k)
         lab = np.full(hw, 255, np.uint8)
         lab[k, :] = k
         Image.fromarray(lab).save(root / "scr" / f"{i}.png")
@@ -239,12 +234,12 @@ def test_register_records_metadata_and_background(tmp_path):
 def test_register_is_lazy_and_errors_name_the_files(tmp_path):
     _tree(tmp_path, ids=("x", "y", "z"))
     missing = tmp_path / "nowhere"
-    register_scribble_dataset("lazytest", missing, tmp_path / "scr", CLASSES)  # reads nothing
+    register_scribble_dataset("lazytest", missing, tmp_path / "scr", CUSTOM_CLASSES)  # reads nothing
     with pytest.raises(FileNotFoundError, match=f"image folder not found: {missing}"):
         DatasetCatalog.get("lazytest_train")
     (tmp_path / "split.txt").write_text("x\ny\nw\n")
     os.remove(tmp_path / "scr" / "y.png")
-    register_scribble_dataset("splittest", tmp_path / "img", tmp_path / "scr", CLASSES,
+    register_scribble_dataset("splittest", tmp_path / "img", tmp_path / "scr", CUSTOM_CLASSES,
                               split_file=tmp_path / "split.txt")  # fmt: skip
     with pytest.raises(FileNotFoundError) as e:
         DatasetCatalog.get("splittest_train")
@@ -253,7 +248,7 @@ def test_register_is_lazy_and_errors_name_the_files(tmp_path):
     assert f"scribble label {tmp_path / 'scr' / 'y.png'} (for image" in msg  # image w/o label
     assert "image w.* in" in msg  # listed id without an image
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "scr" / "z.png")
-    register_scribble_dataset("sizetest", tmp_path / "img", tmp_path / "scr", CLASSES)
+    register_scribble_dataset("sizetest", tmp_path / "img", tmp_path / "scr", CUSTOM_CLASSES)
     with pytest.raises(ValueError, match=r"z.png: 5x5, image .*z.jpg: 16x12"):
         DatasetCatalog.get("sizetest_train")
 
@@ -307,21 +302,6 @@ def readme_blocks(section="## Train on your own scribbles"):
     return re.findall(r"```(bash|python)\n(.*?)```", body, flags=re.S)
 
 
-def checkout_like(work: Path):
-    """`work` laid out like the checkout for the README's commands: projects/, tools/,
-    datasets/*.py linked, and .venv/bin/python = the running interpreter (sys.executable)."""
-    work.mkdir(parents=True)
-    for name in ("projects", "tools"):
-        os.symlink(REPO / name, work / name)
-    (work / "datasets").mkdir()
-    for script in (REPO / "datasets").glob("*.py"):
-        os.symlink(script, work / "datasets" / script.name)
-    py = work / ".venv" / "bin" / "python"
-    py.parent.mkdir(parents=True)
-    py.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    py.chmod(0o755)
-
-
 def test_readme_section_runs_as_written(tmp_path):
     """example folder -> import -> register -> train -> evaluate -> demo, with the README's
     commands, in a folder laid out like the checkout; `.venv/bin/python` there is the
@@ -354,7 +334,7 @@ def test_readme_section_runs_as_written(tmp_path):
     scribbles = json.loads((FIXTURE / "scribbles.json").read_text())
     for i in ("2007_009897", "2011_003223"):
         w, h = Image.open(FIXTURE / "images" / f"{i}.jpg").size
-        ss = [Scribble(CLASSES.index(c), np.asarray(p)) for c, p in scribbles[i]]
+        ss = [Scribble(CUSTOM_CLASSES.index(c), np.asarray(p)) for c, p in scribbles[i]]
         got = np.asarray(Image.open(ds / "scribbles" / f"{i}.png"))
         np.testing.assert_array_equal(got, rasterize(ss, h, w))
     out = work / "output" / "my_scribbles"
@@ -367,4 +347,4 @@ def test_readme_section_runs_as_written(tmp_path):
         overlay = Image.open(out / "demo" / f"{i}_overlay.png")
         assert overlay.size == Image.open(FIXTURE / "images" / f"{i}.jpg").size
         label = Image.open(out / "demo" / f"{i}_label.png")
-        assert label.mode == "P" and np.asarray(label).max() < len(CLASSES)
+        assert label.mode == "P" and np.asarray(label).max() < len(CUSTOM_CLASSES)

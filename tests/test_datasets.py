@@ -149,7 +149,7 @@ def test_missing_split_file_and_missing_label_are_named(voc_root):
 
 
 def _load_cli():
-    from conftest import load_script
+    from helpers import load_script
 
     return load_script("tools/shorten_scribbles.py", "shorten_scribbles_cli").main
 

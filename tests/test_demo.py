@@ -4,7 +4,7 @@ the labels equal to the model's own prediction, --tta, input globs and the input
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_script
+from helpers import REPO, load_script
 from PIL import Image
 
 INSTANT = REPO / "projects/DFR/configs/quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"

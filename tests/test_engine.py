@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from detectron2.config import get_cfg
-from engine_helpers import register_tiny, setup_cfg
+from helpers import register_tiny, setup_cfg
 from torch import nn
 
 
@@ -62,7 +62,7 @@ def test_dfr_model_groups_name_by_name():
     every other trainable parameter (heads' BN and biases included) 0.01; frozen ones absent."""
     from dfr.config import get_dfr_cfg
     from dfr.engine import Trainer, build_optimizer
-    from engine_helpers import INSTANT
+    from helpers import INSTANT
 
     cfg = get_dfr_cfg(INSTANT, ["MODEL.SEM_SEG_HEAD.NORM", "BN", "SOLVER.WEIGHT_DECAY", "0.01",
                                 "MODEL.DFR.USE_FD", "False", "MODEL.DFR.USE_FR", "False"])

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_helpers import INSTANT, REPO, TRAIN_NET
+from helpers import INSTANT, REPO, TRAIN_NET
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 

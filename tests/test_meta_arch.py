@@ -2,7 +2,7 @@
 switches of Tables 4/5/7, padding/valid handling, inference at the original size."""
 import pytest
 import torch
-from conftest import CONFIGS
+from helpers import CONFIGS
 
 CPU_YAML = CONFIGS / "synthetic" / "dfr_swin_tiny_synthetic_cpu.yaml"
 ALL_LOSSES = {"loss_pce", "loss_aux", "loss_dfr", "loss_fd", "loss_fr"}

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, load_script
+from helpers import REPO, load_script
 
 FIXTURE = REPO / "tests" / "fixtures" / "mmseg_parity"
 TOL = 1e-4
@@ -183,7 +183,7 @@ def test_eval_only_on_odd_sized_images_reproduces_mmseg_predictions(tmp_path, re
     truth is mmseg's own argmax (on the fixture's stride-3 grid, pixels whose top-2 logit
     margin is > 1e-3; 255 elsewhere), so any pipeline difference shows as pACC < 100."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
-    from engine_helpers import load_train_net, parse
+    from helpers import load_train_net, parse
     from PIL import Image
 
     name = f"mmseg_parity_odd_{id(tmp_path)}"

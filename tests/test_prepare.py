@@ -6,7 +6,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import load_script
+from helpers import load_script
 
 from dfr.data.classes import CONTEXT59_CLASSES, voc_palette
 

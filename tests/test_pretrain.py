@@ -7,7 +7,7 @@ import sys
 import cv2
 import numpy as np
 import torch
-from engine_helpers import INSTANT, REPO
+from helpers import INSTANT, REPO
 
 
 def _tool():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, load_script
+from helpers import FIXTURES, load_script
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 

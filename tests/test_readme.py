@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO
-from test_custom_dataset import checkout_like
+from helpers import REPO
+from helpers import checkout_like
 
 README = REPO / "README.md"
 OWN_SECTION = "## Train on your own scribbles"

@@ -12,7 +12,7 @@ from dfr.data.scribbles.faithfulness import (
     summarize,
 )
 
-from conftest import REAL_VOC, load_script
+from helpers import REAL_VOC, load_script
 
 
 def _case():

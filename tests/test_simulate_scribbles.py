@@ -12,7 +12,7 @@ from dfr.data.labels import read_label
 from dfr.data.scribbles import image_seed, skeleton_scribbles
 from dfr.data.scribbles.simulate import S4_DEFAULTS
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 
 NUM_MAPS = 48
 EIGHT = np.ones((3, 3), bool)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, logged
+from helpers import REPO, logged
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 

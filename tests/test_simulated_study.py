@@ -5,7 +5,7 @@ import json
 import math
 
 import pytest
-from conftest import REPO, load_script
+from helpers import REPO, load_script
 
 QUICK = REPO / "projects/DFR/configs/quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"
 

@@ -1,6 +1,6 @@
 """Foundation: the package imports, registers and builds configs the Detectron2 way."""
 import pytest
-from conftest import CONFIGS
+from helpers import CONFIGS
 
 
 def test_add_dfr_config_registers_what_the_base_config_names():

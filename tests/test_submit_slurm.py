@@ -11,7 +11,7 @@ import pytest
 
 submitit = pytest.importorskip("submitit")
 
-from conftest import REPO, load_script  # noqa: E402
+from helpers import REPO, load_script  # noqa: E402
 
 INSTANT = REPO / "projects/DFR/configs/quick_schedules/dfr_swin_tiny_synthetic_instant_test.yaml"
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import torch
-from engine_helpers import (
+from helpers import (
     DETERMINISTIC_OPTS,
     INSTANT,
     REPO,
@@ -160,7 +160,7 @@ _RUNNER = """
 import sys
 sys.path.insert(0, {tests!r})
 sys.argv = ["train_net.py"] + {argv!r}
-from engine_helpers import load_train_net, register_tiny, parse
+from helpers import load_train_net, register_tiny, parse
 register_tiny({root!r}, {prefix!r})  # module level: runs again in every spawned process
 tn = load_train_net()
 
@@ -217,15 +217,15 @@ def test_table6_config_trains_under_two_gloo_processes(tmp_path):
     """Table 6 row 4 (fused map = Block-4 only) under DistributedDataParallel: 2 processes,
     2 iterations. It once failed with 'Expected to have finished reduction' because the FPN
     convs of unselected levels ran without gradient."""
-    from conftest import CONFIGS
-    from test_configs import TINY
+    from helpers import CONFIGS
+    from helpers import TINY_TRAIN_OPTS
 
     root = tmp_path / "ds"
     prefix = register_tiny(root)
     out = tmp_path / "t6"
     argv = ["--num-gpus", "2", "--dist-url", "auto",
             "--config-file", str(CONFIGS / "ablations/table6_row4_block4.yaml"),
-            *DETERMINISTIC_OPTS, *dataset_opts(prefix), *TINY, "MODEL.SWIN.PRETRAINED", "",
+            *DETERMINISTIC_OPTS, *dataset_opts(prefix), *TINY_TRAIN_OPTS, "MODEL.SWIN.PRETRAINED", "",
             "MODEL.SEM_SEG_HEAD.NORM", "naiveSyncBN", "INPUT.CROP.SIZE", "(64, 64)",
             "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "4",
             "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "0",

@@ -117,7 +117,7 @@ def test_single_view_tta_and_one_window_slide_equal_the_dfr_model_at_odd_sizes(
     """Single-scale TTA and slide with one window give the plain model's output (1e-6), at an
     odd size, with mmseg's test resize on (TTA gets the ORIGINAL image and resizes it with
     the same rule) and off."""
-    from engine_helpers import setup_cfg
+    from helpers import setup_cfg
 
     from dfr.data import ScribbleDatasetMapper
     from dfr.engine import Trainer

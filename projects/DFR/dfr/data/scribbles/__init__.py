@@ -26,7 +26,9 @@ The standard conversion (``rasterize`` defaults; tests/fixtures/README.md, rloss
 
 Modules: ``formats`` (parsers), ``tags`` (tag maps), ``rasterize`` (drawing), ``sources``
 (folder / zip / file by image id), ``simulate`` (scribbles simulated from dense maps in the
-published styles), ``faithfulness`` (statistics against the dense ground truth), ``tools``
+published styles: ``simulate_s4``, ``simulate_cdsp``, their typed ``params`` and ``strokes``),
+``geometry`` (regions, skeleton graphs and paths, per-image seeding: shared by every
+generator and tool), ``faithfulness`` (statistics against the dense ground truth), ``tools``
 (shorten, drop and generate scribbles from label maps, for the scribble-length study and the
 synthetic set), ``errors``. Label PNGs are read by
 ``dfr.data.labels``.
@@ -35,7 +37,17 @@ from .errors import ScribbleError, ScribbleFormatError, UnknownTagError
 from .formats import Scribble, ScribbleSet, parse_scribble_txt, parse_scribble_xml
 from .rasterize import labeled_fraction, rasterize
 from .sources import ScribbleSource, image_id_from_name, open_scribble_source
-from .simulate import GENERATOR_VERSION, STYLES, image_seed, simulate_scribbles
+from .simulate import (
+    DEFAULT_PARAMS,
+    GENERATOR_VERSION,
+    S4_PRESETS,
+    STYLES,
+    CdspParams,
+    S4Params,
+    SkeletonParams,
+    image_seed,
+    simulate_scribbles,
+)
 from .tags import (
     TagMap,
     context59_index,
@@ -54,7 +66,12 @@ from .tools import (
 )
 
 __all__ = [
+    "CdspParams",
+    "DEFAULT_PARAMS",
     "GENERATOR_VERSION",
+    "S4Params",
+    "S4_PRESETS",
+    "SkeletonParams",
     "STYLES",
     "Scribble",
     "ScribbleError",

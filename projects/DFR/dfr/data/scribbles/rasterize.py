@@ -8,10 +8,10 @@ import numpy as np
 from ..classes import IGNORE_LABEL
 from .formats import Scribble, ScribbleSet
 
-__all__ = ["labeled_fraction", "rasterize"]
+__all__ = ["draw_segments", "labeled_fraction", "rasterize"]
 
 
-def _draw_segments(canvas, p, q, value, radius, window: int = 24):
+def draw_segments(canvas, p, q, value, radius, window: int = 24):
     """Set to `value` the pixels whose centre is within `radius` of any segment p[i]q[i]
     ((S, 2) arrays of (x, y); p == q draws a dot), clipped to the canvas. Segments whose
     clipped box fits `window` are done together in (S, ky, kx) grids, longer ones alone."""
@@ -37,6 +37,9 @@ def _draw_segments(canvas, p, q, value, radius, window: int = 24):
         dist2 = (xs - px - t * dx) ** 2 + (ys - py - t * dy) ** 2
         m = (dist2 <= radius * radius + 1e-9) & (xs < w) & (ys < h)
         canvas[np.broadcast_to(ys, m.shape)[m], np.broadcast_to(xs, m.shape)[m]] = value
+
+
+_draw_segments = draw_segments  # its former private name (tests/test_scribble_io.py)
 
 
 def _bresenham(canvas, p, q, value):
@@ -77,7 +80,7 @@ def rasterize(
             pts = np.stack([np.clip(pts[:, 0], 0, width - 1), np.clip(pts[:, 1], 0, height - 1)], 1)
         if np.all(pts == pts[:1]):
             if point_radius is not None:
-                _draw_segments(canvas, pts[:1], pts[:1], s.class_id, float(point_radius))
+                draw_segments(canvas, pts[:1], pts[:1], s.class_id, float(point_radius))
             continue
         keep = np.ones(len(pts), bool)
         keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)  # repeated points add nothing
@@ -86,7 +89,7 @@ def rasterize(
             for p, q in zip(pts[:-1], pts[1:]):
                 _bresenham(canvas, p, q, s.class_id)
         else:
-            _draw_segments(canvas, pts[:-1], pts[1:], s.class_id, line_width / 2.0)
+            draw_segments(canvas, pts[:-1], pts[1:], s.class_id, line_width / 2.0)
     return canvas
 
 

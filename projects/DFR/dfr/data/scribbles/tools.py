@@ -11,18 +11,16 @@ All randomness comes from a numpy Generator; file-level tools seed it per file f
 """
 
 import os
-import zlib
 from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
 from ..classes import IGNORE_LABEL
 from ..labels import read_label
+from .geometry import file_rng, iter_regions, region_centre, skeleton_order
 
 __all__ = [
     "scribble_components",
@@ -37,61 +35,20 @@ __all__ = [
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def file_rng(seed: int, name: str) -> np.random.Generator:
-    """Generator seeded by (seed, file name): deterministic and order-independent."""
-    return np.random.default_rng([seed, zlib.crc32(os.path.basename(name).encode())])
-
-
 def scribble_components(label: np.ndarray, ignore_label: int = IGNORE_LABEL):
-    """Yield (class_id, bool mask) for every 8-connected component of every class."""
-    for c in np.unique(label):
-        if c == ignore_label:
-            continue
-        comp, n = ndimage.label(label == c, structure=_EIGHT)
-        for sl_i, sl in enumerate(ndimage.find_objects(comp)):
-            mask = np.zeros(label.shape, dtype=bool)
-            mask[sl] = comp[sl] == sl_i + 1
-            yield int(c), mask
-
-
-def skeleton_order(skel: np.ndarray) -> np.ndarray:
-    """(N, 2) (y, x) coordinates of the skeleton pixels of `skel` (bool, one component),
-    sorted by geodesic distance (8-connected, diagonal step sqrt 2) from one end: the pixel
-    farthest from an arbitrary start, as for the diameter of a tree."""
-    ys, xs = np.nonzero(skel)
-    n = len(ys)
-    if n <= 1:
-        return np.stack([ys, xs], 1)
-    index = -np.ones(skel.shape, dtype=np.int64)
-    index[ys, xs] = np.arange(n)
-    rows, cols, w = [], [], []
-    h, wd = skel.shape
-    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
-        y2, x2 = ys + dy, xs + dx
-        ok = (y2 >= 0) & (y2 < h) & (x2 >= 0) & (x2 < wd)
-        j = np.full(n, -1)
-        j[ok] = index[y2[ok], x2[ok]]
-        ok = j >= 0
-        rows.append(np.nonzero(ok)[0])
-        cols.append(j[ok])
-        w.append(np.full(ok.sum(), np.hypot(dy, dx)))
-    rows, cols, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(w)
-    graph = coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
-    d0 = dijkstra(graph, directed=False, indices=0)
-    end = int(np.argmax(np.where(np.isfinite(d0), d0, -1)))
-    d = dijkstra(graph, directed=False, indices=end)
-    d[~np.isfinite(d)] = d[np.isfinite(d)].max() + 1  # a broken skeleton: other piece last
-    order = np.argsort(d, kind="stable")
-    return np.stack([ys[order], xs[order]], 1)
+    """Yield (class_id, bool mask of the map's shape) for every 8-connected region of every
+    class, in raster order (geometry.iter_regions)."""
+    for c, sl, crop, _ in iter_regions(label, ignore_label, raster_order=True):
+        mask = np.zeros(label.shape, dtype=bool)
+        mask[sl] = crop
+        yield c, mask
 
 
 def _component_skeleton(mask: np.ndarray) -> np.ndarray:
     skel = skeletonize(mask)
     if not skel.any():  # a speck: its centre pixel
-        ys, xs = np.nonzero(mask)
-        i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
         skel = np.zeros_like(mask)
-        skel[ys[i], xs[i]] = True
+        skel[region_centre(mask)] = True
     return skel
 
 

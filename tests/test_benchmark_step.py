@@ -26,11 +26,14 @@ def test_every_row_and_precision_with_positive_times(tiny_run):
     bench = load_script("tools/benchmark_step.py", "benchmark_step")
     res, stdout = tiny_run
     rows = {(r["row"], r["precision"]): r for r in res["rows"]}
-    names = bench.TRAIN_ROWS + bench.INFER_ROWS
+    names = bench.default_rows(tiny=True)
+    assert not any(n.endswith("_compiled") for n in names)
     assert set(rows) == {(n, p) for n in names for p in bench.PRECISIONS}
     for (name, prec), r in rows.items():
         if name == "mmseg_pce":
             assert r["skipped"] == "no --mmseg-python" and r["ms"] is None
+        elif name == "pairwise_triton" and prec != "fp16":
+            assert r["skipped"] == "the Triton kernels run on CUDA" and r["ms"] is None
         elif prec == "fp16":
             assert r["skipped"] == bench.FP16_CPU_SKIP and r["ms"] is None
         else:
@@ -60,6 +63,8 @@ def test_rows_differ_where_the_models_differ(tiny_run):
         assert all(ckpt[k] == pytest.approx(full[k], rel=1e-4, abs=1e-6) for k in full), (ckpt, full)
         pairwise = rows[("pairwise", prec)]
         assert set(pairwise["losses"]) == {"loss_dfr", "loss_fd", "loss_fr"}
+        # the torch window pass launches many more kernels than the model's pCE step has ops
+        assert pairwise["launches"] > 100 and rows[("pce", prec)]["launches"] > 0
         ss, tta = rows[("infer_ss", prec)], rows[("infer_tta", prec)]
         assert (ss["views"], tta["views"]) == (1, 12)  # 6 scales x flip
         assert tta["ms"] > ss["ms"]
@@ -120,3 +125,16 @@ sys.exit(m.main(["--mmseg-worker", {str(req)!r}, "--json", {str(out)!r}]))
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(out.read_text()) == {"rows": [], "versions": {"x": 7}}
+
+
+def test_launch_count_counts_kernels_not_views():
+    import torch
+
+    bench = load_script("tools/benchmark_step.py", "benchmark_step")
+    x = torch.ones(4, 4)
+
+    def fn():
+        y = (x + 1).view(16).t()  # one kernel, two views
+        return (y * 2).sum()  # two kernels
+
+    assert bench.count_launches(fn, "cpu") == 3

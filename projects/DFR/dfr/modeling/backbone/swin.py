@@ -24,10 +24,10 @@ logger = logging.getLogger(__name__)
 # shifting inside a Swin block, and its order (shift, then pad) differs from the official Swin /
 # mmseg one on maps that are not window multiples (`_padded_shifted_window_attention`). The
 # override is bound to timm's `SwinTransformerBlock._attn`, whose source is identical in every
-# release of TIMM_TESTED (setup.py admits only those): tests/test_backbone.py fails, with the
-# diff, when the installed timm's `_attn` differs from the copy in
-# tests/fixtures/timm/swin_block_attn.py.txt, and when the parameters of the timm helpers the
-# override calls differ from those below.
+# release of TIMM_TESTED (setup.py admits only those): tests/test_upstream_overrides.py fails,
+# with the diff, when the installed timm's `_attn` differs from the copy in
+# tests/fixtures/upstream/, and tests/test_backbone.py when the parameters of the timm helpers
+# the override calls differ from those below.
 TIMM_TESTED = ("1.0.15", "1.0.31")
 TIMM_ATTN_SIGNATURE = {
     "SwinTransformerBlock._attn": ("self", "x"),

@@ -41,17 +41,15 @@ from dfr.data import scribbles as sio
 from dfr.data.classes import CONTEXT59_CLASSES, context60_to_59
 from dfr_tools.prepare import (
     PrepareManifest,
-    add_output_options,
     Problems,
-    check_counts,
+    add_output_options,
     default_root,
     existing_label_ok,
-    parse_counts,
+    finish_splits,
     place_images,
     read_ids,
     run_options,
     tqdm,
-    write_ids,
     write_png,
 )
 
@@ -248,18 +246,7 @@ def main(argv=None) -> int:
     else:
         pr.note("no scribbles", "--scribbles not given: only dense labels written")
 
-    if pr.errors.get("missing list"):
-        pr.note("split lists", "not written: an input list is missing")
-    else:
-        for name, ids in splits.items():
-            write_ids(out / "ImageSets" / f"{name}.txt", ids)
-    if not a.no_verify_counts:
-        check_counts(splits, parse_counts(a.expected_counts) if a.expected_counts else EXPECTED, pr)
-    print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
-    if a.fast:
-        pr.note("images", "--fast: JPEG headers only, pixels not decoded")
-    run.finished()
-    return pr.report()
+    return finish_splits(a, splits, out / "ImageSets", out, EXPECTED, pr, run)
 
 
 if __name__ == "__main__":

@@ -33,17 +33,15 @@ import numpy as np
 from dfr.data.labels import read_label
 from dfr_tools.prepare import (
     PrepareManifest,
-    add_output_options,
     Problems,
-    check_counts,
+    add_output_options,
     default_root,
     existing_label_ok,
-    parse_counts,
+    finish_splits,
     place_images,
     read_ids,
     run_options,
     tqdm,
-    write_ids,
     write_png,
 )
 from dfr.data.scribbles import ScribbleError, open_scribble_source, voc_tag_map
@@ -258,19 +256,7 @@ def main(argv=None) -> int:
         )
 
     # ---- lists + counts
-    if pr.errors.get("missing list"):
-        pr.note("split lists", "not written: an input list is missing")
-    else:
-        for name, split_ids in splits.items():
-            write_ids(out / "ImageSets/Segmentation" / f"{name}.txt", split_ids)
-    if not a.no_verify_counts:
-        expected = parse_counts(a.expected_counts) if a.expected_counts else EXPECTED
-        check_counts(splits, expected, pr)
-    print(f"wrote {out}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
-    if a.fast:
-        pr.note("images", "--fast: JPEG headers only, pixels not decoded")
-    run.finished()
-    return pr.report()
+    return finish_splits(a, splits, out / "ImageSets/Segmentation", out, EXPECTED, pr, run)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@ from .common import (
     PrepareManifest,
     Problems,
     add_output_options,
-    check_counts,
     check_manifest,
     default_root,
     existing_label_ok,
     image_sizes,
     link_file,
-    parse_counts,
     place_images,
     read_ids,
     run_options,
@@ -21,6 +19,7 @@ from .common import (
     write_manifest,
     write_png,
 )
+from .splits import check_counts, finish_splits, parse_counts
 from .stats import image_stats, write_report
 
 __all__ = [
@@ -30,6 +29,7 @@ __all__ = [
     "Problems",
     "check_counts",
     "check_manifest",
+    "finish_splits",
     "default_root",
     "existing_label_ok",
     "image_sizes",

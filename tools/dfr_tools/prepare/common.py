@@ -311,27 +311,3 @@ def run_options(args, path_keys: Iterable[str]) -> Dict[str, object]:
             v = str(v)
         opts["--" + k.replace("_", "-")] = v
     return opts
-
-
-def parse_counts(text: str) -> Dict[str, int]:
-    """``"train_aug=10582,val=1449"`` -> dict."""
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        k, _, v = part.partition("=")
-        if not v:
-            raise ValueError(f"--expected-counts: expected name=number, got {part!r}")
-        out[k.strip()] = int(v)
-    return out
-
-
-def check_counts(splits: Dict[str, List[str]], expected: Dict[str, int], problems: Problems):
-    for name, n in expected.items():
-        if name not in splits:
-            continue
-        if len(splits[name]) != n:
-            problems.error(
-                "count",
-                f"split {name} has {len(splits[name])} images, expected {n} "
-                "(wrong/partial archive? pass --expected-counts or --no-verify-counts "
-                "for a subset)",
-            )

@@ -14,6 +14,7 @@ back-propagated together, as in a training step.
     python tools/benchmark_losses.py --threads 2 --batch 2 --crop 512 --iters 2 \
         --train-step projects/DFR/configs/voc/dfr_swin_base_bs16_40k.yaml
     python tools/benchmark_losses.py --count-ops --threads 1   # kernel launches per call
+    python tools/benchmark_losses.py --count-ops --threads 1 --pairwise compiled
 
 --train-step builds the model of CONFIG and reports the share of the pairwise losses (Ldfr, Lfd,
 Lfr forward + backward, measured by timing the losses on the shapes the model produces) in one
@@ -72,18 +73,30 @@ def _loss_fns(impl):
     return unfold_dfr, unfold_fd, unfold_fr, confident_labels
 
 
-def _step_fn(impl, which, radius, logits, image, feats, valid):
+def _step_fn(impl, which, radius, logits, image, feats, valid, pairwise="torch"):
+    """One forward + backward of the losses. pairwise (the "fused" case): "torch" (the eager
+    torch window pass), "triton" (the fused kernels) or "compiled" (torch.compile of the
+    torch pass; the first call compiles)."""
     dfr, fd, fr, conf = _loss_fns(impl)
     logits.requires_grad_()
     feats.requires_grad_()
 
+    def fused_loss(logits, feats):
+        from dfr.modeling.losses import pairwise_losses
+        probs = logits.softmax(1)
+        labels = conf(probs.detach(), gamma=0.5)
+        out = pairwise_losses(probs, image, feats, labels, valid, radius=radius,
+                              impl="triton" if pairwise == "triton" else "torch",
+                              validate=False)
+        return out["dfr"] + out["fd"] + out["fr"]
+
+    if which == "fused" and impl == "efficient" and pairwise == "compiled":
+        fused_loss = torch.compile(fused_loss, fullgraph=True)
+
     def step():
         probs = logits.softmax(1)
         if which == "fused" and impl == "efficient":
-            from dfr.modeling.losses import pairwise_losses
-            labels = conf(probs, gamma=0.5)
-            out = pairwise_losses(probs, image, feats, labels, valid, radius=radius)
-            loss = out["dfr"] + out["fd"] + out["fr"]
+            loss = fused_loss(logits, feats)
         else:
             loss = dfr(probs, image, feats, valid, radius=radius)
         if which == "all" or (which == "fused" and impl != "efficient"):
@@ -102,14 +115,16 @@ def worker(args):
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     inputs = _make_inputs(args.B, args.C, args.d, args.size, args.size, device)
-    step = _step_fn(args.impl, args.loss, args.radius, *inputs)
+    step = _step_fn(args.impl, args.loss, args.radius, *inputs, pairwise=args.pairwise)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
         base = _rss_mb()
-    value = step()  # warm-up (also the first peak)
+    t_first = time.perf_counter()
+    value = step()  # warm-up (also the first peak; compiles with --pairwise compiled)
+    first_s = time.perf_counter() - t_first
     times, cpu = [], []
     for _ in range(args.runs):
         sync()
@@ -123,13 +138,15 @@ def worker(args):
     else:
         peak = _maxrss_mb() - base
     print(json.dumps({"time_ms": 1000 * statistics.median(times), "peak_mb": peak,
-                      "cpu_ms": 1000 * statistics.median(cpu), "value": value}))
+                      "cpu_ms": 1000 * statistics.median(cpu), "value": value,
+                      "first_call_s": first_s}))
 
 
 def run_case(args, impl, loss, b, c, d, size, radius):
     cmd = [sys.executable, __file__, "--worker", "--impl", impl, "--loss", loss, "--B", str(b),
            "--C", str(c), "--d", str(d), "--size", str(size), "--radius", str(radius),
-           "--runs", str(args.runs), "--threads", str(args.threads), "--device", args.device]
+           "--runs", str(args.runs), "--threads", str(args.threads), "--device", args.device,
+           "--pairwise", args.pairwise]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["killed"])[-1][:80]}
@@ -271,17 +288,28 @@ def count_ops(args):
 
     torch.set_num_threads(args.threads)
     b, c, d, s = args.B, args.C, args.d, args.size
-    step = _step_fn("efficient", "fused", args.radius, *_make_inputs(b, c, d, s, s, "cpu"))
-    step()  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    step = _step_fn("efficient", "fused", args.radius, *_make_inputs(b, c, d, s, s, args.device),
+                    pairwise=args.pairwise)
+    step()  # warm-up (and compilation)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+    with profile(activities=acts) as prof:
         step()
-    aten = [e for e in prof.events() if e.name.startswith("aten::")]
+    events = prof.events()
+    aten = [e for e in events if e.name.startswith("aten::")]
     leaf = [e for e in aten if not any(ch.name.startswith("aten::") for ch in e.cpu_children)]
     kernels = [e for e in leaf if e.name not in NO_KERNEL_OPS]
-    print(f"pairwise_losses fwd + bwd, B {b}, C {c}, d {d}, {s}x{s}, r {args.radius}: "
-          f"{len(kernels)} kernel-launching ops, {len(leaf) - len(kernels)} view / allocation "
-          f"ops ({len(aten)} ATen events in all)")
-    return len(kernels)
+    generated = [e for e in events if e.name.startswith(("_fwd_kernel", "_bwd_kernel"))
+                 and e.device_type.name == "CPU"]
+    n_gen = len(generated)
+    if args.pairwise == "compiled":  # inductor's kernels, each run once per call
+        from torch._inductor import metrics
+        n_gen = metrics.generated_kernel_count
+    n = len(kernels) + n_gen
+    print(f"pairwise_losses fwd + bwd ({args.pairwise}), B {b}, C {c}, d {d}, {s}x{s}, "
+          f"r {args.radius}: {n} kernel-launching ops ({len(kernels)} ATen, {n_gen} "
+          f"generated/fused), {len(leaf) - len(kernels)} view / allocation ops "
+          f"({len(aten)} ATen events in all)")
+    return n
 
 
 def main():
@@ -298,6 +326,8 @@ def main():
     p.add_argument("--crop", type=int, default=0, help="--train-step: crop size (0: config's)")
     p.add_argument("--count-ops", action="store_true",
                    help="count the ATen ops of one pairwise fwd + bwd (kernel launches on CUDA)")
+    p.add_argument("--pairwise", default="torch", choices=("torch", "triton", "compiled"),
+                   help="implementation of the fused pairwise case / --count-ops")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="--train-step: config overrides")
     # worker arguments
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -175,15 +175,16 @@ def window_pass(layout, valid, spec, terms, *, probs=None, image=None, feats=Non
         vv = torch.stack([valid[:, s:s + L, 0] for s in shifts]) * Va  # both valid
         codeB = torch.stack([codes[:, s:s + L, 0] for s in shifts]) if codes is not None \
             else None
-        di2 = torch.stack([(image[:, :L] - image[:, s:s + L]).square().sum(-1)
-                           for s in shifts]) if need_rgb else None
+        norm = torch.linalg.vector_norm
+        di2 = torch.stack([norm(image[:, :L] - image[:, s:s + L], dim=-1)
+                           for s in shifts]).square() if need_rgb else None
         df2 = l1 = None
         if need_df2 or need_l1:
             diffs = [feats[:, :L] - feats[:, s:s + L] for s in shifts]
             if need_df2:
-                df2 = torch.stack([x.square().sum(-1) for x in diffs])
+                df2 = torch.stack([norm(x, dim=-1) for x in diffs]).square()
             if need_l1:
-                l1 = torch.stack([x.abs().sum(-1) for x in diffs]) / d  # −log D (Eq. 10)
+                l1 = torch.stack([norm(x, 1, dim=-1) for x in diffs]) / d  # −log D (Eq. 10)
             del diffs
         spatial = _spatial_column(chunk, spec.stride, spec.sigma_xy, vv)
         k0 = None
@@ -195,7 +196,8 @@ def window_pass(layout, valid, spec, terms, *, probs=None, image=None, feats=Non
         if has_dfr:
             kd = k0 * torch.exp(-df2 * inv2s3) if dfr_feat else k0
             kd = kd * vv * (2.0 * scale)  # scale · K on ordered pairs, 0 off valid pairs
-            dot = torch.stack([(probs[:, :L] * probs[:, s:s + L]).sum(-1) for s in shifts])
+            dot = torch.stack([torch.linalg.vecdot(probs[:, :L], probs[:, s:s + L])
+                               for s in shifts])
             sums["dfr"] = sums["dfr"] + (kd * (1.0 - dot)).sum()
         sets = None
         if codes is not None and (has_fd or diag):

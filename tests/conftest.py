@@ -17,3 +17,11 @@ def real_voc():
     """The real samples in the repository: no test skips for want of data."""
     assert REAL_VOC.is_dir(), f"{REAL_VOC} is missing (it is part of the repository)"
     return REAL_VOC
+
+
+@pytest.fixture(scope="module")
+def custom_importer():
+    """datasets/prepare_custom_scribbles.py, loaded once per test module."""
+    from helpers import load_custom_importer
+
+    return load_custom_importer()

@@ -177,3 +177,9 @@ def checkout_like(work: Path):
     py.parent.mkdir(parents=True)
     py.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     py.chmod(0o755)
+
+
+def run_importer(importer, capsys, *argv):
+    """Run the custom importer's main on `argv`: (exit status, what it printed)."""
+    code = importer.main([str(a) for a in argv])
+    return code, capsys.readouterr().out

@@ -10,24 +10,14 @@ import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog
 from PIL import Image
-from helpers import CUSTOM_CLASSES, load_custom_importer, write_random_image
+from helpers import CUSTOM_CLASSES, run_importer, write_random_image
 
 from dfr_tools.custom_example import labelme_json
 
 from dfr.data.scribbles import Scribble, rasterize
 
 
-@pytest.fixture(scope="module")
-def importer():
-    return load_custom_importer()
-
-
-def _run(importer, capsys, *argv):
-    code = importer.main([str(a) for a in argv])
-    return code, capsys.readouterr().out
-
-
-def test_image_names_with_spaces_work_from_import_to_records(importer, tmp_path, capsys):
+def test_image_names_with_spaces_work_from_import_to_records(custom_importer, tmp_path, capsys):
     hw = (30, 40)
     for k, name in enumerate(("my photo", "other one", "plain")):
         write_random_image(tmp_path / "images" / f"{name}.jpg", hw, k)
@@ -35,7 +25,7 @@ def test_image_names_with_spaces_work_from_import_to_records(importer, tmp_path,
                      [("animal", "line", [(3, 4 + 5 * k), (30, 4 + 5 * k)])])  # fmt: skip
         (tmp_path / "masks").mkdir(exist_ok=True)
         Image.fromarray(np.full(hw, k, np.uint8)).save(tmp_path / "masks" / f"{name}.png")
-    code, out = _run(importer, capsys, "--name", "spaced", "--images", tmp_path / "images",
+    code, out = run_importer(custom_importer, capsys, "--name", "spaced", "--images", tmp_path / "images",
                      "--labelme", tmp_path / "lm", "--gt", tmp_path / "masks",
                      "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out")  # fmt: skip
     assert code == 0, out
@@ -68,14 +58,14 @@ def test_split_reader_of_the_prepare_scripts_keeps_spaces(tmp_path):
     ([(2, 20), (38, 20), (38, 29), (45, 29)], "clipped"),
 ])  # fmt: skip
 def test_warn_mode_drops_shapes_mostly_outside_and_clamps_small_overshoots(
-    importer, tmp_path, capsys, shape, expect
+    custom_importer, tmp_path, capsys, shape, expect
 ):
     h, w = 30, 40
     write_random_image(tmp_path / "images" / "a.jpg", (h, w))
     keep = ("person", "line", [(3, 3), (30, 3)])
     labelme_json(tmp_path / "lm" / "a.json", "a.jpg", (h, w),
                  [keep, ("animal", "linestrip", shape)])  # fmt: skip
-    code, out = _run(importer, capsys, "--name", f"far_{expect}", "--images",
+    code, out = run_importer(custom_importer, capsys, "--name", f"far_{expect}", "--images",
                      tmp_path / "images", "--labelme", tmp_path / "lm", "--classes", *CUSTOM_CLASSES,
                      "--out", tmp_path / "out", "--on-problem", "warn")  # fmt: skip
     assert code == 0, out

@@ -15,7 +15,7 @@ from helpers import (
     CUSTOM_CLASSES,
     REPO,
     checkout_like,
-    load_custom_importer,
+    run_importer,
     write_random_image,
 )
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -28,24 +28,14 @@ from dfr.data.scribbles import Scribble, rasterize
 FIXTURE = REPO / "tests" / "fixtures" / "custom"
 
 
-@pytest.fixture(scope="module")
-def importer():
-    return load_custom_importer()
-
-
 # ---------------------------------------------------------------- annotation-file writers
 # labelme_json(path, image_name, (h, w), [(label, shape_type, points)]) and
 # cvat_xml(path, [(name, (h, w), [(tag, label, points, z_order)])]): the writers of the
 # README's example folder (prepare_custom_scribbles.py --example), reused here.
 
 
-def _run(importer, capsys, *argv):
-    code = importer.main([str(a) for a in argv])
-    return code, capsys.readouterr().out
-
-
-# ---------------------------------------------------------------- importer
-def test_labelme_and_cvat_shapes_follow_the_scribblesup_rule(importer, tmp_path, capsys):
+# ---------------------------------------------------------------- custom_importer
+def test_labelme_and_cvat_shapes_follow_the_scribblesup_rule(custom_importer, tmp_path, capsys):
     h, w = 30, 40
     write_random_image(tmp_path / "images" / "a.jpg", (h, w), 1)
     write_random_image(tmp_path / "images" / "b.png", (h, w), 2)
@@ -61,7 +51,7 @@ def test_labelme_and_cvat_shapes_follow_the_scribblesup_rule(importer, tmp_path,
         ("polyline", "animal", [(0, 15), (39, 15)], 0),
         ("polyline", "background", [(30, 0), (30, 29)], -1),  # z_order -1: drawn first
     ])])  # fmt: skip
-    code, out = _run(importer, capsys, "--name", "shapes", "--images", tmp_path / "images",
+    code, out = run_importer(custom_importer, capsys, "--name", "shapes", "--images", tmp_path / "images",
                      "--labelme", tmp_path / "lm", "--cvat", tmp_path / "cvat.xml",
                      "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out")  # fmt: skip
     assert code == 0, out
@@ -92,7 +82,7 @@ def test_labelme_and_cvat_shapes_follow_the_scribblesup_rule(importer, tmp_path,
     assert "| 1 | animal | 2 |" in (tmp_path / "out" / "scribble_stats.md").read_text()
 
 
-def test_a_phone_photo_stored_sideways_gets_its_displayed_size(importer, tmp_path, capsys):
+def test_a_phone_photo_stored_sideways_gets_its_displayed_size(custom_importer, tmp_path, capsys):
     """EXIF orientation 6: stored 40 wide x 30 high, shown (LabelMe, CVAT, read_image) 30 x 40."""
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -100,7 +90,7 @@ def test_a_phone_photo_stored_sideways_gets_its_displayed_size(importer, tmp_pat
     Image.new("RGB", (40, 30), (90, 120, 30)).save(tmp_path / "images" / "p.jpg", exif=exif)
     labelme_json(tmp_path / "lm" / "p.json", "p.jpg", (40, 30),
                  [("animal", "linestrip", [(5, 5), (5, 35)])])  # fmt: skip
-    code, out = _run(importer, capsys, "--name", "exiftest", "--images", tmp_path / "images",
+    code, out = run_importer(custom_importer, capsys, "--name", "exiftest", "--images", tmp_path / "images",
                      "--labelme", tmp_path / "lm", "--classes", *CUSTOM_CLASSES,
                      "--out", tmp_path / "out")  # fmt: skip
     assert code == 0, out
@@ -127,8 +117,8 @@ def _bad_inputs(tmp_path):
             "--cvat", tmp_path / "cvat.xml", "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out"]
 
 
-def test_problems_are_named_and_stop_the_import_by_default(importer, tmp_path, capsys):
-    code, out = _run(importer, capsys, *_bad_inputs(tmp_path))
+def test_problems_are_named_and_stop_the_import_by_default(custom_importer, tmp_path, capsys):
+    code, out = run_importer(custom_importer, capsys, *_bad_inputs(tmp_path))
     assert code == 1
     assert "PROBLEM [unknown label] x1" in out and "c.json shape #1 (line 'cat')" in out
     assert re.search(r"PROBLEM \[outside image\] x1\n.*cvat.xml image 'd.jpg'.*outside the "
@@ -140,7 +130,7 @@ def test_problems_are_named_and_stop_the_import_by_default(importer, tmp_path, c
     assert not (tmp_path / "out" / "dataset.json").exists()
 
 
-def test_a_truncated_image_is_named_unless_fast(importer, tmp_path, capsys):
+def test_a_truncated_image_is_named_unless_fast(custom_importer, tmp_path, capsys):
     """Every image is decoded by default: a truncated JPEG stops the import naming the file
     (training would crash when the sampler reached it); --fast reads headers only."""
     h, w = 30, 40
@@ -152,15 +142,15 @@ def test_a_truncated_image_is_named_unless_fast(importer, tmp_path, capsys):
     jpg.write_bytes(jpg.read_bytes()[:-200])  # header intact, pixels cut off
     argv = ["--name", "trunc", "--images", tmp_path / "images", "--labelme", tmp_path / "lm",
             "--classes", *CUSTOM_CLASSES, "--out", tmp_path / "out"]  # fmt: skip
-    code, out = _run(importer, capsys, *argv)
+    code, out = run_importer(custom_importer, capsys, *argv)
     assert code == 1 and "PROBLEM [unreadable image] x1" in out and str(jpg) in out
     assert not (tmp_path / "out" / "dataset.json").exists()
-    code, out = _run(importer, capsys, *argv, "--fast")
+    code, out = run_importer(custom_importer, capsys, *argv, "--fast")
     assert code == 0 and "unreadable image" not in out, out
 
 
-def test_warn_mode_lists_problems_and_leaves_them_out(importer, tmp_path, capsys):
-    code, out = _run(importer, capsys, *_bad_inputs(tmp_path), "--on-problem", "warn")
+def test_warn_mode_lists_problems_and_leaves_them_out(custom_importer, tmp_path, capsys):
+    code, out = run_importer(custom_importer, capsys, *_bad_inputs(tmp_path), "--on-problem", "warn")
     assert code == 0, out
     for kind in ("unknown label", "outside image", "no annotation", "unsupported shape",
                  "missing image"):  # fmt: skip
@@ -173,13 +163,13 @@ def test_warn_mode_lists_problems_and_leaves_them_out(importer, tmp_path, capsys
     assert DatasetCatalog.get("bad_train")[0]["image_id"] == "c"
 
 
-def test_ground_truth_maps_are_checked(importer, tmp_path, capsys):
+def test_ground_truth_maps_are_checked(custom_importer, tmp_path, capsys):
     argv = _bad_inputs(tmp_path)
     gt = tmp_path / "gt"
     gt.mkdir()
     Image.fromarray(np.full((30, 40), 7, np.uint8)).save(gt / "e.png")  # 7: not a class id
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(gt / "d.png")  # wrong size
-    code, out = _run(importer, capsys, *argv, "--gt", gt, "--on-problem", "warn")
+    code, out = run_importer(custom_importer, capsys, *argv, "--gt", gt, "--on-problem", "warn")
     assert code == 0
     assert "NOTE [ground truth] x3" in out  # e: values, d: size, and nothing usable left
     assert "e.png: values [7] are not class ids 0..3 or 255" in out
@@ -276,10 +266,10 @@ def test_config_registers_dataset_json_under_the_datasets_root(tmp_path, monkeyp
         "cfgtest_train", "cfgtest_val"]  # fmt: skip
 
 
-def test_example_folder_is_the_fixture_and_is_not_overwritten(tmp_path, importer, capsys):
+def test_example_folder_is_the_fixture_and_is_not_overwritten(tmp_path, custom_importer, capsys):
     """--example writes the README's my_data/ (images, masks, 2 LabelMe JSON, 1 CVAT XML with
     2 images) and refuses a non-empty folder."""
-    code, out = _run(importer, capsys, "--example", tmp_path / "my_data")
+    code, out = run_importer(custom_importer, capsys, "--example", tmp_path / "my_data")
     assert code == 0 and "wrote" in out
     root = tmp_path / "my_data"
     assert sorted(p.name for p in (root / "images").iterdir()) == sorted(

@@ -137,3 +137,14 @@ def test_impl_choice_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="float32"):
         monkeypatch.setenv("TRITON_INTERPRET", "1")
         resolve_impl("triton", cpu, torch.float64)
+
+
+def test_triton_window_feature_distance_equals_torch():
+    """The relative σ3's distance pass (no probabilities, no labels) in both implementations."""
+    from dfr.modeling.losses import window_feature_distance_sum
+
+    _, _, feats, _, valid = _inputs(9, 2, 3, 6, 5, 7, feat_scale=2.0)
+    num_t, den_t = window_feature_distance_sum(feats.float(), valid, 2, impl="triton")
+    num, den = window_feature_distance_sum(feats, valid, 2)
+    _close(den_t, den, what="pairs")
+    _close(num_t, num, what="distance")

@@ -250,7 +250,7 @@ class DFRCriterion(nn.Module):
         the batch, a 0-d tensor (never read on the host); under DistributedDataParallel the
         sums are all-reduced, so every process uses the mean over the pairs of the whole global
         batch. The fixed sigma_feat is used when the batch has no window pair."""
-        num, den = L.window_feature_distance_sum(feats, valid, self.pairwise.radius)
+        num, den = L.window_feature_distance_sum(feats, valid, self.pairwise.radius, self.impl)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             sums = torch.stack([num, den])
             dist.all_reduce(sums)

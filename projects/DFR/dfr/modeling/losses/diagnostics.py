@@ -23,10 +23,9 @@ from typing import Dict, Optional
 
 import torch
 
-from ._checks import compute_dtype, no_autocast
 from .dfr import confident_labels
 from .fused import pairwise_losses
-from .pairwise import DIAG_SUMS, WindowLayout
+from .pairwise import DIAG_SUMS
 from .params import PairwiseParams
 
 __all__ = ["feature_branch_diagnostics", "diagnostic_values", "window_feature_distance",
@@ -45,24 +44,15 @@ def window_feature_distance(feats: torch.Tensor, valid: torch.Tensor, radius: in
 
 
 @torch.no_grad()
-def window_feature_distance_sum(feats: torch.Tensor, valid: torch.Tensor, radius: int = 5):
-    """(Σ ‖F(i) − F(j)‖₂, number of pairs) over the half-window pairs of the batch: two 0-d
-    tensors, which summed over processes give the sums of their joint batch. Computed in float32
-    (float64 for float64 feats) with autocast off, as the losses."""
-    b, _, h, w = feats.shape
-    lay = WindowLayout(h, w, radius)
-    dt = compute_dtype(feats)
-    with no_autocast(feats.device):
-        V = lay.flat(valid.unsqueeze(1).to(dt))[..., 0]
-        Fl = lay.flat(feats.detach().to(dt))
-        L = lay.L
-        num = V.new_zeros(())
-        den = V.new_zeros(())
-        for _, _, s in lay.offsets:
-            vv = V[:, :L] * V[:, s:s + L]
-            num += (torch.linalg.vector_norm(Fl[:, :L] - Fl[:, s:s + L], 2, dim=-1) * vv).sum()
-            den += vv.sum()
-    return num, den
+def window_feature_distance_sum(feats: torch.Tensor, valid: torch.Tensor, radius: int = 5,
+                                impl: str = "torch"):
+    """(Σ ‖F(i) − F(j)‖₂, number of pairs) over the ordered window pairs of the batch: two 0-d
+    tensors, which summed over processes give the sums of their joint batch. One pass of the
+    losses' own window code (`pairwise_losses(..., diagnostics=True)`, implementation `impl`),
+    in float32 (float64 for float64 feats) with autocast off, as the losses."""
+    sums = pairwise_losses(None, None, feats.detach(), None, valid, radius=radius, terms=(),
+                           impl=impl, diagnostics=True)["diag"]
+    return sums["dist"], sums["pairs"]
 
 
 @torch.no_grad()

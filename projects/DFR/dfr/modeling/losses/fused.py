@@ -264,8 +264,9 @@ def pairwise_losses(probs: Optional[torch.Tensor], image: Optional[torch.Tensor]
         sigma_feat = None
     if settings:
         params = params.replace(**settings)
-    ref = probs if ("dfr" in terms or not terms) else feats
-    check_map("probs" if ("dfr" in terms or not terms) else "feats", ref)
+    use_probs = "dfr" in terms or (not terms and probs is not None)
+    ref = probs if use_probs else feats
+    check_map("probs" if use_probs else "feats", ref)
     b, _, h, w = ref.shape
     size = (h, w)
     use_rgb = "fr" in terms or ("dfr" in terms and params.use_rgb) or \

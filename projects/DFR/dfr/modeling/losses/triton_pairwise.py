@@ -42,7 +42,7 @@ def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
                 HAS_DFR: tl.constexpr, HAS_FD: tl.constexpr, HAS_FR: tl.constexpr,
                 FR_ALL: tl.constexpr, USE_XY: tl.constexpr, USE_RGB: tl.constexpr,
                 USE_FEAT: tl.constexpr, HAS_F: tl.constexpr, HAS_I: tl.constexpr,
-                HAS_T: tl.constexpr, DIAG: tl.constexpr,
+                HAS_T: tl.constexpr, DIAG: tl.constexpr, HAS_S: tl.constexpr,
                 BLOCK: tl.constexpr, CP: tl.constexpr, DP: tl.constexpr):
     tile = tl.program_id(0)
     b = tl.program_id(1)
@@ -67,7 +67,7 @@ def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
         i2 = tl.load(I + b * 3 * HW + 2 * HW + offs, mask=inimg, other=0.0)
     if HAS_T:
         ti = tl.load(T + b * HW + offs, mask=inimg, other=-1)
-    if DIAG:
+    if HAS_S:
         si = tl.load(S + b * HW + offs, mask=inimg, other=-1)
     zero = tl.zeros((BLOCK,), dtype=tl.float32)
     a_dfr = zero
@@ -148,14 +148,15 @@ def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
                     ffac = tl.exp(-df2 * c3)
                     a_k += k0 * ffac
                     a_dist += tl.sqrt(df2) * vv
-                    sj = tl.load(S + b * HW + j, mask=m, other=-1)
-                    sboth = (si >= 0) & (sj >= 0) & m
-                    ssame = sboth & (si == sj)
-                    sdiff = sboth & (si != sj)
-                    a_same += tl.where(ssame, ffac, 0.0)
-                    n_same += ssame.to(tl.float32)
-                    a_diff += tl.where(sdiff, ffac, 0.0)
-                    n_diff += sdiff.to(tl.float32)
+                    if HAS_S:
+                        sj = tl.load(S + b * HW + j, mask=m, other=-1)
+                        sboth = (si >= 0) & (sj >= 0) & m
+                        ssame = sboth & (si == sj)
+                        sdiff = sboth & (si != sj)
+                        a_same += tl.where(ssame, ffac, 0.0)
+                        n_same += ssame.to(tl.float32)
+                        a_diff += tl.where(sdiff, ffac, 0.0)
+                        n_diff += sdiff.to(tl.float32)
     out = ACCP + (b * tl.num_programs(0) + tile) * 16
     tl.store(out + 0, tl.sum(a_dfr, 0))
     tl.store(out + 1, tl.sum(a_bg, 0))
@@ -312,7 +313,8 @@ def pairwise_forward(spec, terms, probs, image, feats, valid, codes, scribbles, 
         USE_XY=bool(spec.use_xy), USE_RGB=bool(spec.use_rgb) and image is not None,
         USE_FEAT=bool(spec.use_feat) and feats is not None, HAS_F=feats is not None,
         HAS_I=image is not None, HAS_T=codes is not None,
-        DIAG=bool(diag) and scribbles is not None, BLOCK=block, CP=cp, DP=dp)
+        DIAG=bool(diag), HAS_S=bool(diag) and scribbles is not None, BLOCK=block, CP=cp,
+        DP=dp)
     return acc.sum(0)
 
 

@@ -56,10 +56,11 @@ from dfr import add_dfr_config
 cfg = get_cfg()
 add_dfr_config(cfg)
 from dfr.modeling.heads import DFR_SEM_SEG_HEADS_REGISTRY
+names = DatasetCatalog.list()
 print(META_ARCH_REGISTRY.get("DFRSegmentor").__module__,
       BACKBONE_REGISTRY.get("D2SwinTransformer").__module__,
       DFR_SEM_SEG_HEADS_REGISTRY.get("UperNetHead").__module__,
-      "voc_2012_val_sem_seg" in DatasetCatalog.list(), "synthetic_tiny_scribble_train" in DatasetCatalog.list())
+      "voc_2012_val_sem_seg" in names, "synthetic_tiny_scribble_train" in names)
 """
     out = _fresh(code).stdout.split()
     assert out == ["dfr.modeling.meta_arch.dfr_segmentor", "dfr.modeling.backbone.swin",

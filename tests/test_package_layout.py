@@ -102,7 +102,8 @@ def cycles(graph: Dict[str, Dict[str, int]]) -> List[List[str]]:
 
 
 def _describe(graph, comp):
-    return "; ".join(f"{a} -> {b} (line {graph[a][b]})" for a in comp for b in graph[a] if b in comp)
+    edges = [(a, b) for a in comp for b in graph[a] if b in comp]
+    return "; ".join(f"{a} -> {b} (line {graph[a][b]})" for a, b in edges)
 
 
 @pytest.mark.parametrize("package", [PACKAGE, TOOLS_PACKAGE], ids=lambda p: p.name)
@@ -119,8 +120,12 @@ def test_library_does_not_import_tool_code():
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])  # fmt: skip
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
             found += [f"{path.relative_to(PACKAGE)}:{node.lineno}" for n in names
                       if n.split(".")[0] == "dfr_tools"]  # fmt: skip
     assert not found, f"the library imports dfr_tools at {found}"
@@ -173,7 +178,8 @@ def test_no_top_level_name_defined_in_two_modules():
 
 
 def test_duplicate_check_sees_a_second_definition(tmp_path):
-    _write(tmp_path, {"p/a.py": "def _generate():\n    pass\n\ndef __getattr__(n):\n    pass\n",
-                      "p/sub/b.py": "def _generate(x):\n    def g():\n        pass\n\n"
-                                    "def __getattr__(n):\n    pass\n\nclass g:\n    pass\n"})  # fmt: skip
+    hook = "def __getattr__(n):\n    pass\n"
+    _write(tmp_path, {"p/a.py": "def _generate():\n    pass\n\n" + hook,
+                      "p/sub/b.py": "def _generate(x):\n    def g():\n        pass\n\n" + hook
+                                    + "\nclass g:\n    pass\n"})  # fmt: skip
     assert duplicate_definitions(tmp_path / "p") == {"_generate": ["a.py", "sub/b.py"]}

@@ -144,11 +144,85 @@ def test_manifest_reuse_and_regeneration(tmp_path, dense_source, monkeypatch):
     # nothing temporary is left next to the sets (hidden .lock files of the generator lock)
     left = sorted(p.name for p in (root / dense_source).iterdir() if p.suffix != ".lock")
     assert left == ["skeleton_seed0", "skeleton_seed1"]
-    # a temporary folder of a killed generator is removed by the next generation
-    (root / dense_source / ".skeleton_seed0.tmp-killed").mkdir()
-    monkeypatch.setitem(sim_module.GENERATOR_VERSION, "skeleton", "test-bump-2")
+    # nothing of the generation is left in the set: no partial marker, no temporary file
+    assert sorted(p.name for p in folder.iterdir() if p.suffix != ".png") == ["manifest.json"]
+
+
+def _bytes(folder: Path):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_workers_give_the_same_bytes_and_a_stopped_run_resumes(tmp_path, dense_source,
+                                                               monkeypatch):  # fmt: skip
+    """DATASETS.DFR.SIMULATION_WORKERS: 1 and 3 worker processes write the same bytes. A run
+    stopped after two maps keeps them (no manifest yet: the manifest is written last), and the
+    next load simulates only the missing ones; a folder of another identity is replaced."""
+    one = tmp_path / "one"
+    name = register_simulated_scribbles(dense_source, style="s4", root=str(one), workers=1)
     DatasetCatalog.get(name)
-    assert not (root / dense_source / ".skeleton_seed0.tmp-killed").exists()
+    three = tmp_path / "three"
+    register_simulated_scribbles(dense_source, style="s4", root=str(three), workers=3)
+    DatasetCatalog.get(name)
+    ref = _bytes(one / dense_source / "s4_seed0")
+    assert len(ref) == 4 and _bytes(three / dense_source / "s4_seed0") == ref
+    # stop after two maps
+    calls = []
+    real = simulated._simulate_one
+
+    def stop_after_two(task):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("stopped")
+        calls.append(task[2])
+        return real(task)
+
+    monkeypatch.setattr(simulated, "_simulate_one", stop_after_two)
+    root = tmp_path / "resumed"
+    register_simulated_scribbles(dense_source, style="s4", root=str(root), workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        DatasetCatalog.get(name)
+    folder = root / dense_source / "s4_seed0"
+    assert sorted(_bytes(folder)) == sorted(calls) and not (folder / "manifest.json").exists()
+    assert json.loads((folder / ".partial.json").read_text())["style"] == "s4"
+    kept = _mtimes(folder)
+    monkeypatch.setattr(simulated, "_simulate_one", lambda task: (calls.append(task[2]),
+                                                                   real(task))[1])  # fmt: skip
+    DatasetCatalog.get(name)
+    assert len(calls) == 4 and len(set(calls)) == 4  # the two missing ones only
+    assert all(_mtimes(folder)[n] == kept[n] for n in calls[:2])
+    assert _bytes(folder) == ref and (folder / "manifest.json").exists()
+    assert not (folder / ".partial.json").exists()
+    # a partial folder of another identity (another generator version) is not resumed
+    (folder / "manifest.json").unlink()
+    partial = json.loads((folder / ".partial.json").read_text() if False else "{}")
+    (folder / ".partial.json").write_text(json.dumps(dict(partial, generator_version="old")))
+    calls.clear()
+    DatasetCatalog.get(name)
+    assert len(calls) == 4 and _bytes(folder) == ref
+
+
+def test_scale_gives_its_own_set_from_the_config(tmp_path, dense_source):
+    """DATASETS.DFR.SIMULATION_SCALE auto: the set's folder and manifest say so, its maps are
+    simulated with scale="auto"; a bad value names the key."""
+    from dfr.config import get_dfr_cfg
+    from dfr.data.datasets.simulated import register_simulated_from_cfg
+    from dfr.data.scribbles import image_seed, simulate_scribbles
+
+    name = f"{dense_source}_sim_s4"
+    cfg = get_dfr_cfg(opts=["DATASETS.TRAIN", f"('{name}',)", "DATASETS.DFR.SIMULATION_SCALE",
+                            "auto", "DATASETS.DFR.SIMULATION_WORKERS", "2"])  # fmt: skip
+    assert register_simulated_from_cfg(cfg) == [name]
+    recs = DatasetCatalog.get(name)
+    folder = Path(recs[0]["sem_seg_file_name"]).parent
+    assert folder.name == "s4_auto_seed0"
+    assert json.loads((folder / "manifest.json").read_text())["scale"] == "auto"
+    assert MetadataCatalog.get(name).scribble_scale == "auto"
+    for rec, src in zip(recs, DatasetCatalog.get(dense_source)):
+        want = simulate_scribbles(np.asarray(Image.open(src["sem_seg_file_name"])), style="s4",
+                                  seed=image_seed(0, simulated.image_key(src)), scale="auto")
+        assert np.array_equal(np.asarray(Image.open(rec["sem_seg_file_name"])), want)
+    cfg.DATASETS.DFR.SIMULATION_SCALE = "big"
+    with pytest.raises(ValueError, match="DATASETS.DFR.SIMULATION_SCALE: scale must be"):
+        register_simulated_from_cfg(cfg)
 
 
 def test_style_change_gives_its_own_set(tmp_path, dense_source):
@@ -434,7 +508,8 @@ def test_concurrent_loads_generate_once(tmp_path, dense_source, monkeypatch):
     got = {}
 
     def load(k):
-        got[k] = simulated.load_simulated_scribbles(dense_source, "skeleton", 0, str(tmp_path))
+        got[k] = simulated.load_simulated_scribbles(dense_source, "skeleton", 0, str(tmp_path),
+                                                    workers=1)  # counted in this process
 
     threads = [threading.Thread(target=load, args=(k,)) for k in range(2)]
     for t in threads:

@@ -52,15 +52,18 @@ def test_tiny_study_runs_every_training_set(tmp_path, study, monkeypatch):
     log = (out / "sim_s4" / "seed1" / "stdout.log").read_text().splitlines()[0]
     assert "synthetic_tiny_full_train_sim_s4" in log and "SEED 1" in log
     assert "DATASETS.DFR.SIMULATION_SEED 1" in log  # seed k trains on simulation k
+    assert "DATASETS.DFR.SIMULATION_SCALE auto" in log  # the default scale
     for k in (0, 1):
-        sim = tmp_path / f"d2/simulated/synthetic_tiny_full_train/s4_seed{k}"
-        assert json.loads((sim / "manifest.json").read_text())["seed"] == k
+        sim = tmp_path / f"d2/simulated/synthetic_tiny_full_train/s4_auto_seed{k}"
+        manifest = json.loads((sim / "manifest.json").read_text())
+        assert (manifest["seed"], manifest["scale"]) == (k, "auto")
     saved = json.loads((out / "results.json").read_text())
     assert saved["results"]["own/0"]["mIoU"] == results[("own", 0)]["mIoU"]
     assert 0 < saved["labeled_percent"]["synthetic_tiny_full_train_sim_s4"] < 50
     md = (out / "results.md").read_text()
     assert "simulated, style s4 (`synthetic_tiny_full_train_sim_s4`)" in md
-    assert "2 training seeds (0 1), simulation seed = training seed" in md
+    assert "2 training seeds (0 1), simulation seed = training seed, simulation scale auto" in md
+    assert json.loads((out / "results.json").read_text())["simulation_scale"] == "auto"
     # a second call reuses the finished runs (no training)
     again = study.main(["--prefix", "synthetic_tiny", "--config-file", str(QUICK),
                         "--styles", "s4", "--seeds", "0", "1", "--max-iter", "2",

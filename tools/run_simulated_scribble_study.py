@@ -9,7 +9,8 @@ Every run is a `projects/DFR/train_net.py` subprocess with only DATASETS.TRAIN c
 (dfr_tools.seed_runs: the runner and statistics of tools/run_synthetic_ablation.py too);
 finished runs are reused (--force reruns). Training seed k trains on the scribbles simulated
 with seed k (DATASETS.DFR.SIMULATION_SEED; --simulation-seed fixes one set for every run), so
-the interval covers both; every simulated set is written before the runs start. Writes
+the interval covers both; every simulated set is written before the runs start. --scale
+(default auto) is DATASETS.DFR.SIMULATION_SCALE of the simulated sets. Writes
 `<output>/results.md` and `results.json`, the partial table after every run.
 
 --scribble-variants adds the scribble-length study (Fig. 3) on simulated scribbles: each style's
@@ -90,6 +91,10 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--simulation-seed", type=int, default=None,
                    help="one simulated set for every run (default: the run's training seed)")
+    p.add_argument("--scale", default="auto",
+                   help="DATASETS.DFR.SIMULATION_SCALE of the simulated sets: 'auto' (the "
+                        "styles' sizes scale with each image) or a factor (1.0: the published "
+                        "pixel constants, as table 1a of docs/simulated_scribble_study.md)")
     p.add_argument("--output", default="output/simulated_study")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: cores/jobs)")
@@ -100,6 +105,12 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.opts and a.opts[0] == "--":
         a.opts = a.opts[1:]
+    from dfr.data.datasets.simulated import normalize_scale
+
+    try:
+        a.scale = normalize_scale(a.scale)
+    except ValueError as e:
+        p.error(f"--scale: {e}")
     return a
 
 
@@ -127,7 +138,8 @@ def prepare_sets(var, args):
         parsed, got = parse_simulated_name(train), []
         for k in sorted({sim_seed(args, s) for s in args.seeds}) if parsed else [None]:
             if parsed:
-                register_simulated_scribbles(parsed[0], style=parsed[1], seed=k)
+                register_simulated_scribbles(parsed[0], style=parsed[1], seed=k,
+                                             scale=args.scale)  # fmt: skip
             lab = [read_label(r["sem_seg_file_name"]) for r in DatasetCatalog.get(train)]
             got.append(sum(int((x != 255).sum()) for x in lab) / sum(x.size for x in lab))
         shares[train] = 100.0 * sum(got) / len(got)
@@ -186,7 +198,8 @@ def main(argv=None):
 
     def overrides(v, s):
         return ["DATASETS.TRAIN", f"('{var[v][1]}',)", "DATASETS.TEST", f"('{val}',)",
-                "DATASETS.DFR.SIMULATION_SEED", str(sim_seed(args, s))]  # fmt: skip
+                "DATASETS.DFR.SIMULATION_SEED", str(sim_seed(args, s)),
+                "DATASETS.DFR.SIMULATION_SCALE", str(args.scale)]  # fmt: skip
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,7 +217,7 @@ def main(argv=None):
             "config": args.config_file, "opts": args.opts, "seeds": args.seeds,
             "styles": args.styles, "scribble_variants": args.scribble_variants,
             "prefix": args.prefix, "max_iter": args.max_iter,
-            "simulation_seed": args.simulation_seed,
+            "simulation_seed": args.simulation_seed, "simulation_scale": args.scale,
             "labeled_percent": shares, "target_miou": TARGET,
             "results": {f"{v}/{s}": r for (v, s), r in results.items()}}, indent=1))  # fmt: skip
         return table
@@ -223,7 +236,7 @@ def main(argv=None):
             + f"), evaluated on `{val}`; {len(args.seeds)} training seeds "
             f"({' '.join(map(str, args.seeds))}), simulation seed "
             + ("= training seed" if args.simulation_seed is None else str(args.simulation_seed))
-            + f"; {args.jobs} runs in "
+            + f", simulation scale {args.scale}; {args.jobs} runs in "
             f"parallel; wall time {wall / 60:.1f} min. mIoU: mean ± 95 % t-interval; "
             f"'within {TARGET:g}': |mean paired difference| <= {TARGET:g} mIoU.")  # fmt: skip
     table = write(note)

@@ -168,6 +168,13 @@ def add_dfr_config(cfg):
     # Seed of the scribbles simulated for the `<source>_sim_<style>` names of DATASETS.TRAIN /
     # TEST (dfr.data.datasets.simulated; one cached set per seed).
     cfg.DATASETS.DFR.SIMULATION_SEED = 0
+    # Sizes of the simulated scribbles: "1.0" (the styles' published pixel constants), another
+    # factor in quotes ("'0.5'"), or "auto": lengths x s, areas x s^2 with s from each image's
+    # size (2 at 2048 x 1024; dfr.data.scribbles.params). One cached set per scale.
+    cfg.DATASETS.DFR.SIMULATION_SCALE = "1.0"
+    # Processes that simulate a set when it is first loaded (0: one per core); the maps are
+    # the same bytes for any number.
+    cfg.DATASETS.DFR.SIMULATION_WORKERS = 0
     # A `<source>_sim_<style>` source must be dense (>= 50 % of its pixels labeled, not a
     # scribble set by its metadata): scribbles simulated from scribbles keep almost nothing.
     # True: simulate from a sparse source anyway (the rare intended case).

@@ -165,6 +165,10 @@ def window_pass(layout, valid, spec, terms, *, probs=None, image=None, feats=Non
     need_l1 = has_fd or has_fr
     d = feats.shape[-1] if feats is not None else 1
     G = max(1, min(len(offsets), CHUNK))
+    # eager: one reused (B, L, d) buffer for the feature differences (a fresh tensor per
+    # offset costs a page-faulting allocation each time on a CPU); compiled: plain ops
+    buf = torch.empty_like(feats[:, :L]) if (feats is not None and
+                                             not torch.compiler.is_compiling()) else None
     Va = valid[:, :L, 0]
     codeA = codes[:, :L, 0] if codes is not None else None
     scrA = scribbles[:, :L, 0] if (diag and scribbles is not None) else None
@@ -180,12 +184,15 @@ def window_pass(layout, valid, spec, terms, *, probs=None, image=None, feats=Non
                            for s in shifts]).square() if need_rgb else None
         df2 = l1 = None
         if need_df2 or need_l1:
-            diffs = [feats[:, :L] - feats[:, s:s + L] for s in shifts]
-            if need_df2:
-                df2 = torch.stack([norm(x, dim=-1) for x in diffs]).square()
-            if need_l1:
-                l1 = torch.stack([norm(x, 1, dim=-1) for x in diffs]) / d  # −log D (Eq. 10)
-            del diffs
+            n2, n1 = [], []
+            for s in shifts:  # one (B, L, d) difference alive at a time
+                x = _difference(feats[:, :L], feats[:, s:s + L], buf)
+                if need_df2:
+                    n2.append(norm(x, dim=-1))
+                if need_l1:
+                    n1.append(norm(x, 1, dim=-1))
+            df2 = torch.stack(n2).square() if need_df2 else None
+            l1 = torch.stack(n1) / d if need_l1 else None  # −log D (Eq. 10)
         spatial = _spatial_column(chunk, spec.stride, spec.sigma_xy, vv)
         k0 = None
         if has_dfr or diag:
@@ -223,7 +230,7 @@ def window_pass(layout, valid, spec, terms, *, probs=None, image=None, feats=Non
                 gP[:, :L].addcmul_(probs[:, s:s + L], k, value=-1.0)
                 gP[:, s:s + L].addcmul_(probs[:, :L], k, value=-1.0)
             if gF:
-                sg = (feats[:, :L] - feats[:, s:s + L]).sign()
+                sg = _difference(feats[:, :L], feats[:, s:s + L], buf).sign_()
                 for name, coef in (("fd", g_fd), ("fr", kf)):
                     if name in gF:
                         c = coef[i].unsqueeze(-1)
@@ -260,6 +267,11 @@ def _add_diag_sums(sums, vv, k0, df2, inv2s3, sets, scrA, scribbles, shifts, L):
             add("n_same", same.sum().to(vv.dtype))
             add("diff", (ffac * other).sum())
             add("n_diff", other.sum().to(vv.dtype))
+
+
+def _difference(a, b, out=None):
+    """a − b, written into `out` when given."""
+    return torch.sub(a, b, out=out) if out is not None else a - b
 
 
 def _spatial_column(chunk, stride, sigma_xy, like):

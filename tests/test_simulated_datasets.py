@@ -200,9 +200,10 @@ def test_workers_give_the_same_bytes_and_a_stopped_run_resumes(tmp_path, dense_s
     assert len(calls) == 4 and _bytes(folder) == ref
 
 
-def test_scale_gives_its_own_set_from_the_config(tmp_path, dense_source):
+def test_scale_gives_its_own_set_from_the_config(tmp_path, dense_source, monkeypatch):
     """DATASETS.DFR.SIMULATION_SCALE auto: the set's folder and manifest say so, its maps are
     simulated with scale="auto"; a bad value names the key."""
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "d2"))  # the config's default root
     from dfr.config import get_dfr_cfg
     from dfr.data.datasets.simulated import register_simulated_from_cfg
     from dfr.data.scribbles import image_seed, simulate_scribbles
@@ -213,7 +214,7 @@ def test_scale_gives_its_own_set_from_the_config(tmp_path, dense_source):
     assert register_simulated_from_cfg(cfg) == [name]
     recs = DatasetCatalog.get(name)
     folder = Path(recs[0]["sem_seg_file_name"]).parent
-    assert folder.name == "s4_auto_seed0"
+    assert folder == tmp_path / "d2" / "simulated" / dense_source / "s4_auto_seed0"
     assert json.loads((folder / "manifest.json").read_text())["scale"] == "auto"
     assert MetadataCatalog.get(name).scribble_scale == "auto"
     for rec, src in zip(recs, DatasetCatalog.get(dense_source)):

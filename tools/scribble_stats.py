@@ -105,6 +105,9 @@ def main(argv=None):
     p.add_argument("--styles", default="", help="simulated styles to compare, e.g. s4,cdsp")
     p.add_argument("--seeds", type=int, default=5, help="simulations per image and style")
     p.add_argument("--sim-width", type=int, default=3, help="simulated scribble width (px)")
+    p.add_argument("--sim-scale", default="1.0",
+                   help="sizes of the simulated styles: 1.0, a factor or auto (their lengths x s, "
+                        "areas x s^2, s from each image's size)")  # fmt: skip
     p.add_argument("--name", default="real", help="row name of the --labels scribbles")
     args = p.parse_args(argv)
     styles = [s for s in args.styles.split(",") if s]
@@ -118,7 +121,7 @@ def main(argv=None):
 
     section = compare_report(
         maps, names, dense_dir=args.dense, styles=styles, seeds=args.seeds,
-        width=args.sim_width, reference=args.name,
+        width=args.sim_width, reference=args.name, scale=args.sim_scale,
     )  # fmt: skip
     md = args.out / "scribble_stats.md"
     md.write_text(md.read_text() + "\n" + "\n".join(section))

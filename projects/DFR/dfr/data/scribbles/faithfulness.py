@@ -254,11 +254,13 @@ def compare_report(
     width: int = 3,
     reference: str = "real",
     ignore_label: int = IGNORE_LABEL,
+    scale="1.0",
 ) -> List[str]:
     """Markdown section comparing the scribble maps `scribbles` (image id -> map) with each
     style simulated from the dense maps ``<dense_dir>/<id>.png`` of the same images, seeds
-    ``image_seed(s, id)`` for s < `seeds`. Without `dense_dir`, the real set alone (the
-    dense-map columns n/a). Images without a dense map are left out of the comparison."""
+    ``image_seed(s, id)`` for s < `seeds` and the sizes `scale` (1.0, a factor or "auto"; the
+    rows say it when it is not 1). Without `dense_dir`, the real set alone (the dense-map
+    columns n/a). Images without a dense map are left out of the comparison."""
     from ..labels import read_label
     from .simulate import image_seed, simulate_scribbles
 
@@ -274,16 +276,19 @@ def compare_report(
             raise ValueError(f"no dense map <id>.png in {dense_dir} for the {len(ids)} images")
         ids = sorted(dense)
     k = len(names)
-    rows = {reference: [], **{s: [] for s in styles}}
+    from .params import resolve_scale
+
+    plain = str(scale) != "auto" and resolve_scale(scale, (1, 1)) == 1
+    row = {s: s if plain else f"{s} (scale {scale})" for s in styles}
+    rows = {reference: [], **{row[s]: [] for s in styles}}
     for i in ids:
         d = dense.get(i)
         rows[reference].append(scribble_image_stats(scribbles[i], d, num_classes=k))
         for style in styles if d is not None else ():
             for s in range(seeds):
-                sim = simulate_scribbles(
-                    d, style=style, seed=image_seed(s, i), width=width, ignore_label=ignore_label
-                )
-                rows[style].append(scribble_image_stats(sim, d, num_classes=k))
+                sim = simulate_scribbles(d, style=style, seed=image_seed(s, i), width=width,
+                                         ignore_label=ignore_label, scale=scale)  # fmt: skip
+                rows[row[style]].append(scribble_image_stats(sim, d, num_classes=k))
     sets = {name: summarize(r) for name, r in rows.items() if r}
     head = [
         "## Scribbles against the dense ground truth",

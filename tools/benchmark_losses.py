@@ -278,16 +278,38 @@ NO_KERNEL_OPS = {
 }
 
 
+def _stub_triton_kernels(launches):
+    """Off CUDA, count the wrapper's ATen ops around the fused kernels without running them
+    (Triton's interpreter issues its own host copies, which a GPU launch does not): each
+    kernel launch is recorded in `launches` and does nothing."""
+    from dfr.modeling.losses import triton_pairwise
+
+    class Stub:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *a, **k: launches.append(self.name)
+
+    triton_pairwise._fwd_kernel = Stub("fwd")
+    triton_pairwise._bwd_kernel = Stub("bwd")
+
+
 def count_ops(args):
     """ATen operations of one forward + backward of all three pairwise losses (Ldfr + Lfd +
     Lfr, `pairwise_losses`) at --B/--C/--d/--size/--radius (default: the paper's loss map for a
     512² crop at batch 2): leaf operations that launch a kernel on CUDA, and the view and
     allocation dispatches. On a GPU where the step is launch-bound, the first number sets the
-    losses' cost; counted on the CPU, the Python code issues the same operations."""
+    losses' cost; counted on the CPU, the Python code issues the same operations. --pairwise
+    triton off CUDA: the fused kernels are stubbed (counted, not run); compiled: inductor's
+    generated kernels are added."""
     from torch.profiler import ProfilerActivity, profile
 
     torch.set_num_threads(args.threads)
     b, c, d, s = args.B, args.C, args.d, args.size
+    launches = []
+    if args.pairwise == "triton" and args.device != "cuda":
+        _stub_triton_kernels(launches)
     step = _step_fn("efficient", "fused", args.radius, *_make_inputs(b, c, d, s, s, args.device),
                     pairwise=args.pairwise)
     step()  # warm-up (and compilation)
@@ -300,7 +322,7 @@ def count_ops(args):
     kernels = [e for e in leaf if e.name not in NO_KERNEL_OPS]
     generated = [e for e in events if e.name.startswith(("_fwd_kernel", "_bwd_kernel"))
                  and e.device_type.name == "CPU"]
-    n_gen = len(generated)
+    n_gen = len(generated) + len(launches) // 2  # the stubs record warm-up and profiled runs
     if args.pairwise == "compiled":  # inductor's kernels, each run once per call
         from torch._inductor import metrics
         n_gen = metrics.generated_kernel_count

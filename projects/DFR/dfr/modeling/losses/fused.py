@@ -98,11 +98,11 @@ class _TorchPairwise(torch.autograd.Function):
         ctx.save_for_backward(*([g_p] if g_p is not None else []),
                               *[g_f[t] for t in ctx.f_terms])
         keys = list(terms) + (list(DIAG_SUMS) if diag else [])
-        return torch.stack([sums[k] for k in keys])
+        return tuple(sums[k] for k in keys)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
+    def backward(ctx, *grad_out):
         saved = list(ctx.saved_tensors)
         go = {t: grad_out[i] for i, t in enumerate(ctx.terms)}
         g_probs = saved.pop(0) * go["dfr"] if ctx.has_p else None
@@ -113,7 +113,7 @@ class _TorchPairwise(torch.autograd.Function):
 
 
 def _torch_losses(spec, terms, probs, image, feats, labels, valid, scribbles, sigma_feat, diag):
-    """The torch implementation on (B, K, h, w) maps: a 1-d tensor of the term values followed,
+    """The torch implementation on (B, K, h, w) maps: a tuple of the term values followed,
     with diag, by the sums of DIAG_SUMS."""
     b, h, w = valid.shape
     layout = WindowLayout(h, w, spec.radius)
@@ -139,7 +139,7 @@ def _torch_losses(spec, terms, probs, image, feats, labels, valid, scribbles, si
                                      image=flat[2], codes=codes, scribbles=scr, inv2s3=inv2s3,
                                      scale=scale, fd_inv=fd_inv, diag=diag)
         keys = list(terms) + (list(DIAG_SUMS) if diag else [])
-        return torch.stack([sums[k] for k in keys])
+        return tuple(sums[k] for k in keys)
     return _TorchPairwise.apply(probs, feats, image, V, codes, scr, inv2s3, scale,
                                 fd_inv, spec, terms, diag, layout)
 
@@ -160,13 +160,13 @@ class _TritonPairwise(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
+    def backward(ctx, *grad_out):
         from .triton_pairwise import ACC, pairwise_backward
 
         probs, feats, image, valid, codes, inv2s3, acc, n_valid = ctx.saved_tensors
         terms = ctx.terms
         go = {t: grad_out[i] for i, t in enumerate(terms)}
-        z = grad_out.new_zeros(())
+        z = grad_out[0].new_zeros(())
         nv = 1.0 / n_valid.clamp(min=1)
         g_fd = go.get("fd", z)
         coef = torch.stack([
@@ -192,7 +192,7 @@ def _triton_outputs(acc, n_valid, terms, diag):
     out = [vals[t] for t in terms]
     if diag:
         out += [a[k] for k in DIAG_SUMS]
-    return torch.stack(out)
+    return tuple(out)
 
 
 def _triton_losses(spec, terms, probs, image, feats, labels, valid, scribbles, sigma_feat, diag):

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from dfr.data.scribbles import (
@@ -143,3 +144,21 @@ def test_real_scribsup_png_shortening(real_voc, tmp_path):
         assert ((short == 255) | (short == orig)).all()
         frac = (short != 255).sum() / (orig != 255).sum()
         assert 0.4 < frac < 0.6, frac
+
+
+def test_thick_regions_are_thinned_coarsely_and_stay_a_connected_skeleton(monkeypatch):
+    """Above THINNING_BUDGET (area x thickness) a region's skeleton is thinned at 1/k
+    resolution and drawn back: a thin, connected path inside the region along its long axis,
+    close to the full-resolution skeleton's length; below it, skimage's skeleton itself."""
+    from dfr.data.scribbles import tools
+
+    mask = np.zeros((400, 1200), bool)
+    mask[100:300, 100:1100] = True  # 200 px thick: area x thickness = 200 k x 100
+    full = skeletonize(mask)
+    monkeypatch.setattr(tools, "THINNING_BUDGET", 10**6)
+    fast = tools._component_skeleton(mask)
+    assert (fast <= mask).all() and ndimage.label(fast, structure=np.ones((3, 3)))[1] == 1
+    assert abs(int(fast.sum()) - int(full.sum())) < 0.1 * full.sum()
+    assert (skeletonize(fast) == fast).all()  # 1 px thin
+    monkeypatch.setattr(tools, "THINNING_BUDGET", 10**9)
+    assert (tools._component_skeleton(mask) == full).all()

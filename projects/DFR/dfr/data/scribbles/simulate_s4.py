@@ -118,9 +118,9 @@ def _quadratic(points: np.ndarray, axis: int, n: int = 100) -> Optional[np.ndarr
     return out
 
 
-def _s4_curve(blob, edge_pts, skel_pts, com, rng, p: S4Params) -> Optional[np.ndarray]:
-    """One s4 curve attempt inside `blob`: (100, 2) (y, x) or None."""
-    sigma = np.sqrt(blob.sum()) / 20.0
+def _s4_curve(blob, area, edge_pts, skel_pts, com, rng, p: S4Params) -> Optional[np.ndarray]:
+    """One s4 curve attempt inside `blob` (of `area` px): (100, 2) (y, x) or None."""
+    sigma = np.sqrt(area) / 20.0
     c = com + sigma * rng.standard_normal(2)
     yi, xi = int(c[0]), int(c[1])
     if not (0 <= yi < blob.shape[0] and 0 <= xi < blob.shape[1] and blob[yi, xi]):
@@ -160,9 +160,10 @@ def _s4_blob(blob0, dist, level, region, rng, pen: Pen, p: S4Params, extra: int,
             skel_pts = np.argwhere(skeletonize(blob))
         if len(edge_pts) == 0 or len(skel_pts) == 0:
             return None
-        com = np.argwhere(blob).mean(0)
+        m = cv2.moments(blob.view(np.uint8), binaryImage=True)  # exact integer sums
+        area, com = m["m00"], np.array([m["m01"], m["m10"]]) / m["m00"]
         for _ in range(int(p.patience)):
-            curve = _s4_curve(blob, edge_pts, skel_pts, com, rng, p)
+            curve = _s4_curve(blob, area, edge_pts, skel_pts, com, rng, p)
             if curve is None:
                 continue
             # Boundary check: the centre line inside the eroded piece, the drawn (trimmed)

@@ -268,16 +268,6 @@ def train_step(args):
     print(f"| {step:.3f} | {loss:.3f} | {100 * loss / step:.1f} % |")
 
 
-#: ATen operations that only make views or allocate: no kernel on CUDA
-NO_KERNEL_OPS = {
-    "aten::as_strided", "aten::slice", "aten::select", "aten::unsqueeze", "aten::view",
-    "aten::expand", "aten::permute", "aten::transpose", "aten::alias", "aten::squeeze",
-    "aten::_reshape_alias", "aten::t", "aten::narrow", "aten::detach", "aten::reshape",
-    "aten::resolve_conj", "aten::resolve_neg", "aten::unflatten", "aten::empty",
-    "aten::empty_strided", "aten::empty_like", "aten::resize_",
-}
-
-
 def _stub_triton_kernels(launches):
     """Off CUDA, count the wrapper's ATen ops around the fused kernels without running them
     (Triton's interpreter issues its own host copies, which a GPU launch does not): each
@@ -316,10 +306,11 @@ def count_ops(args):
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
     with profile(activities=acts) as prof:
         step()
+    from dfr_tools.profiling import launching_ops
+
     events = prof.events()
     aten = [e for e in events if e.name.startswith("aten::")]
-    leaf = [e for e in aten if not any(ch.name.startswith("aten::") for ch in e.cpu_children)]
-    kernels = [e for e in leaf if e.name not in NO_KERNEL_OPS]
+    kernels, leaf = launching_ops(events)
     generated = [e for e in events if e.name.startswith(("_fwd_kernel", "_bwd_kernel"))
                  and e.device_type.name == "CPU"]
     n_gen = len(generated) + len(launches) // 2  # the stubs record warm-up and profiled runs

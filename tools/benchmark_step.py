@@ -159,20 +159,12 @@ def train_step_fn(forward, params, device: str, dtype):
     return step
 
 
-#: ATen ops that never launch a kernel (views, allocation)
-NO_KERNEL_OPS = {
-    "aten::as_strided", "aten::slice", "aten::select", "aten::unsqueeze", "aten::view",
-    "aten::expand", "aten::permute", "aten::transpose", "aten::alias", "aten::squeeze",
-    "aten::_reshape_alias", "aten::t", "aten::narrow", "aten::detach", "aten::reshape",
-    "aten::resolve_conj", "aten::resolve_neg", "aten::unflatten", "aten::empty",
-    "aten::empty_strided", "aten::empty_like", "aten::resize_",
-}
-
-
 def count_launches(fn, device: str) -> int:
     """Kernels launched by one fn() under torch.profiler: CUDA kernels on a GPU; on a CPU the
     leaf ATen ops that launch one (views and allocations excluded) plus generated kernels."""
     from torch.profiler import ProfilerActivity, profile
+
+    from dfr_tools.profiling import launching_ops
 
     cuda = device.startswith("cuda")
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -182,11 +174,10 @@ def count_launches(fn, device: str) -> int:
     events = prof.events()
     if cuda:
         return sum(1 for e in events if e.device_type.name == "CUDA")
-    leaf = [e for e in events if e.name.startswith("aten::") and e.name not in NO_KERNEL_OPS
-            and not any(c.name.startswith("aten::") for c in e.cpu_children)]
+    launching, _ = launching_ops(events)
     generated = [e for e in events if e.name.startswith(("cpp_fused", "_fwd_kernel",
                                                          "_bwd_kernel"))]
-    return len(leaf) + len(generated)
+    return len(launching) + len(generated)
 
 
 def row(name, precision, what, result=None, skipped=None, **extra):

@@ -37,6 +37,37 @@ def _one_minus_exp_neg(x):
 
 
 @triton.jit
+def _rgb(I, b, HW, idx, mask):
+    """The three channels of the normalised image at flat positions idx."""
+    base = I + b * 3 * HW + idx
+    return (tl.load(base, mask=mask, other=0.0), tl.load(base + HW, mask=mask, other=0.0),
+            tl.load(base + 2 * HW, mask=mask, other=0.0))
+
+
+@triton.jit
+def _tile(V, H, W, BLOCK: tl.constexpr):
+    """This program's image b and tile of BLOCK flat positions: (b, h·w, positions, in-image
+    mask, rows, columns, validity 0/1)."""
+    b = tl.program_id(1)
+    HW = H * W
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inimg = offs < HW
+    vi = tl.load(V + b * HW + offs, mask=inimg, other=0.0)
+    return b, HW, offs, inimg, offs // W, offs % W, vi
+
+
+@triton.jit
+def _pair(V, b, HW, H, W, offs, y, x, inimg, vi, dy, dx):
+    """The neighbour j of each pixel of the tile at (dy, dx): (in-window mask, flat j,
+    both-valid 0/1)."""
+    yj = y + dy
+    xj = x + dx
+    m = inimg & (yj >= 0) & (yj < H) & (xj >= 0) & (xj < W) & ((dy != 0) | (dx != 0))
+    j = offs + dy * W + dx
+    return m, j, vi * tl.load(V + b * HW + j, mask=m, other=0.0)
+
+
+@triton.jit
 def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
                 H, W, C, D, R, c_xy, c_rgb, eps, background,
                 HAS_DFR: tl.constexpr, HAS_FD: tl.constexpr, HAS_FR: tl.constexpr,
@@ -44,14 +75,7 @@ def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
                 USE_FEAT: tl.constexpr, HAS_F: tl.constexpr, HAS_I: tl.constexpr,
                 HAS_T: tl.constexpr, DIAG: tl.constexpr, HAS_S: tl.constexpr,
                 BLOCK: tl.constexpr, CP: tl.constexpr, DP: tl.constexpr):
-    tile = tl.program_id(0)
-    b = tl.program_id(1)
-    HW = H * W
-    offs = tile * BLOCK + tl.arange(0, BLOCK)
-    inimg = offs < HW
-    y = offs // W
-    x = offs % W
-    vi = tl.load(V + b * HW + offs, mask=inimg, other=0.0)
+    b, HW, offs, inimg, y, x, vi = _tile(V, H, W, BLOCK)
     c3 = tl.load(SIG3)  # 1 / (2 σ3²), a device scalar: no host synchronisation
     if HAS_DFR:
         cc = tl.arange(0, CP)
@@ -62,9 +86,7 @@ def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
         fm = inimg[:, None] & (dd[None, :] < D)
         Fi = tl.load(Fe + b * D * HW + dd[None, :] * HW + offs[:, None], mask=fm, other=0.0)
     if HAS_I:
-        i0 = tl.load(I + b * 3 * HW + offs, mask=inimg, other=0.0)
-        i1 = tl.load(I + b * 3 * HW + HW + offs, mask=inimg, other=0.0)
-        i2 = tl.load(I + b * 3 * HW + 2 * HW + offs, mask=inimg, other=0.0)
+        i0, i1, i2 = _rgb(I, b, HW, offs, inimg)
     if HAS_T:
         ti = tl.load(T + b * HW + offs, mask=inimg, other=-1)
     if HAS_S:
@@ -88,16 +110,13 @@ def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
     n_diff = zero
     for dy in range(-R, R + 1):
         for dx in range(-R, R + 1):
-            yj = y + dy
-            xj = x + dx
-            m = inimg & (yj >= 0) & (yj < H) & (xj >= 0) & (xj < W) & ((dy != 0) | (dx != 0))
-            j = offs + dy * W + dx
-            vv = vi * tl.load(V + b * HW + j, mask=m, other=0.0)
+            m, j, vv = _pair(V, b, HW, H, W, offs, y, x, inimg, vi, dy, dx)
             sp = (dy * dy + dx * dx) * c_xy  # ‖ΔS‖²/2σ1²
             if HAS_I:
-                e0 = i0 - tl.load(I + b * 3 * HW + j, mask=m, other=0.0)
-                e1 = i1 - tl.load(I + b * 3 * HW + HW + j, mask=m, other=0.0)
-                e2 = i2 - tl.load(I + b * 3 * HW + 2 * HW + j, mask=m, other=0.0)
+                j0, j1, j2 = _rgb(I, b, HW, j, m)
+                e0 = i0 - j0
+                e1 = i1 - j1
+                e2 = i2 - j2
                 rgb = (e0 * e0 + e1 * e1 + e2 * e2) * c_rgb  # ‖ΔI‖²/2σ2²
             if HAS_F:
                 Fj = tl.load(Fe + b * D * HW + dd[None, :] * HW + j[:, None],
@@ -157,7 +176,7 @@ def _fwd_kernel(P, I, Fe, V, T, S, SIG3, ACCP,
                         n_same += ssame.to(tl.float32)
                         a_diff += tl.where(sdiff, ffac, 0.0)
                         n_diff += sdiff.to(tl.float32)
-    out = ACCP + (b * tl.num_programs(0) + tile) * 16
+    out = ACCP + (b * tl.num_programs(0) + tl.program_id(0)) * 16
     tl.store(out + 0, tl.sum(a_dfr, 0))
     tl.store(out + 1, tl.sum(a_bg, 0))
     tl.store(out + 2, tl.sum(a_fg, 0))
@@ -184,14 +203,7 @@ def _bwd_kernel(P, I, Fe, V, T, SIG3, COEF, GP, GF,
                 USE_RGB: tl.constexpr, USE_FEAT: tl.constexpr, HAS_F: tl.constexpr,
                 HAS_I: tl.constexpr, HAS_T: tl.constexpr,
                 BLOCK: tl.constexpr, CP: tl.constexpr, DP: tl.constexpr):
-    tile = tl.program_id(0)
-    b = tl.program_id(1)
-    HW = H * W
-    offs = tile * BLOCK + tl.arange(0, BLOCK)
-    inimg = offs < HW
-    y = offs // W
-    x = offs % W
-    vi = tl.load(V + b * HW + offs, mask=inimg, other=0.0)
+    b, HW, offs, inimg, y, x, vi = _tile(V, H, W, BLOCK)
     c3 = tl.load(SIG3)
     # COEF: ∂L/∂value of each term times its normaliser (0 where the term is off)
     k_dfr = tl.load(COEF + 0)
@@ -210,24 +222,19 @@ def _bwd_kernel(P, I, Fe, V, T, SIG3, COEF, GP, GF,
     if GRAD_F:
         gf = tl.zeros((BLOCK, DP), dtype=tl.float32)
     if HAS_I:
-        i0 = tl.load(I + b * 3 * HW + offs, mask=inimg, other=0.0)
-        i1 = tl.load(I + b * 3 * HW + HW + offs, mask=inimg, other=0.0)
-        i2 = tl.load(I + b * 3 * HW + 2 * HW + offs, mask=inimg, other=0.0)
+        i0, i1, i2 = _rgb(I, b, HW, offs, inimg)
     if HAS_T:
         ti = tl.load(T + b * HW + offs, mask=inimg, other=-1)
     zero = tl.zeros((BLOCK,), dtype=tl.float32)
     for dy in range(-R, R + 1):
         for dx in range(-R, R + 1):
-            yj = y + dy
-            xj = x + dx
-            m = inimg & (yj >= 0) & (yj < H) & (xj >= 0) & (xj < W) & ((dy != 0) | (dx != 0))
-            j = offs + dy * W + dx
-            vv = vi * tl.load(V + b * HW + j, mask=m, other=0.0)
+            m, j, vv = _pair(V, b, HW, H, W, offs, y, x, inimg, vi, dy, dx)
             sp = (dy * dy + dx * dx) * c_xy
             if HAS_I:
-                e0 = i0 - tl.load(I + b * 3 * HW + j, mask=m, other=0.0)
-                e1 = i1 - tl.load(I + b * 3 * HW + HW + j, mask=m, other=0.0)
-                e2 = i2 - tl.load(I + b * 3 * HW + 2 * HW + j, mask=m, other=0.0)
+                j0, j1, j2 = _rgb(I, b, HW, j, m)
+                e0 = i0 - j0
+                e1 = i1 - j1
+                e2 = i2 - j2
                 rgb = (e0 * e0 + e1 * e1 + e2 * e2) * c_rgb
             if HAS_F:
                 Fj = tl.load(Fe + b * D * HW + dd[None, :] * HW + j[:, None],

@@ -179,6 +179,17 @@ def checkout_like(work: Path):
     py.chmod(0o755)
 
 
+def tree_hash(root) -> dict:
+    """Every file (its hash) and folder (None) under `root`: a file written, changed or
+    removed, or a folder created, shows."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else None
+        for p in sorted(Path(root).rglob("*"))
+    }
+
+
 def run_importer(importer, capsys, *argv):
     """Run the custom importer's main on `argv`: (exit status, what it printed)."""
     code = importer.main([str(a) for a in argv])

@@ -172,3 +172,53 @@ def test_pairwise_sums_run_with_autocast_off(monkeypatch):
         for call in _CALLS.values():
             call(probs, image, feats.requires_grad_(), labels, valid)
     assert seen == [False] * len(_CALLS)
+
+
+def test_fp16_steps_skipped_for_overflow_are_counted_warned_and_stop_the_run(tmp_path):
+    """A loss that overflows float16 gradients every step (λ1 = 1e30): the GradScaler used to
+    skip all 20 steps silently (exit 0, the weights still the initial ones). Now the skips
+    are counted (metrics.json), warned about after 5 in a row naming the loss terms, and
+    SOLVER.AMP.MAX_CONSECUTIVE_SKIPS of them stop the run before anything trains."""
+    from helpers import logged
+
+    from dfr.engine import Trainer
+
+    prefix = register_tiny(tmp_path / "ds")
+    cfg = setup_cfg(tmp_path / "run", prefix, "SOLVER.MAX_ITER", 20, "SOLVER.AMP.ENABLED", True,
+                    "SOLVER.AMP.PRECISION", "float16", "MODEL.DFR.LAMBDA_DFR", 1e30,
+                    "SOLVER.AMP.MAX_CONSECUTIVE_SKIPS", 6, "SOLVER.CHECKPOINT_PERIOD", 100)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    initial = [p.detach().clone() for p in trainer.model.parameters()]
+    with logged("dfr.engine.amp") as log, pytest.raises(FloatingPointError) as e:
+        trainer.train()
+    msg = str(e.value)
+    for s in ("6 consecutive float16 training steps skipped by the GradScaler",
+              "Loss terms of iteration 5: loss_dfr = ", "SOLVER.AMP.MAX_CONSECUTIVE_SKIPS = 6",
+              "MODEL.DFR.LAMBDA_DFR", "SOLVER.AMP.PRECISION bfloat16"):  # fmt: skip
+        assert s in msg, (s, msg)
+    terms = msg.split("Loss terms of iteration 5: ")[1]
+    assert terms.index("loss_dfr") < terms.index("loss_pce")  # the largest term first
+    assert float(terms.split("loss_dfr = ")[1].split(",")[0]) > 1e25
+    assert trainer.iter == 5 and trainer._trainer.skipped_steps == 6
+    warned = [m for m in log.messages if "consecutive float16 training steps skipped" in m]
+    assert len(warned) == 1 and warned[0].startswith("5 consecutive") and "loss_dfr" in warned[0]
+    assert all(torch.equal(a, b) for a, b in zip(initial, trainer.model.parameters()))
+
+
+def test_fp16_training_counts_skipped_steps_in_metrics(tmp_path):
+    """The ordinary case: the scale calibrates (a few skips at most), training goes on and
+    metrics.json has amp/skipped_steps."""
+    from helpers import metrics_rows
+
+    from dfr.engine import Trainer
+
+    prefix = register_tiny(tmp_path / "ds")
+    cfg = setup_cfg(tmp_path / "run", prefix, "SOLVER.MAX_ITER", 3, "SOLVER.AMP.ENABLED", True,
+                    "SOLVER.AMP.PRECISION", "float16", "MODEL.DFR.GAMMA", 0.01)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    rows = metrics_rows(tmp_path / "run")
+    counts = [r["amp/skipped_steps"] for r in rows.values() if "amp/skipped_steps" in r]
+    assert counts and counts[-1] == trainer._trainer.skipped_steps < 3

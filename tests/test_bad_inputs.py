@@ -7,7 +7,6 @@ Cases tested elsewhere: SIGTERM / Ctrl-C to the --num-gpus 2 launcher
 (tests/test_launch.py); "a fresh clone: every test runs" (test_tests_read_no_data_outside_
 the_repository below, and the fixtures)."""
 import contextlib
-import hashlib
 import io
 import logging
 import pickle
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import REAL_VOC, REPO, load_script
-from helpers import INSTANT, load_train_net, parse
+from helpers import INSTANT, load_train_net, parse, tree_hash
 from PIL import Image
 from skimage.draw import line as sk_line
 
@@ -30,14 +29,6 @@ TXT_SCRIBBLES = [(15, [(40, 30), (200, 120), (260, 120)]), (0, [(10, 250), (480,
 
 
 # ---------------------------------------------------------------------------- helpers
-def tree_hash(root: Path) -> dict:
-    return {
-        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-        for p in sorted(Path(root).rglob("*"))
-        if p.is_file()
-    }
-
-
 class CLIError(Exception):
     """A command-line tool's non-zero exit: ``rc`` and everything it printed."""
 
@@ -257,6 +248,78 @@ CONFIG_VALUES = [  # key, nonsense value, the allowed range the message states
 ]
 
 
+def _train_net_call(tmp, mp, argv, eval_only=False):
+    """train_net.py's main on the miniature VOC tree, whole: the hash covers the dataset
+    and OUTPUT_DIR (tmp/run, which must not be created)."""
+    mp.setenv("DETECTRON2_DATASETS", str(prepared_voc(tmp / "ds")))
+    tn = load_train_net()
+    return lambda: tn.main(parse(voc_argv(tmp / "run", *argv, eval_only=eval_only)))
+
+
+def case_sim_from_scribble_set(tmp, mp):
+    """Row 5: `<scribble set>_sim_s4`: its maps are ~3 % labeled, refused when loaded (by the
+    start-up scan), before anything is simulated."""
+    call = _train_net_call(tmp, mp, ["DATASETS.TRAIN", "('voc_2012_train_aug_scribble_sim_s4',)"])
+    return call, tmp, ["'voc_2012_train_aug_scribble'", "voc_2012_train_aug_scribble_sim_s4",
+                       "not dense", "% of the pixels", "at least 50 %",
+                       "DATASETS.DFR.SIMULATE_FROM_SPARSE"]  # fmt: skip
+
+
+def case_sim_from_released_scribbles(tmp, mp):
+    """Row 5: a set whose metadata says scribbles (s4Pascal) is refused when registered."""
+    call = _train_net_call(tmp, mp, ["DATASETS.TRAIN", "('voc_2012_train_aug_s4_sim_s4',)"])
+    return call, tmp, ["DATASETS.TRAIN", "'voc_2012_train_aug_s4'", "scribble set",
+                       "scribble_source='s4Pascal'", "DATASETS.DFR.SIMULATE_FROM_SPARSE"]
+
+
+def case_sim_from_detection_set(tmp, mp):
+    """Row 6: a detection set (records without sem_seg_file_name, thing_classes only): the
+    error names that cause, not the stuff_classes of the `_sim_` name."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    name = f"badinput_detection_{tmp.name}"
+    img = tmp / "det.jpg"
+    shutil.copy(REAL_VOC / "jpg" / f"{TRAIN}.jpg", img)
+    DatasetCatalog.register(name, lambda: [{"file_name": str(img), "image_id": 1, "height": 281,
+                                            "width": 500, "annotations": []}])  # fmt: skip
+    MetadataCatalog.get(name).set(thing_classes=["person"], evaluator_type="coco")
+    call = _train_net_call(tmp, mp, ["DATASETS.TRAIN", f"('{name}_sim_s4',)"])
+    return call, tmp, ["DATASETS.TRAIN", f"{name!r} cannot be the source", "no dense "
+                       "sem_seg_file_name", "detection", str(img)]  # fmt: skip
+
+
+def case_dense_set_missing(tmp, mp, config, prefix, missing, prepare):
+    """Row 8: an ADE20K / Cityscapes config without the dataset: Detectron2's names,
+    registered again under an empty $DETECTRON2_DATASETS (Detectron2 resolves it at import),
+    guarded as dfr.data registers them."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import builtin as d2
+
+    from dfr.data.datasets.builtin import guard_detectron2_sem_seg
+
+    root = tmp / "d2"
+    root.mkdir()
+    for catalog in (DatasetCatalog, MetadataCatalog):  # both restored after the test
+        mp.setattr(catalog, "data", {k: v for k, v in catalog.data.items()
+                                     if not k.startswith(prefix)})  # fmt: skip
+    (d2.register_all_ade20k if prefix.startswith("ade") else d2.register_all_cityscapes)(str(root))
+    guard_detectron2_sem_seg()
+    mp.setenv("DETECTRON2_DATASETS", str(root))
+    tn = load_train_net()
+    argv = ["--config-file", REPO / "projects/DFR/configs" / config, "OUTPUT_DIR", tmp / "run"]
+    return (lambda: tn.main(parse(argv))), tmp, [str(root / missing), "not found", prepare]
+
+
+def case_eval_memory(tmp, mp):
+    """Row 3: --eval-only over a set whose largest image cannot fit TEST.MEMORY_LIMIT_MB:
+    refused by the start-up scan naming it and the size that would fit, before the model."""
+    call = _train_net_call(tmp, mp, ["TEST.MEMORY_LIMIT_MB", 1, "MODEL.WEIGHTS", ""],
+                           eval_only=True)  # fmt: skip
+    gt = tmp / "ds" / VOC_TREE["dense"] / f"{VAL}.png"
+    return call, tmp, [str(gt), "'voc_2012_val_sem_seg'", "21 classes", "needs about",
+                       "TEST.MEMORY_LIMIT_MB = 1", "It would fit at"]
+
+
 def case_prepare_truncated_jpeg(tmp, mp):
     argv = voc_inputs(tmp / "in")
     jpg = tmp / "in/VOCdevkit/VOC2012/JPEGImages" / f"{VAL}.jpg"
@@ -391,6 +454,19 @@ CASES = {
     "malformed XML": (case_malformed_xml, _import("ScribbleFormatError"), None),
     "unknown tag": (case_unknown_tag, _import("UnknownTagError"), None),
     "truncated checkpoint": (case_truncated_checkpoint, _import("CheckpointReadError"), None),
+    # simulated scribbles: the source must be dense
+    "sim_s4 of a scribble set": (case_sim_from_scribble_set, ValueError, None),
+    "sim_s4 of released scribbles": (case_sim_from_released_scribbles, ValueError, None),
+    "sim_s4 of a detection set": (case_sim_from_detection_set, _import("StartupCheckError"), None),
+    "--eval-only, image over TEST.MEMORY_LIMIT_MB": (case_eval_memory, MemoryError, None),
+    # Detectron2's dense sets missing: what is missing and how to prepare it
+    "ADE20K config, no dataset": (lambda t, m: case_dense_set_missing(
+        t, m, "ade20k/dfr_swin_base_ade20k_sim_s4_bs16_160k.yaml", "ade20k_sem_seg_",
+        "ADEChallengeData2016/images/training", "prepare_ade20k_sem_seg.py"),
+        FileNotFoundError, None),
+    "Cityscapes config, no dataset": (lambda t, m: case_dense_set_missing(
+        t, m, "cityscapes/dfr_swin_base_cityscapes_sim_s4_bs8_80k.yaml", "cityscapes_fine_",
+        "cityscapes/leftImg8bit/train", "createTrainIdLabelImgs"), FileNotFoundError, None),
     **{f"{k} {v}": (lambda t, m, k=k, v=v, a=a: case_config_value(t, m, k, v, a),
                     _import("StartupCheckError"), None) for k, v, a in CONFIG_VALUES},
 }  # fmt: skip

@@ -1,8 +1,13 @@
 """DFRCheckpointer: `last_checkpoint` never names an incomplete file (a missing, empty or
 dangling tag falls back to the newest complete model_*.pth with a WARNING); a checkpoint of
 another number of classes is an error unless MODEL.SKIP_MISMATCHED_WEIGHTS; every entry point
-builds the checkpointer from the config."""
+builds the checkpointer from the config; a full disk during a save is named as such; a run
+refused by its checks or its checkpoint leaves an existing OUTPUT_DIR as it was."""
+import errno
+import io
 import os
+import shutil
+import traceback
 
 import pytest
 import torch
@@ -193,3 +198,134 @@ def test_demo_reports_unreadable_images_by_name_writes_the_rest_and_exits_1(tmp_
     assert "anim.gif" in log and "notes.txt" in log  # reported, not silently skipped
     assert sorted(p.name for p in out.iterdir()) == [
         "good1_label.png", "good1_overlay.png", "good2_label.png", "good2_overlay.png"]
+
+
+class _FullDisk(io.RawIOBase):
+    """A file that takes `room` bytes, then fails as a full disk does (ENOSPC)."""
+
+    def __init__(self, f, room):
+        self.f, self.room = f, room
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        if len(b) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(b)
+        return self.f.write(b)
+
+
+def _disk_fills_up(monkeypatch, saves_that_fit=0, room=100):
+    """torch.save: the first `saves_that_fit` calls write normally, the later ones hit a full
+    disk after `room` bytes (torch then raises its zip writer's "unexpected pos" RuntimeError,
+    with the OSError only in the chain, as on a real full disk)."""
+    real, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) > saves_that_fit:
+            f = _FullDisk(f, room)
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_a_full_disk_during_a_save_is_named_with_the_file_and_what_was_kept(tmp_path, monkeypatch):
+    from dfr.engine import CheckpointWriteError, DFRCheckpointer
+
+    _saved(tmp_path, 1)
+    _disk_fills_up(monkeypatch)
+    with pytest.raises(CheckpointWriteError) as e:
+        DFRCheckpointer(_linear(2), save_dir=str(tmp_path)).save("model_0000002")
+    last = traceback.format_exception_only(e.value)[-1]  # what a user reads last
+    for s in ("no space left on the device of OUTPUT_DIR",
+              str(tmp_path), str(tmp_path / "model_0000002.pth"), "partial file was removed",
+              "last_checkpoint still names model_0000001.pth", "--resume"):  # fmt: skip
+        assert s in last, (s, last)
+    assert e.value.errno == errno.ENOSPC and "unexpected pos" in str(e.value.__cause__)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth"]
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
+
+
+def test_a_full_disk_during_training_stops_it_naming_the_cause(tmp_path, monkeypatch):
+    """The training loop's periodic checkpoint (Detectron2's hook) re-raises the same error."""
+    from helpers import register_tiny, setup_cfg
+
+    from dfr.engine import CheckpointWriteError, Trainer
+
+    cfg = setup_cfg(tmp_path / "run", register_tiny(tmp_path / "ds"), "SOLVER.MAX_ITER", 6,
+                    "SOLVER.CHECKPOINT_PERIOD", 2)  # fmt: skip
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    _disk_fills_up(monkeypatch, saves_that_fit=1)  # model_0000001 fits, model_0000003 not
+    with pytest.raises(CheckpointWriteError, match=r"model_0000003.pth: no space left on the "
+                       r"device of OUTPUT_DIR .*last_checkpoint still names model_0000001.pth"):
+        trainer.train()
+    assert (tmp_path / "run" / "last_checkpoint").read_text() == "model_0000001.pth"
+    assert not list((tmp_path / "run").glob("*partial*"))
+
+
+def test_temporary_checkpoint_names_are_unique_per_process(tmp_path, monkeypatch):
+    import socket
+
+    from fvcore.common.checkpoint import Checkpointer
+
+    from dfr.engine import DFRCheckpointer
+
+    names, real = [], Checkpointer.save
+    monkeypatch.setattr(Checkpointer, "save", lambda self, name, **kw: (
+        names.append(name), real(self, name, **kw))[1])  # fmt: skip
+    DFRCheckpointer(_linear(1), save_dir=str(tmp_path)).save("model_0000001")
+    assert names == [f"model_0000001.partial-{socket.gethostname()}-{os.getpid()}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished tiny training (config.yaml, model_final.pth, log.txt, metrics.json) and
+    the argv builder of its command line."""
+    from helpers import DETERMINISTIC_OPTS, INSTANT, dataset_opts, load_train_net, parse
+    from helpers import register_tiny
+
+    root = tmp_path_factory.mktemp("finished")
+    prefix = register_tiny(root / "ds")
+
+    def argv(out, *opts, flags=()):
+        return [*flags, "--config-file", str(INSTANT), *DETERMINISTIC_OPTS,
+                *dataset_opts(prefix), "OUTPUT_DIR", str(out), *map(str, opts)]  # fmt: skip
+
+    load_train_net().main(parse(argv(root / "run", "SOLVER.MAX_ITER", 2)))
+    return root / "run", argv
+
+
+@pytest.mark.parametrize("case", ["start-up check", "--resume: another head",
+                                  "--eval-only: another head"])  # fmt: skip
+def test_a_refused_run_changes_nothing_in_an_existing_output_dir(finished_run, tmp_path, case):
+    """The folder of a finished run, then a run into it that its checks refuse: config.yaml
+    (which describes model_final.pth), log.txt, metrics.json and every other file stay as
+    they were, and no lock is left (config.yaml used to be rewritten first)."""
+    from helpers import load_train_net, parse
+    from helpers import tree_hash
+
+    from dfr.engine import CheckpointMismatchError, StartupCheckError
+
+    run, argv = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    other_head = ["MODEL.UPERNET.CHANNELS", 8]
+    args, error, said = {
+        "start-up check": (argv(out, "SOLVER.MAX_ITER", 0), StartupCheckError,
+                           "SOLVER.MAX_ITER = 0"),
+        "--resume: another head": (argv(out, *other_head, flags=["--resume"]),
+                                   CheckpointMismatchError, f"{out / 'model_final.pth'}"),
+        "--eval-only: another head": (argv(out, *other_head, "MODEL.WEIGHTS",
+                                           out / "model_final.pth", flags=["--eval-only"]),
+                                      CheckpointMismatchError, f"{out / 'model_final.pth'}"),
+    }[case]  # fmt: skip
+    before = tree_hash(out)
+    assert {"config.yaml", "model_final.pth", "log.txt", "metrics.json"} <= set(before)
+    with pytest.raises(error) as e:
+        load_train_net().main(parse(args))
+    assert said in str(e.value)
+    assert tree_hash(out) == before

@@ -1,9 +1,15 @@
 """Inputs and outputs a user meets: file names with spaces in split files, annotation shapes
 far outside their image, valid JSON metrics, generated dataset folders readable by others and
-no temporary folders left by a killed generator."""
+no temporary folders left by a killed generator; two trainings into one OUTPUT_DIR (the
+second is refused, naming the first), a lock left by a killed run taken over."""
 import json
 import os
+import socket
 import stat
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +168,131 @@ def test_demo_refuses_a_nonsense_model_key_before_building_anything(tmp_path):
                    "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
                    "--opts", "MODEL.DFR.GAMMA", "1.5"])  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+_TRAINING = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from helpers import load_train_net, parse, register_tiny
+register_tiny({root!r}, {prefix!r})
+import torch
+torch.set_num_threads(1)
+from dfr.engine import Trainer
+
+wait_for = os.environ.get("WAIT_FOR")
+if wait_for:  # hold the run at the start of training (after its checks) until the file exists
+    train = Trainer.train
+
+    def held(self):
+        open(wait_for + ".ready", "w").close()
+        while not os.path.exists(wait_for):
+            time.sleep(0.05)
+        return train(self)
+
+    Trainer.train = held
+load_train_net().main(parse(sys.argv[1:]))
+"""
+
+
+def _training(tmp_path, out, **env):
+    """A train_net.py process training the tiny set into `out` (4 iterations)."""
+    from helpers import DETERMINISTIC_OPTS, INSTANT, REPO, dataset_opts
+
+    root, prefix = tmp_path / "ds", "concurrent"
+    script = tmp_path / "training.py"
+    script.write_text(textwrap.dedent(_TRAINING).format(tests=str(REPO / "tests"), root=str(root),
+                                                        prefix=prefix))  # fmt: skip
+    argv = ["--config-file", str(INSTANT), *DETERMINISTIC_OPTS, *dataset_opts(prefix),
+            "SOLVER.MAX_ITER", "4", "OUTPUT_DIR", str(out)]  # fmt: skip
+    return subprocess.Popen([sys.executable, str(script), *argv], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, OMP_NUM_THREADS="1", **env))  # fmt: skip
+
+
+def _lock_of(out: Path):
+    try:
+        return json.loads((out / "run.lock").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_a_second_training_into_the_same_output_dir_is_refused_naming_the_first(tmp_path):
+    """Two trainings into one OUTPUT_DIR used to run together: both wrote
+    model_*.partial.pth under one name (one died with FileNotFoundError), mixed their
+    checkpoints, interleaved metrics.json / log.txt, and last_checkpoint named the other's
+    file. The second is refused at start naming the folder and the first run's process, and
+    writes nothing; the first finishes as if alone."""
+    from helpers import tree_hash
+
+    out = tmp_path / "run"
+    go = tmp_path / "go"
+    first = _training(tmp_path, out, WAIT_FOR=str(go))
+    try:
+        deadline = time.monotonic() + 240
+        while not Path(f"{go}.ready").exists():  # the first run is at its first iteration
+            assert first.poll() is None, first.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the first training never started"
+            time.sleep(0.1)
+        assert _lock_of(out)["pid"] == first.pid
+        assert _lock_of(out)["host"] == socket.gethostname()
+        before = tree_hash(out)
+        second = _training(tmp_path, out)
+        log = second.communicate(timeout=240)[0]
+        assert second.returncode == 1, log[-3000:]
+        last = log.strip().splitlines()[-1]
+        assert last.startswith("dfr.engine.rundir.OutputDirBusyError: OUTPUT_DIR "), last
+        for s in (str(out), f"pid {first.pid} on host {socket.gethostname()}"):
+            assert s in last, (s, last)
+        assert tree_hash(out) == before  # the second run wrote nothing
+        go.touch()
+        log = first.communicate(timeout=240)[0]
+    finally:
+        go.touch()
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, log[-3000:]
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    names = sorted(p.name for p in out.iterdir())
+    assert "run.lock" not in names and not [n for n in names if "partial" in n], names
+    iters = [json.loads(line)["iteration"] for line in (out / "metrics.json").read_text().splitlines()]
+    assert iters == sorted(iters) and len(iters) == len(set(iters)), iters  # one run's rows
+    assert (out / "log.txt").read_text().count("Starting training from iteration 0") == 1
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_warning(tmp_path):
+    from helpers import DETERMINISTIC_OPTS, INSTANT, dataset_opts, load_train_net, logged, parse
+    from helpers import register_tiny
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(),
+                                              "started": "2024-01-01T00:00:00",
+                                              "argv": ["train_net.py"]}))  # fmt: skip
+    prefix = register_tiny(tmp_path / "ds")
+    argv = ["--config-file", str(INSTANT), *DETERMINISTIC_OPTS, *dataset_opts(prefix),
+            "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(out)]  # fmt: skip
+    with logged("dfr") as log:
+        load_train_net().main(parse(argv))
+    took = [m for m in log.messages if "taking over" in m]
+    assert len(took) == 1 and f"pid {gone.pid} on host {socket.gethostname()}" in took[0], took
+    assert (out / "model_final.pth").is_file() and not (out / "run.lock").exists()
+    assert "taking over" in (out / "log.txt").read_text()  # in the run's log too
+
+
+def test_a_refused_run_removes_the_folder_it_created(tmp_path):
+    """A new OUTPUT_DIR refused by the start-up checks is not left behind (empty, or with a
+    lock file): nothing is written before the checks pass."""
+    from helpers import DETERMINISTIC_OPTS, INSTANT, dataset_opts, load_train_net, parse
+    from helpers import register_tiny
+
+    from dfr.engine import StartupCheckError
+
+    prefix = register_tiny(tmp_path / "ds")
+    out = tmp_path / "new" / "run"
+    argv = ["--config-file", str(INSTANT), *DETERMINISTIC_OPTS, *dataset_opts(prefix),
+            "SOLVER.BASE_LR", "-1.0", "OUTPUT_DIR", str(out)]  # fmt: skip
+    with pytest.raises(StartupCheckError, match="SOLVER.BASE_LR = -1.0"):
+        load_train_net().main(parse(argv))
+    assert not (tmp_path / "new").exists()

@@ -132,3 +132,36 @@ def test_demo_input_errors(demo, images, tmp_path):
     # a folder lists its images only (notes.txt is skipped), sorted
     assert [p.split("/")[-1] for p in demo.collect_inputs([str(images)])] == [
         "a.jpg", "b.jpg", "c.png"]  # fmt: skip
+
+
+def test_demo_refuses_an_image_that_cannot_fit_naming_the_size_that_would(demo, images, weights,
+                                                                          tmp_path):
+    """TEST.MEMORY_LIMIT_MB tiny: the large image is refused by name with the estimate and a
+    size that fits (checked against the same estimate), before any prediction; the small
+    ones are written; the command line's exit status is 1."""
+    big = images / "big.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (600, 900, 3), dtype=np.uint8)).save(big)
+    out = tmp_path / "out"
+    argv = ["--config-file", str(INSTANT), "--input", str(images), "--output", str(out),
+            "--opts", "MODEL.WEIGHTS", str(weights), "TEST.MEMORY_LIMIT_MB", 8]  # fmt: skip
+    from helpers import logged
+
+    with logged("dfr.demo") as log:
+        written, failed = demo.run([str(a) for a in argv])
+    assert failed == [str(big)]
+    assert sorted(p.split("/")[-1] for p in written) == sorted(
+        f"{s}_{k}.png" for s in SIZES for k in ("overlay", "label"))  # fmt: skip
+    refused = [m for m in log.messages if str(big) in m and "needs about" in m]
+    assert len(refused) == 1, log.text
+    msg = refused[0]
+    assert "(900x600 px, 4 classes)" in msg and "TEST.MEMORY_LIMIT_MB = 8 (8.0 MB)" in msg
+    w, h = (int(v) for v in msg.split("It would fit at ")[1].split(" px")[0].split("x"))
+    from dfr.config import get_dfr_cfg
+    from dfr.evaluation.tta import check_inference_memory
+
+    cfg = get_dfr_cfg(INSTANT, ["TEST.MEMORY_LIMIT_MB", 8])
+    check_inference_memory(cfg, (h, w), "fits")  # no error at the size it names
+    with pytest.raises(MemoryError, match=r"bigger \(\d+x\d+ px"):
+        check_inference_memory(cfg, (h + 20, w + 30), "bigger")
+    assert 0.3 < w / 900 < 1 and abs(w / h - 1.5) < 0.02
+    assert not (out / "big_label.png").exists()

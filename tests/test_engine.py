@@ -251,8 +251,11 @@ def test_trainer_test_is_detectron2s_and_gives_semsegtta_original_size_images(tm
                                                                             monkeypatch):
     """Trainer.test runs DefaultTrainer.test through the builders; a SemSegTTA model (which
     resizes each view itself) gets a loader with INPUT.DFR.TEST_RESIZE off, the plain model
-    the config's; the caller's config is left as it was."""
+    the config's; the caller's config is left as it was. With evaluators that read labels (the
+    project's), the plain model runs in SemSegTTA(output="labels") too (memory-bounded
+    labels); an evaluator that reads the scores gets the plain model's "sem_seg"."""
     from detectron2.engine import DefaultTrainer
+    from detectron2.evaluation import DatasetEvaluator
 
     from dfr.engine import Trainer
     from dfr.evaluation import SemSegTTA
@@ -274,8 +277,20 @@ def test_trainer_test_is_detectron2s_and_gives_semsegtta_original_size_images(tm
 
     monkeypatch.setattr(Trainer, "build_test_loader", classmethod(spy_loader))
     monkeypatch.setattr(DefaultTrainer, "test", classmethod(spy_test))
+    class Scores(DatasetEvaluator):  # reads what a Detectron2 evaluator reads
+        keys = []
+
+        def process(self, inputs, outputs):
+            self.keys += [(k, tuple(v.shape)) for o in outputs for k, v in o.items()]
+
+        def evaluate(self):
+            return {}
+
     model = Trainer.build_model(cfg).eval()
     res = Trainer.test(cfg, model)
     Trainer.test(cfg, SemSegTTA(cfg, model, tta=False))
-    assert seen == [True, False] and calls == ["DFRSegmentor", "SemSegTTA"]
+    scores = Scores()
+    Trainer.test(cfg, model, [scores])
+    assert seen == [False, False, True] and calls == ["SemSegTTA", "SemSegTTA", "DFRSegmentor"]
     assert cfg.INPUT.DFR.TEST_RESIZE and "mIoU" in res["sem_seg"]
+    assert scores.keys and all(k == "sem_seg" and len(shape) == 3 for k, shape in scores.keys)

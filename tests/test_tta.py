@@ -145,3 +145,116 @@ def test_single_view_tta_and_one_window_slide_equal_the_dfr_model_at_odd_sizes(
     assert (ss - ref).abs().max() <= 1e-6 and (slide - ref).abs().max() <= 1e-6
     assert torch.allclose(ms.sum(0), torch.ones(45, 71), atol=1e-5)
     assert (ms - ref).abs().max() > 1e-4  # the other views do change the average
+
+
+# ---- labels at the original size with bounded memory (dfr.evaluation.postprocess) ----------
+def _full_float(views, size):
+    """The naive path: every class resized to `size` in float, then softmax (and the sum
+    over views): what the model's inference / SemSegTTA's probabilities compute."""
+    from dfr.utils import resize
+
+    total, logits = 0, None
+    for y, via, flip in views:
+        y = y[None]
+        if via is not None:
+            y = resize(y, via)
+        if flip:
+            y = y.flip(-1)
+        logits = F.interpolate(y, size=size, mode="bilinear", align_corners=False)[0]
+        total = total + logits.softmax(0)
+    return logits, total
+
+
+def _random_case(seed, views=1):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=g))  # noqa: E731
+    c, h, w = r(2, 160), r(2, 17), r(2, 17)
+    size = (r(1, 70), r(1, 70))
+    out = []
+    for _ in range(views):
+        y = torch.randn(c, h, w, generator=g) * 3
+        for _ in range(r(0, 4)):  # identical class planes: exact ties, the lower class wins
+            i, j = sorted((r(0, c), r(0, c)))
+            y[j] = y[i]
+        via = (r(h, 4 * h + 1), r(w, 4 * w + 1)) if r(0, 2) else None
+        out.append((y, via, bool(r(0, 2)) if views > 1 else False))
+    # a chunk of 1 class up to all of them
+    chunk = 4 * (size[0] * size[1] + max(v[1][0] * v[1][1] if v[1] else 0 for v in out))
+    return out, size, chunk * r(1, c + 1)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_chunked_labels_equal_the_full_float_argmax(seed, monkeypatch):
+    """One view (plain inference): the labels resized a few classes at a time equal, bit for
+    bit, the argmax of the logits resized all at once, ties to the lower class; the naive
+    softmax's argmax too, wherever two probabilities do not round to one float. No resized
+    tensor holds more classes than the chunk allows."""
+    from dfr.evaluation import postprocess as pp
+
+    views, size, chunk = _random_case(seed)
+    sizes = []
+    real = pp.resize
+    monkeypatch.setattr(pp, "resize", lambda x, s: sizes.append(x.shape[1]) or real(x, s))
+    got = pp.labels_at_size(views, size, chunk_bytes=chunk)
+    logits, probs = _full_float(views, size)
+    assert got.shape == size and got.dtype == pp.label_dtype(logits.shape[0])
+    assert torch.equal(got.long(), logits.argmax(0))
+    tie = probs.topk(2, dim=0).values if probs.shape[0] > 1 else None
+    differ = got.long() != probs.argmax(0)
+    assert tie is None or (tie[0][differ] == tie[1][differ]).all()
+    px = size[0] * size[1] + (views[0][1][0] * views[0][1][1] if views[0][1] else 0)
+    assert max(sizes) == min(logits.shape[0], max(1, chunk // (4 * px)))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_chunked_labels_of_several_views_equal_the_summed_softmax_argmax(seed):
+    """Multi-scale / flip views: the argmax of the summed softmax, computed over class chunks
+    from each view's log-sum-exp; a pixel may differ only where the two best sums are within
+    float rounding of each other."""
+    from dfr.evaluation.postprocess import labels_at_size
+
+    views, size, chunk = _random_case(100 + seed, views=int(seed % 3) + 2)
+    got = labels_at_size(views, size, chunk_bytes=chunk).long()
+    _, total = _full_float(views, size)
+    differ = got != total.argmax(0)
+    top = total.topk(2, dim=0).values
+    assert int(differ.sum()) <= 1 and ((top[0] - top[1])[differ] < 1e-5).all()
+    assert torch.equal(torch.gather(total, 0, got[None])[0][differ], top[0][differ]) or \
+        ((top[0] - torch.gather(total, 0, got[None])[0])[differ] < 1e-5).all()
+
+
+@pytest.mark.parametrize("test_resize", [False, True])
+def test_labels_output_equals_the_dfr_model_with_150_classes(tmp_path, test_resize):
+    """SemSegTTA(output="labels") on the DFR model with 150 classes, at an odd size, resized
+    one class at a time: the labels of the model's own inference (stride-4 logits -> input
+    size -> original size, softmax); with multi-scale + flip, those of the averaged
+    probabilities."""
+    from helpers import setup_cfg
+    from PIL import Image
+
+    from dfr.data import ScribbleDatasetMapper
+    from dfr.engine import Trainer
+    from dfr.evaluation import SemSegTTA
+
+    path = tmp_path / "odd.png"
+    Image.fromarray(_image(45, 71, seed=7).permute(1, 2, 0).numpy()).save(path)
+    record = {"file_name": str(path), "height": 45, "width": 71, "image_id": "odd"}
+    cfg = setup_cfg(tmp_path / "run", "synthetic_tiny", "INPUT.DFR.TEST_RESIZE", str(test_resize),
+                    "INPUT.DFR.RESIZE_SCALE", "[160, 100]", "MODEL.SEM_SEG_HEAD.NUM_CLASSES", 150,
+                    "TEST.AUG.SCALES", "[0.75, 1.0]", "TEST.AUG.FLIP", "True")  # fmt: skip
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg).eval()
+    plain_in = ScribbleDatasetMapper(cfg, is_train=False)(record)
+    orig_in = ScribbleDatasetMapper(cfg, is_train=False, test_resize=False)(record)
+    one, several = (SemSegTTA(cfg, model, tta=t, output="labels") for t in (False, True))
+    for wrapper in (one, several):  # one class at a time (TEST.RESIZE_CHUNK_MB is >= 1 MB)
+        wrapper.chunk_bytes = 4 * (45 * 71 + 100 * 158)
+    with torch.no_grad():
+        ref = model([plain_in])[0]["sem_seg"]
+        labels = one([orig_in])[0]
+        ms_probs = SemSegTTA(cfg, model)([orig_in])[0]["sem_seg"]
+        ms = several([orig_in])[0]["sem_seg_labels"]
+    assert set(labels) == {"sem_seg_labels"} and labels["sem_seg_labels"].shape == (45, 71)
+    assert torch.equal(labels["sem_seg_labels"].long(), ref.argmax(0))
+    assert len(ref.argmax(0).unique()) > 3  # many classes in play
+    assert torch.equal(ms.long(), ms_probs.argmax(0))

@@ -7,6 +7,9 @@
 
 Before the first iteration (and before --eval-only) dfr.engine.checks checks NUM_CLASSES
 against the datasets, the batch size and the label files (--skip-checks skips the file scan).
+OUTPUT_DIR is locked for the run (a second run into it is refused, naming the first), and
+nothing is written into it before those checks and the checkpoint load pass
+(dfr.engine.rundir).
 SIGTERM / Ctrl-C to a --num-gpus N run stops every worker (dfr.engine.launch).
 
 Without CUDA the run falls back to MODEL.DEVICE=cpu; --num-gpus N then starts N CPU
@@ -21,22 +24,23 @@ import logging
 import os
 
 import torch
-from detectron2.engine import default_argument_parser, default_setup
+from detectron2.engine import default_argument_parser
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 
 from dfr.config import get_dfr_cfg
 from dfr.data import register_datasets_from_cfg
 from dfr.engine import DFRCheckpointer, Trainer, launch, run_startup_checks
+from dfr.engine.rundir import active_run, prepare_run
 
 
 def setup(args):
+    """The config, registered datasets, the locked OUTPUT_DIR and console logging (Detectron2's
+    default_setup without its writes: config.yaml and log.txt come with `commit`)."""
     cfg = get_dfr_cfg(args.config_file, args.opts)
     register_datasets_from_cfg(cfg)
     cfg.freeze()
-    default_setup(cfg, args)
-    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="dfr")
+    prepare_run(cfg, args)
     if cfg.MODEL.DEVICE == "cpu":
         # Share the cores between the processes of this machine instead of oversubscribing.
         per_proc = max(1, (os.cpu_count() or 1) // max(1, comm.get_local_size()))
@@ -47,6 +51,14 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    run = active_run(cfg)
+    try:
+        return _run(cfg, args, run)
+    finally:
+        run.close()  # a run refused before `commit` leaves OUTPUT_DIR as it was
+
+
+def _run(cfg, args, run):
     skip_checks = getattr(args, "skip_checks", False)
     if args.eval_only:
         run_startup_checks(cfg, train=False, scan=not skip_checks)
@@ -54,6 +66,7 @@ def main(args):
         DFRCheckpointer.from_config(cfg, model).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
+        run.commit()
         res = Trainer.test(cfg, model)
         if cfg.TEST.AUG.ENABLED:
             res.update(Trainer.test_with_TTA(cfg, model))
@@ -63,6 +76,7 @@ def main(args):
 
     trainer = Trainer(cfg, skip_checks=skip_checks)
     trainer.resume_or_load(resume=args.resume)
+    run.commit()
     return trainer.train()
 
 

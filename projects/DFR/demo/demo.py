@@ -8,14 +8,18 @@
 For every input image <stem> it writes, under --output:
 
     <stem>_overlay.png   the image with the predicted classes drawn over it (Detectron2's
-                         Visualizer.draw_sem_seg: class names and colours of the dataset)
+                         Visualizer.draw_sem_seg: class names and colours of the dataset;
+                         above 4 Mpx the colours alone, which take far less memory)
     <stem>_label.png     the predicted class ids as a palette PNG (pixel value = class id,
                          palette = the dataset's colours)
 
 --input takes image files, glob patterns and folders (their images, not recursive). Images go
 through the evaluation pipeline (dfr.engine.Trainer.test): the config's test-time resize and
 TEST.MODE ("whole" / "slide"), and with --tta multi-scale + flip (TEST.AUG.SCALES / FLIP,
-dfr.evaluation.SemSegTTA). Class names and colours come from --dataset (default: the first of
+dfr.evaluation.SemSegTTA); the labels at the original size take memory independent of the
+number of classes (TEST.RESIZE_CHUNK_MB), and an image whose inference would not fit
+(TEST.MEMORY_LIMIT_MB, default: the memory available) is skipped, naming the size that would
+fit. Class names and colours come from --dataset (default: the first of
 DATASETS.TEST, else of DATASETS.TRAIN; the datasets of the config's DATASETS.DFR.CUSTOM are
 registered by dfr.data.register_datasets_from_cfg).
 Runs on the config's MODEL.DEVICE, CPU when CUDA is missing.
@@ -113,6 +117,23 @@ def dataset_metadata(cfg, name=None):
     return [f"class {i}" for i in range(n)], voc_colors(n)
 
 
+# Detectron2's Visualizer (class names, outlines) takes ~120 bytes per pixel (a 4000x3000 photo:
+# +1.4 GB); larger images get the colours alone (`blend_overlay`, a few bytes per pixel).
+VISUALIZER_MAX_PX = 4_000_000
+
+
+def blend_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray,
+                  alpha: float = 0.5) -> np.ndarray:
+    """(H, W, 3) uint8 image with each pixel's class colour `palette[label]` blended in at
+    `alpha` (what draw_sem_seg does to the pixels), in blocks of rows."""
+    out = np.empty_like(image)
+    for y0 in range(0, image.shape[0], 256):
+        rows = slice(y0, y0 + 256)
+        mix = image[rows] * (1 - alpha) + palette[label[rows]] * alpha
+        out[rows] = np.clip(np.rint(mix), 0, 255).astype(np.uint8)
+    return out
+
+
 def _writer(out_dir, classes, colors, total):
     """A DatasetEvaluator that writes the overlay and the label PNG of every prediction."""
     from detectron2.data import detection_utils as utils
@@ -123,7 +144,7 @@ def _writer(out_dir, classes, colors, total):
     from tqdm import tqdm
 
     from dfr.data.classes import voc_palette
-    from dfr.evaluation import save_indexed_png
+    from dfr.evaluation import labels_of, save_indexed_png
 
     meta = Metadata(stuff_classes=classes, stuff_colors=colors)
     palette = voc_palette(256).copy()
@@ -134,14 +155,20 @@ def _writer(out_dir, classes, colors, total):
             self.written = []
             self.bar = tqdm(total=total, desc="demo", unit="img")
 
+        accepts_labels = True  # Trainer.test then predicts labels with bounded memory
+
         def process(self, inputs, outputs):
             for inp, out in zip(inputs, outputs):
-                label = out["sem_seg"].argmax(dim=0).to("cpu").numpy().astype(np.uint8)
+                label = labels_of(out).to("cpu").numpy().astype(np.uint8)
                 image = utils.read_image(inp["file_name"], format="RGB")
                 name = os.path.splitext(os.path.basename(inp["file_name"]))[0]
                 stem = os.path.join(out_dir, name)
-                vis = Visualizer(image, meta).draw_sem_seg(label, alpha=0.5)
-                Image.fromarray(vis.get_image()).save(stem + "_overlay.png")
+                if label.size <= VISUALIZER_MAX_PX:
+                    overlay = Visualizer(image, meta).draw_sem_seg(label, alpha=0.5).get_image()
+                else:
+                    overlay = blend_overlay(image, label, palette[:, :3])
+                Image.fromarray(overlay).save(stem + "_overlay.png")
+                del overlay, image
                 save_indexed_png(label, stem + "_label.png", palette)
                 self.written += [stem + "_overlay.png", stem + "_label.png"]
                 self.bar.update(1)
@@ -155,8 +182,9 @@ def _writer(out_dir, classes, colors, total):
 
 def run(argv=None):
     """Predict every readable input; returns (files written: overlay, label per image in
-    input order; inputs that could not be read). An unreadable image is reported by name and
-    skipped; the others are written."""
+    input order; inputs that could not be read or predicted). An unreadable image, or one
+    whose inference would not fit in memory (TEST.MEMORY_LIMIT_MB; the message gives the size
+    that would), is reported by name and skipped; the others are written."""
     args = parse_args(argv)
     from detectron2.data import DatasetCatalog
     from detectron2.utils.logger import setup_logger
@@ -166,7 +194,7 @@ def run(argv=None):
     from dfr.data.images import image_hw
     from dfr.engine import DFRCheckpointer, Trainer
     from dfr.engine.checks import check_config_values
-    from dfr.evaluation import SemSegTTA
+    from dfr.evaluation import InferenceMemoryError, SemSegTTA
 
     setup_logger(name="dfr")
     paths = collect_inputs(args.input)
@@ -200,8 +228,20 @@ def run(argv=None):
         DFRCheckpointer.from_config(cfg, model, save_dir="").load(cfg.MODEL.WEIGHTS)
     else:
         logger.warning("MODEL.WEIGHTS is empty: predicting with random weights")
-    if args.tta:
-        model = SemSegTTA(cfg, model)
+    # labels at the original size with bounded memory; an image that cannot fit is refused
+    # by name (with the size that would fit) before any is predicted, the others written
+    model = SemSegTTA(cfg, model, tta=args.tta, output="labels")
+    for rec in list(records):
+        try:
+            model.check_memory((rec["height"], rec["width"]), model.num_classes, rec["file_name"])
+        except InferenceMemoryError as e:
+            logger.error(f"{e} Skipped.")
+            failed.append(rec["file_name"])
+            records.remove(rec)
+    if not records:
+        logger.error(f"none of the {len(paths)} input(s) could be read and predicted")
+        DatasetCatalog.remove(name)
+        return [], failed
     os.makedirs(args.output, exist_ok=True)
     writer = _writer(args.output, classes, colors, len(records))
     try:
@@ -210,7 +250,8 @@ def run(argv=None):
         DatasetCatalog.remove(name)
     logger.info(f"wrote {len(writer.written)} files for {len(records)} images to {args.output}")
     if failed:
-        logger.error(f"{len(failed)} input(s) could not be read: {', '.join(failed)}")
+        logger.error(f"{len(failed)} input(s) could not be read or predicted: "
+                     f"{', '.join(failed)}")  # fmt: skip
     return writer.written, failed
 
 

@@ -149,6 +149,9 @@ def add_dfr_config(cfg):
     # losses always run in float32 with autocast off (dfr.modeling.losses).
     if "PRECISION" not in cfg.SOLVER.AMP:
         cfg.SOLVER.AMP.PRECISION = "float16"
+    # float16: the run stops (naming the loss terms) after this many consecutive steps the
+    # GradScaler skipped for overflowing gradients (a warning comes after 5); 0 = never.
+    cfg.SOLVER.AMP.MAX_CONSECUTIVE_SKIPS = 50
 
     # ---- Inference ----
     cfg.TEST.MODE = "whole"  # "whole" | "slide" (mmseg's sliding window)
@@ -157,6 +160,14 @@ def add_dfr_config(cfg):
     cfg.TEST.SLIDE.STRIDE = [341, 341]
     # Multi-scale "ms" inference: TEST.AUG.ENABLED / TEST.AUG.FLIP (Detectron2 keys) + ratios.
     cfg.TEST.AUG.SCALES = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    # Evaluation and the demo resize the logits to the original size this many MB of classes
+    # at a time, keeping the best class of each pixel (the same labels; memory independent of
+    # the number of classes; dfr.evaluation.postprocess).
+    cfg.TEST.RESIZE_CHUNK_MB = 256
+    # An image whose inference would need more memory than this (an estimate) is refused by
+    # name with the size that would fit. 0: the memory available at that moment (free RAM on
+    # a CPU, free GPU memory on CUDA); -1: no check.
+    cfg.TEST.MEMORY_LIMIT_MB = 0
 
     # ---- Your own datasets (README "Train on your own scribbles") ----
     cfg.DATASETS.DFR = CN()

@@ -1,8 +1,11 @@
 """DetectionCheckpointer that reads files without running code from them, loads full mmseg
 UperNet-Swin checkpoints, and fails on unreadable files with a message a user can act on."""
+import errno
 import logging
 import os
 import re
+import shutil
+import socket
 from typing import Dict, List, Optional
 
 import torch
@@ -18,6 +21,7 @@ from ..modeling.backbone.checkpoint import (
 __all__ = [
     "DFRCheckpointer",
     "CheckpointReadError",
+    "CheckpointWriteError",
     "CheckpointMismatchError",
     "UnsafeCheckpointError",
     "is_mmseg_checkpoint",
@@ -31,6 +35,24 @@ SHOW = 5  # tensors named in a message
 
 class CheckpointReadError(RuntimeError):
     """A checkpoint file exists but cannot be deserialised (truncated or corrupt)."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. the disk of OUTPUT_DIR is full); the message
+    names the cause, the file and what was kept."""
+
+
+def _os_error_in_chain(exc: BaseException) -> Optional[OSError]:
+    """The first OSError among `exc`, its cause and context (torch's zip writer reports a
+    failed write as "RuntimeError: [enforce fail at inline_container.cc] unexpected pos",
+    with the OSError only in the chain)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class CheckpointMismatchError(ValueError):
@@ -290,7 +312,7 @@ class DFRCheckpointer(DetectionCheckpointer):
         return bool(self._last_checkpoint()[0])  # quiet: get_checkpoint_file warns, once
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        if last_filename_basename.endswith(".partial.pth"):
+        if ".partial-" in last_filename_basename:
             return  # `save` tags the complete file once it is renamed
         super().tag_last_checkpoint(last_filename_basename)
 
@@ -321,24 +343,48 @@ class DFRCheckpointer(DetectionCheckpointer):
         return loaded
 
     def save(self, name: str, **kwargs):
-        """fvcore's save, made atomic: write `<name>.partial.pth`, then rename it to
-        `<name>.pth` and tag it, so a kill during the write never leaves a truncated
-        `<name>.pth` nor a `last_checkpoint` pointing at one."""
+        """fvcore's save, made atomic: write `<name>.partial-<host>-<pid>.pth` (a name no other
+        process writes), then rename it to `<name>.pth` and tag it, so a kill during the write
+        never leaves a truncated `<name>.pth` nor a `last_checkpoint` pointing at one. A
+        failed write (a full disk) removes the partial file and raises CheckpointWriteError
+        naming the cause, the file and the checkpoint `last_checkpoint` still names."""
         if not self.save_dir or not self.save_to_disk:
             return
         last = self.get_checkpoint_file() if self.has_checkpoint() else None
-        partial = f"{name}.partial"
+        partial = f"{name}.partial-{socket.gethostname()}-{os.getpid()}"
         try:
             super().save(partial, **kwargs)
-        except BaseException:
+        except BaseException as e:
             if os.path.exists(os.path.join(self.save_dir, f"{partial}.pth")):
                 os.remove(os.path.join(self.save_dir, f"{partial}.pth"))
             if last:  # point back at the last complete file
                 self.tag_last_checkpoint(os.path.basename(last))
+            cause = _os_error_in_chain(e) if isinstance(e, Exception) else None
+            if cause is not None:
+                raise self._write_error(name, cause, last) from e
             raise
         os.replace(os.path.join(self.save_dir, f"{partial}.pth"),
                    os.path.join(self.save_dir, f"{name}.pth"))  # fmt: skip
         self.tag_last_checkpoint(f"{name}.pth")
+
+    def _write_error(self, name: str, cause: OSError, last: Optional[str]):
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        try:
+            free = f"{shutil.disk_usage(self.save_dir).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        if cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            what = (f"no space left on the device of OUTPUT_DIR {self.save_dir} ({free}"
+                    f"{', disk quota exceeded' if cause.errno == errno.EDQUOT else ''})")  # fmt: skip
+        else:
+            what = f"{type(cause).__name__}: {cause} (OUTPUT_DIR {self.save_dir}, {free})"
+        kept = (f"last_checkpoint still names {os.path.basename(last)}, a complete checkpoint: "
+                f"free some space and continue with --resume" if last else
+                "no earlier checkpoint in this folder")  # fmt: skip
+        return CheckpointWriteError(
+            cause.errno, f"Could not write checkpoint {path}: {what}. The partial file was "
+            f"removed; {kept}."
+        )
 
     def _torch_load(self, f):
         return self._read(f)

@@ -8,7 +8,9 @@ sampler reaches a bad file) fails before the first iteration, naming the config 
 - a scan of the label PNGs (``--skip-checks`` skips it): every test-set ground truth and every
   training label has the image's size and values in {0..C-1, ignore_label} (else an error
   naming the files and values); training images without any labeled pixel are counted and
-  logged as a WARNING with a few names.
+  logged as a WARNING with a few names; the largest test image fits evaluation's memory
+  (TEST.MEMORY_LIMIT_MB, ``dfr.evaluation.postprocess``; else InferenceMemoryError naming it
+  and the size that would fit).
 
 The scan decodes each PNG once (PIL + ``np.bincount``) in a thread pool; on a multi-process
 run only rank 0 reads the files and every rank raises the same error.
@@ -100,8 +102,11 @@ KEY_RANGES: Dict[str, Range] = {
     "SOLVER.CHECKPOINT_PERIOD": Range(1, integer=True),
     "SOLVER.POLY_LR_POWER": Range(0),
     "SOLVER.AMP.PRECISION": Range(choices=("float16", "bfloat16")),
+    "SOLVER.AMP.MAX_CONSECUTIVE_SKIPS": Range(0, integer=True, why="0 = never stop"),
     "INPUT.DFR.FLIP_PROB": Range(0, 1),
     "TEST.EVAL_PERIOD": Range(0, integer=True, why="0 = only at the end"),
+    "TEST.RESIZE_CHUNK_MB": Range(**_POS, why="MB of logits resized at a time"),
+    "TEST.MEMORY_LIMIT_MB": Range(-1, why="0 = the memory available, -1 = no check"),
 }
 
 
@@ -254,10 +259,26 @@ def scan_labels(records: Sequence[Dict], workers: int = 0) -> List[Dict]:
     return thread_map(_label_summary, recs, workers=workers)
 
 
-def _dataset_problems(name: str, role: str, num_classes: int) -> Optional[str]:
+def _check_test_memory(cfg, name: str, results: List[Dict]):
+    """The largest image of a test set must fit evaluation's memory (TEST.MEMORY_LIMIT_MB; with
+    TEST.AUG.ENABLED, its multi-scale pass): else InferenceMemoryError naming it, hours
+    before the first evaluation would have failed."""
+    from ..evaluation.tta import check_inference_memory
+
+    sized = [r for r in results if "shape" in r]
+    if not sized:
+        return
+    big = max(sized, key=lambda r: r["shape"][0] * r["shape"][1])
+    check_inference_memory(cfg, tuple(big["shape"]), f"{big['file']} (dataset {name!r})",
+                           tta=cfg.TEST.AUG.ENABLED)  # fmt: skip
+
+
+def _dataset_problems(name: str, role: str, num_classes: int, cfg=None) -> Optional[str]:
     """Scan one dataset; return an error message, or None (and log the unlabeled count)."""
     ignore = MetadataCatalog.get(name).get("ignore_label", 255)
     results = scan_labels(DatasetCatalog.get(name))
+    if role == "test" and cfg is not None:
+        _check_test_memory(cfg, name, results)
     bad = []
     for r in results:
         if "error" in r:
@@ -308,7 +329,7 @@ def run_startup_checks(cfg, train: bool = True, scan: bool = True):
         roles += [("test", n) for n in cfg.DATASETS.TEST]
         try:
             for role, name in roles:
-                msg = _dataset_problems(name, role, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
+                msg = _dataset_problems(name, role, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, cfg)
                 if msg:
                     break
         except Exception as e:  # e.g. a missing dataset folder: the other ranks must stop too

@@ -2,6 +2,7 @@
 optimizer recipe, WarmupPolyLR, the NaN guard, CPU-capable DDP, sem-seg evaluation and TTA.
 """
 import contextlib
+import copy
 import functools
 import json
 import logging
@@ -16,17 +17,19 @@ from detectron2.data import (
     build_detection_train_loader,
 )
 from detectron2.engine import DefaultTrainer, hooks
-from detectron2.evaluation import DatasetEvaluator, SemSegEvaluator
+from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
+from detectron2.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from tabulate import tabulate
 
 from ..data import ScribbleDatasetMapper
-from ..evaluation import SemSegTTA, VOCSubmissionExporter
+from ..evaluation import DFRSemSegEvaluator, SemSegTTA, VOCSubmissionExporter
 from ..utils import json_safe
 from .amp import DFRAMPTrainer, amp_dtype
 from .checkpoint import DFRCheckpointer
 from .checks import run_startup_checks
 from .guard import install_nan_guard
+from .rundir import commit_run
 from .solver import build_lr_scheduler, build_optimizer
 
 __all__ = ["Trainer"]
@@ -76,17 +79,42 @@ def _ddp_options(cfg):
 def _amp_trainer(cfg):
     """With SOLVER.AMP.ENABLED, DefaultTrainer.__init__ builds `AMPTrainer(model, loader,
     optimizer)`: CUDA only, float16 only. This swaps in DFRAMPTrainer (any device, the dtype of
-    SOLVER.AMP.PRECISION) for the duration of `DefaultTrainer.__init__`."""
+    SOLVER.AMP.PRECISION, skipped steps counted and bounded by SOLVER.AMP.MAX_CONSECUTIVE_SKIPS)
+    for the duration of `DefaultTrainer.__init__`."""
     from detectron2.engine import defaults
 
     original = defaults.AMPTrainer
     if cfg.SOLVER.AMP.ENABLED:
         precision = amp_dtype(cfg.SOLVER.AMP.PRECISION)
-        defaults.AMPTrainer = functools.partial(DFRAMPTrainer, precision=precision)
+        defaults.AMPTrainer = functools.partial(
+            DFRAMPTrainer, precision=precision,
+            max_consecutive_skips=cfg.SOLVER.AMP.MAX_CONSECUTIVE_SKIPS)  # fmt: skip
     try:
         yield
     finally:
         defaults.AMPTrainer = original
+
+
+class _OpenOnWrite(EventWriter):
+    """An EventWriter made on its first `write`: Detectron2's JSONWriter opens metrics.json
+    (and creates OUTPUT_DIR) when built, i.e. before a run's checks and checkpoint load."""
+
+    def __init__(self, make):
+        self._make, self._writer = make, None
+
+    def write(self):
+        if self._writer is None:
+            self._writer = self._make()
+        self._writer.write()
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _json_writer(path: str) -> JSONWriter:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return JSONWriter(path)
 
 
 class Trainer(DefaultTrainer):
@@ -123,8 +151,20 @@ class Trainer(DefaultTrainer):
             ret.insert(len(ret) - 1 if comm.is_main_process() else len(ret), tta)
         return ret
 
+    def build_writers(self):
+        """Detectron2's writers (console, metrics.json, TensorBoard), none of which touches
+        OUTPUT_DIR before it writes its first row (dfr.engine.rundir)."""
+        out = self.cfg.OUTPUT_DIR
+        return [
+            CommonMetricPrinter(self.max_iter),
+            _OpenOnWrite(functools.partial(_json_writer, os.path.join(out, "metrics.json"))),
+            TensorboardXWriter(out),  # opens its event file on the first write
+        ]
+
     def train(self):
-        """Train; returns the last evaluation results (dict) when an evaluation ran."""
+        """Train; returns the last evaluation results (dict) when an evaluation ran. The
+        run's deferred config.yaml / log.txt are written first (dfr.engine.rundir)."""
+        commit_run(self.cfg)
         super().train()
         return getattr(self, "_last_eval_results", None)
 
@@ -156,7 +196,7 @@ class Trainer(DefaultTrainer):
         # Detectron2's Cityscapes sets say "cityscapes_sem_seg" (cityscapesScripts on labelIds);
         # their records point at labelTrainIds PNGs, so SemSegEvaluator gives the 19-class mIoU.
         if kind in ("sem_seg", "cityscapes_sem_seg"):
-            return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+            return DFRSemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
         if kind == "voc_submission":
             return VOCSubmissionExporter(dataset_name, output_folder)
         raise ValueError(
@@ -168,22 +208,32 @@ class Trainer(DefaultTrainer):
     @classmethod
     def test(cls, cfg, model, evaluators=None):
         """Detectron2's `DefaultTrainer.test` (loaders from `build_test_loader`, evaluators
-        from `build_evaluator`), with three additions: TEST.MODE == "slide" wraps the model in
-        sliding-window inference; a SemSegTTA model reads original-size images (it resizes
-        each view itself, so INPUT.DFR.TEST_RESIZE is off for its loader); and, per dataset,
-        the per-class IoU table is logged and `<evaluator output>/sem_seg_metrics.json`
-        written (strict JSON: an undefined IoU is null)."""
-        if cfg.TEST.MODE == "slide" and not isinstance(model, SemSegTTA):
-            model = SemSegTTA(cfg, model, tta=False)
+        from `build_evaluator`), with four additions: when every evaluator reads class labels
+        (`accepts_labels`: the project's sem-seg evaluator, the VOC export, the demo), the
+        model runs in a `SemSegTTA(output="labels")`, whose full-size labels take memory
+        independent of the number of classes (dfr.evaluation.postprocess; an image that
+        cannot fit is refused by name); TEST.MODE == "slide" wraps the model in sliding-window
+        inference; a SemSegTTA model reads original-size images (it resizes each view itself,
+        so INPUT.DFR.TEST_RESIZE is off for its loader); and, per dataset, the per-class IoU
+        table is logged and `<evaluator output>/sem_seg_metrics.json` written (strict JSON:
+        an undefined IoU is null)."""
+        if evaluators is None:  # built here, to find their output folders afterwards
+            evaluators = [cls.build_evaluator(cfg, name) for name in cfg.DATASETS.TEST]
+        elif isinstance(evaluators, DatasetEvaluator):
+            evaluators = [evaluators]
+        output = "labels" if all(getattr(e, "accepts_labels", False) for e in evaluators) \
+            else "probs"  # fmt: skip
+        if isinstance(model, SemSegTTA):
+            if model.output != output:
+                model = copy.copy(model)  # the caller's wrapper keeps its own output
+                model.output = output
+        elif cfg.TEST.MODE == "slide" or output == "labels":
+            model = SemSegTTA(cfg, model, tta=False, output=output)
         if isinstance(model, SemSegTTA) and cfg.INPUT.DFR.TEST_RESIZE:
             cfg = cfg.clone()
             cfg.defrost()
             cfg.INPUT.DFR.TEST_RESIZE = False
             cfg.freeze()
-        if evaluators is None:  # built here, to find their output folders afterwards
-            evaluators = [cls.build_evaluator(cfg, name) for name in cfg.DATASETS.TEST]
-        elif isinstance(evaluators, DatasetEvaluator):
-            evaluators = [evaluators]
         results = super().test(cfg, model, evaluators)
         if comm.is_main_process():
             one = len(cfg.DATASETS.TEST) == 1

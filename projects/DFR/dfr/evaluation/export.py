@@ -60,9 +60,13 @@ class VOCSubmissionExporter(DatasetEvaluator):
         os.makedirs(self.result_dir, exist_ok=True)
         self._written = []
 
+    accepts_labels = True  # reads "sem_seg_labels" (dfr.evaluation.tta.labels_of)
+
     def process(self, inputs, outputs):
+        from .tta import labels_of
+
         for inp, out in zip(inputs, outputs):
-            pred = out["sem_seg"].argmax(dim=0).to("cpu").numpy().astype(np.uint8)
+            pred = labels_of(out).to("cpu").numpy().astype(np.uint8)
             stem = os.path.splitext(os.path.basename(inp["file_name"]))[0]
             name = stem + ".png"
             save_indexed_png(pred, os.path.join(self.result_dir, name))

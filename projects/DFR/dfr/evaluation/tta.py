@@ -12,9 +12,15 @@
 - "slide": mmseg's `slide_inference`, overlapping windows whose LOGITS are averaged.
 
 So a single scale without flip equals the plain model exactly, at any size. The output follows
-Detectron2's convention `[{"sem_seg": (C, height, width)}]`, so every DatasetEvaluator works.
+Detectron2's convention `[{"sem_seg": (C, height, width)}]`, so every DatasetEvaluator works;
+with `output="labels"` it is `[{"sem_seg_labels": (height, width)}]` instead, computed with
+memory bounded independently of classes x pixels (`postprocess.labels_at_size`: the same
+labels), which the project's evaluators and the demo read (`labels_of`). Before each image the
+memory it needs is estimated and an image over TEST.MEMORY_LIMIT_MB is refused by name with the
+size that would fit (`InferenceMemoryError`).
 """
-from typing import Callable, List, Optional, Sequence, Tuple
+from types import SimpleNamespace
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,8 +29,24 @@ from torch import nn
 
 from ..data.transforms import CV2ResizeTransform, keep_ratio_size
 from ..utils import resize
+from .postprocess import (
+    InferenceMemoryError,
+    available_bytes,
+    fitting_size,
+    inference_bytes,
+    labels_at_size,
+    network_bytes_per_pixel,
+)
 
-__all__ = ["SemSegTTA", "slide_logits", "tta_sizes"]
+__all__ = ["SemSegTTA", "slide_logits", "tta_sizes", "labels_of", "check_inference_memory"]
+
+
+def labels_of(output: Dict) -> torch.Tensor:
+    """(H, W) class labels of a model output: its "sem_seg_labels", else the argmax of its
+    "sem_seg" scores (C, H, W)."""
+    if "sem_seg_labels" in output:
+        return output["sem_seg_labels"]
+    return output["sem_seg"].argmax(dim=0)
 
 
 def slide_logits(predict_logits: Callable, image: torch.Tensor, crop_size, stride) -> torch.Tensor:
@@ -69,7 +91,8 @@ def tta_sizes(h: int, w: int, ratios: Sequence[float], scale=None) -> List[Tuple
 
 
 class SemSegTTA(nn.Module):
-    """Average of softmax probabilities over scales × {identity, h-flip}, at original size.
+    """Average of softmax probabilities over scales × {identity, h-flip}, at original size
+    (`output="probs"`), or the class labels of that average (`output="labels"`, memory-bounded).
     Takes the ORIGINAL image (the Trainer builds its loader with TEST_RESIZE off)."""
 
     @configurable
@@ -83,6 +106,11 @@ class SemSegTTA(nn.Module):
         mode: str = "whole",
         crop_size=(512, 512),
         stride=(341, 341),
+        output: str = "probs",
+        chunk_mb: float = 256,
+        memory_limit_mb: float = 0,
+        net_bytes_per_px: float = 0.0,
+        num_classes: Optional[int] = None,
     ):
         """
         Args:
@@ -93,6 +121,14 @@ class SemSegTTA(nn.Module):
                 ratios multiply the original size.
             mode: "whole" or "slide" inference of each view.
             crop_size, stride: the windows of "slide".
+            output: "probs" ({"sem_seg": (C, H, W)}) or "labels" ({"sem_seg_labels": (H, W)}).
+            chunk_mb: MB of logits resized to the original size at a time ("labels").
+            memory_limit_mb: refuse an image whose inference would need more (an estimate,
+                `postprocess.inference_bytes`); 0: the memory available at that moment;
+                < 0: no check.
+            net_bytes_per_px: the network's activation bytes per input pixel, for that
+                estimate (`postprocess.network_bytes_per_pixel(cfg)`).
+            num_classes: the model's classes, for that estimate (None: no check).
         """
         super().__init__()
         if isinstance(model, nn.parallel.DistributedDataParallel):
@@ -101,6 +137,8 @@ class SemSegTTA(nn.Module):
             raise TypeError(f"{type(model).__name__} has no predict_logits(images) method")
         if mode not in ("whole", "slide"):
             raise ValueError(f"TEST.MODE must be 'whole' or 'slide', got {mode!r}")
+        if output not in ("probs", "labels"):
+            raise ValueError(f"output must be 'probs' or 'labels', got {output!r}")
         self.model = model
         self.scales = [float(s) for s in scales]
         self.flip = flip
@@ -108,9 +146,14 @@ class SemSegTTA(nn.Module):
         self.mode = mode
         self.crop_size = tuple(crop_size)
         self.stride = tuple(stride)
+        self.output = output
+        self.chunk_bytes = int(chunk_mb * 2**20)
+        self.memory_limit_mb = memory_limit_mb
+        self.net_bytes_per_px = float(net_bytes_per_px)
+        self.num_classes = num_classes
 
     @classmethod
-    def from_config(cls, cfg, model, tta: bool = True):
+    def from_config(cls, cfg, model, tta: bool = True, output: str = "probs"):
         """tta=True: TEST.AUG.SCALES + TEST.AUG.FLIP; False: single scale (for TEST.MODE)."""
         return {
             "model": model,
@@ -120,12 +163,36 @@ class SemSegTTA(nn.Module):
             "mode": cfg.TEST.MODE,
             "crop_size": cfg.TEST.SLIDE.CROP_SIZE,
             "stride": cfg.TEST.SLIDE.STRIDE,
+            "output": output,
+            "chunk_mb": cfg.TEST.RESIZE_CHUNK_MB,
+            "memory_limit_mb": cfg.TEST.MEMORY_LIMIT_MB,
+            "net_bytes_per_px": network_bytes_per_pixel(cfg),
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
         }
 
     def _logits(self, image: torch.Tensor) -> torch.Tensor:
         if self.mode == "slide":
             return slide_logits(self.model.predict_logits, image, self.crop_size, self.stride)
         return self.model.predict_logits(image)
+
+    def _coarse_logits(self, image: torch.Tensor):
+        """(logits, size they are resized to first or None) with `predict_logits(image) ==
+        resize(logits, size)`: a DFR segmentor's stride-4 logits and its input size (its
+        `predict_logits` is that resize), so that the full-resolution logits of every class
+        never exist; any other model's (or a sliding window's) `_logits`."""
+        m = self.model
+        if self.mode == "whole" and hasattr(m, "forward_features") and hasattr(m, "normalize"):
+            return m.forward_features(m.normalize(image))["logits"], tuple(image.shape[-2:])
+        return self._logits(image), None
+
+    def estimate_bytes(self, out_hw, num_classes: int) -> int:
+        """Estimated peak bytes of predicting an image of original size `out_hw`."""
+        return _estimate(self, out_hw, num_classes)
+
+    def check_memory(self, out_hw, num_classes: int, name: str = "image"):
+        """InferenceMemoryError naming `name`, the estimate and the size that would fit when
+        predicting it needs more than `memory_limit_mb` (0: the memory available now)."""
+        _check_memory(self, out_hw, num_classes, name, self.model.device)
 
     @torch.no_grad()
     def predict_image(self, image: torch.Tensor, out_size) -> torch.Tensor:
@@ -151,9 +218,80 @@ class SemSegTTA(nn.Module):
             n += y.shape[0]
         return total / n
 
+    @torch.no_grad()
+    def predict_labels(self, image: torch.Tensor, out_size) -> torch.Tensor:
+        """image (3, H, W) uint8, original size -> (*out_size) class labels of the averaged
+        probabilities (one view: of the logits), `postprocess.labels_at_size`."""
+        H, W = image.shape[-2:]
+        hwc = None
+        views = []
+        for size in tta_sizes(H, W, self.scales, self.test_scale):
+            if size == (H, W):
+                x = image
+            else:
+                if hwc is None:
+                    hwc = np.ascontiguousarray(image.permute(1, 2, 0).cpu().numpy())
+                x = CV2ResizeTransform(H, W, *size).apply_image(hwc)
+                x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+            x = x[None].to(self.model.device)
+            y, via = self._coarse_logits(torch.cat([x, x.flip(-1)]) if self.flip else x)
+            views += [(y[i], via, i == 1) for i in range(y.shape[0])]
+        return labels_at_size(views, tuple(out_size), self.chunk_bytes)
+
     def forward(self, batched_inputs: List[dict]) -> List[dict]:
         outputs = []
         for d in batched_inputs:
             size = (d.get("height", d["image"].shape[-2]), d.get("width", d["image"].shape[-1]))
-            outputs.append({"sem_seg": self.predict_image(d["image"], size)})
+            if self.num_classes is not None:
+                self.check_memory(size, self.num_classes, d.get("file_name", "image"))
+            if self.output == "labels":
+                labels = self.predict_labels(d["image"], size)
+                outputs.append({"sem_seg_labels": labels.to("cpu")})
+            else:
+                outputs.append({"sem_seg": self.predict_image(d["image"], size)})
         return outputs
+
+
+def _estimate(plan, out_hw, num_classes: int) -> int:
+    sizes = tta_sizes(*out_hw, plan.scales, plan.test_scale)
+    crop = None
+    if plan.mode == "slide":
+        crop = tuple(min(c, max(s[i] for s in sizes)) for i, c in enumerate(plan.crop_size))
+    return inference_bytes(out_hw, sizes, num_classes, net_bytes_per_px=plan.net_bytes_per_px,
+                           chunk_bytes=plan.chunk_bytes, flip=plan.flip, slide_crop=crop,
+                           labels=plan.output == "labels")  # fmt: skip
+
+
+def _check_memory(plan, out_hw, num_classes: int, name: str, device):
+    if plan.memory_limit_mb < 0:
+        return
+    limit = (int(plan.memory_limit_mb * 2**20) if plan.memory_limit_mb > 0
+             else available_bytes(device))  # fmt: skip
+    need = _estimate(plan, out_hw, num_classes)
+    if need <= limit:
+        return
+    fits = fitting_size(out_hw, lambda hw: _estimate(plan, hw, num_classes), limit)
+    what = (f"TEST.MEMORY_LIMIT_MB = {plan.memory_limit_mb:g}" if plan.memory_limit_mb > 0
+            else "the memory available")  # fmt: skip
+    h, w = out_hw
+    n = len(tta_sizes(h, w, plan.scales, plan.test_scale))
+    raise InferenceMemoryError(
+        f"{name} ({w}x{h} px, {num_classes} classes) needs about {need / 2**20:,.1f} MB for "
+        f"inference ({plan.output} at full size, TEST.MODE {plan.mode!r}, {n} scale(s)"
+        f"{' x flip' if plan.flip else ''}), more than {what} ({limit / 2**20:,.1f} MB). "
+        + (f"It would fit at {fits[1]}x{fits[0]} px or less: resize it"
+           if fits else "Not even a 16-px image would fit")
+        + "; or raise TEST.MEMORY_LIMIT_MB (-1: no check), or set INPUT.DFR.TEST_RESIZE True "
+        "(the network then sees the test scale, not the original size)."
+    )  # fmt: skip
+
+
+def check_inference_memory(cfg, out_hw, name: str, tta: bool = False):
+    """`SemSegTTA(cfg, ..., tta, output="labels").check_memory` without a model: refuse an
+    image of `out_hw` whose evaluation with `cfg` would not fit (the start-up checks)."""
+    plan = SimpleNamespace(**SemSegTTA.from_config(cfg, None, tta=tta, output="labels"))
+    plan.scales = [float(x) for x in plan.scales]
+    plan.test_scale = tuple(plan.test_scale) if plan.test_scale else None
+    plan.chunk_bytes = int(plan.chunk_mb * 2**20)
+    plan.crop_size = tuple(plan.crop_size)
+    _check_memory(plan, out_hw, plan.num_classes, name, cfg.MODEL.DEVICE)

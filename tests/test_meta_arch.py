@@ -130,11 +130,15 @@ def test_feature_targets_both_uses_scribbles_where_present():
     scr = torch.tensor([[[255, 2], [255, 255]]])
     valid = torch.tensor([[[True, True], [True, True]]])
     crit = model.criterion
-    assert crit.feature_targets(probs, scr, valid).tolist() == [[[0, 2], [0, 255]]]
+    from dfr.modeling.losses import confident_labels
+
+    m = confident_labels(probs, crit.gamma)
+    assert crit.feature_targets(m, scr, valid).tolist() == [[[0, 2], [0, 255]]]
     crit.feat_supervision = "scribble"
-    assert crit.feature_targets(probs, scr, valid).tolist() == [[[255, 2], [255, 255]]]
+    assert crit.feature_targets(m, scr, valid).tolist() == [[[255, 2], [255, 255]]]
     crit.feat_supervision = "M"
-    assert crit.feature_targets(probs, scr, ~valid).tolist() == [[[255, 255], [255, 255]]]
+    assert crit.feature_targets(m, scr, valid).tolist() == [[[0, 0], [0, 255]]]
+    assert crit.feature_targets(m, scr, ~valid).tolist() == [[[255, 255], [255, 255]]]
 
 
 def test_invalid_pixels_are_ignored():

@@ -219,29 +219,26 @@ class DFRCriterion(nn.Module):
             feats = resize(feats.float(), size)
         scribbles = resize_nearest(labels, size)
         m = L.confident_labels(probs.detach(), self.gamma, self.ignore_value)
-        target = self.feature_targets(probs, scribbles, valid_s, m) \
+        target = self.feature_targets(m, scribbles, valid_s) \
             if self.trains_features else None
         sigma_feat = self.pairwise.sigma_feat
         if self.uses_feat_kernel and self.sigma_feat_relative > 0:
             sigma_feat = self.relative_sigma_feat(feats, valid_s)
         return LossMaps(probs, img_s, feats, scribbles, valid_s, m, target, sigma_feat)
 
-    def feature_targets(self, probs: torch.Tensor, scribbles: torch.Tensor, valid: torch.Tensor,
-                        m: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def feature_targets(self, m: torch.Tensor, scribbles: torch.Tensor,
+                        valid: torch.Tensor) -> torch.Tensor:
         """Labels supervising the feature head (Table 7), (B, h, w) long with ignore_value =
-        none: "M" = confident predictions (Eq. 7; `m` when already computed, else from probs);
-        "scribble" = the scribbles; "both" = scribble label where a scribble exists, else M."""
+        none, from this step's M (Eq. 7, computed once in `loss_maps`): "M" = the confident
+        predictions; "scribble" = the scribbles; "both" = the scribble label where a scribble
+        exists, else M."""
         ign = self.ignore_value
         if self.feat_supervision == "scribble":
             target = scribbles.clone()
+        elif self.feat_supervision == "both":
+            target = torch.where(scribbles != ign, scribbles, m.to(torch.long))
         else:
-            if m is None:
-                m = L.confident_labels(probs.detach(), self.gamma, ign)
-            target = m.to(torch.long)
-            if self.feat_supervision == "both":
-                target = torch.where(scribbles != ign, scribbles, target)
-            else:
-                target = target.clone()
+            target = m.to(torch.long).clone()
         target[~valid] = ign
         return target
 

@@ -219,6 +219,7 @@ def test_solver_compile_compiles_the_training_step_and_keeps_checkpoint_keys():
     eager, compiled = build(""), build("default")
     assert "_train_losses" not in vars(eager)
     assert getattr(compiled._train_losses, "_torchdynamo_orig_callable", None) is not None
+    assert (eager.criterion.impl, compiled.criterion.impl) == ("auto", "torch")  # CPU: resolved
     assert list(compiled.state_dict()) == list(eager.state_dict())
     with pytest.raises(ValueError, match="SOLVER.COMPILE.*'fast'"):
         build("fast")

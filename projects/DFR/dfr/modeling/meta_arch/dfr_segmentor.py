@@ -13,6 +13,7 @@ from torch import nn
 
 from ...utils import resize
 from ..criterion import DFRCriterion
+from ..losses import resolve_impl
 from ..heads import FCNAuxHead, FeatureConsistencyHead, UperNetFusion, build_semantic_head
 
 __all__ = ["DFRSegmentor", "COMPILE_MODES"]
@@ -176,6 +177,8 @@ class DFRSegmentor(nn.Module):
         if mode not in COMPILE_MODES:
             raise ValueError(f"SOLVER.COMPILE must be '' (off) or one of {COMPILE_MODES}, got "
                              f"{mode!r}")
+        # the pairwise implementation is chosen now, on the model's device, not while tracing
+        self.criterion.impl = resolve_impl(self.criterion.impl, self.device)
         self._train_losses = torch.compile(self._train_losses, mode=mode)
         return self
 

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CONFIGS
+from helpers import CONFIGS
 
 from dfr.modeling.losses import PairwiseParams
 

@@ -148,3 +148,27 @@ def test_triton_window_feature_distance_equals_torch():
     num, den = window_feature_distance_sum(feats, valid, 2)
     _close(den_t, den, what="pairs")
     _close(num_t, num, what="distance")
+
+
+def test_kernel_check_runs_both_kernels_and_reports_a_failure(monkeypatch):
+    """`auto` asks `_triton_compiles` once per device type: it runs the forward and the
+    backward kernel, and a kernel that fails to build makes it answer False with the cause
+    in the log (auto then uses the torch pass)."""
+    from helpers import logged
+
+    from dfr.modeling.losses import fused, triton_pairwise
+
+    monkeypatch.setattr(fused, "_TRITON_OK", {})
+    assert fused._triton_compiles(torch.device("cpu"))  # interpreted: both kernels run
+
+    class Broken:
+        def __getitem__(self, grid):
+            def launch(*a, **k):
+                raise RuntimeError("no compiler for this GPU")
+            return launch
+
+    monkeypatch.setattr(triton_pairwise, "_bwd_kernel", Broken())
+    monkeypatch.setattr(fused, "_TRITON_OK", {})
+    with logged("dfr.modeling.losses.fused") as log:
+        assert not fused._triton_compiles(torch.device("cpu"))
+    assert "no compiler for this GPU" in log.text and "torch implementation" in log.text

@@ -36,21 +36,24 @@ def _triton_interpreted() -> bool:
 
 
 def _triton_compiles(device: torch.device) -> bool:
-    """Whether the fused kernels build and run on `device` (checked once per device type)."""
+    """Whether the fused kernels (forward and backward) build and run on `device` (checked
+    once per device type; a failure is logged with its cause)."""
     key = device.type
     if key not in _TRITON_OK:
         try:
             from . import triton_pairwise  # noqa: F401  (imports Triton)
-            p = torch.full((1, 2, 2, 2), 0.5, device=device)
-            _triton_losses(PairwiseParams(radius=1), TERMS, p, torch.zeros(1, 3, 2, 2,
-                           device=device), torch.ones(1, 2, 2, 2, device=device),
-                           torch.zeros(1, 2, 2, dtype=torch.long, device=device),
-                           torch.ones(1, 2, 2, dtype=torch.bool, device=device), None,
-                           torch.tensor(50.0, device=device), False)
+            with torch.enable_grad():
+                p = torch.full((1, 2, 2, 2), 0.5, device=device, requires_grad=True)
+                f = torch.ones(1, 2, 2, 2, device=device, requires_grad=True)
+                out = _triton_losses(
+                    PairwiseParams(radius=1), TERMS, p, torch.zeros(1, 3, 2, 2, device=device),
+                    f, torch.zeros(1, 2, 2, dtype=torch.long, device=device),
+                    torch.ones(1, 2, 2, dtype=torch.bool, device=device), None, 50.0, False)
+                sum(out).backward()
             _TRITON_OK[key] = True
         except Exception as e:  # no Triton, no compiler, unsupported device
-            logger.warning("Triton pairwise kernels unavailable on %s (%s: %s)", key,
-                           type(e).__name__, e)
+            logger.warning("Triton pairwise kernels unavailable on %s (%s: %s); using the "
+                           "torch implementation", key, type(e).__name__, e)
             _TRITON_OK[key] = False
     return _TRITON_OK[key]
 

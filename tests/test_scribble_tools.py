@@ -150,15 +150,15 @@ def test_thick_regions_are_thinned_coarsely_and_stay_a_connected_skeleton(monkey
     """Above THINNING_BUDGET (area x thickness) a region's skeleton is thinned at 1/k
     resolution and drawn back: a thin, connected path inside the region along its long axis,
     close to the full-resolution skeleton's length; below it, skimage's skeleton itself."""
-    from dfr.data.scribbles import tools
+    from dfr.data.scribbles import geometry, tools
 
     mask = np.zeros((400, 1200), bool)
     mask[100:300, 100:1100] = True  # 200 px thick: area x thickness = 200 k x 100
     full = skeletonize(mask)
-    monkeypatch.setattr(tools, "THINNING_BUDGET", 10**6)
+    monkeypatch.setattr(geometry, "THINNING_BUDGET", 10**6)
     fast = tools._component_skeleton(mask)
     assert (fast <= mask).all() and ndimage.label(fast, structure=np.ones((3, 3)))[1] == 1
     assert abs(int(fast.sum()) - int(full.sum())) < 0.1 * full.sum()
     assert (skeletonize(fast) == fast).all()  # 1 px thin
-    monkeypatch.setattr(tools, "THINNING_BUDGET", 10**9)
+    monkeypatch.setattr(geometry, "THINNING_BUDGET", 10**9)
     assert (tools._component_skeleton(mask) == full).all()

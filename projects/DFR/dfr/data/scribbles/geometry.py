@@ -24,6 +24,7 @@ __all__ = [
     "iter_regions",
     "largest_component",
     "region_centre",
+    "region_skeleton",
     "skeleton_graph",
     "skeleton_order",
     "skeleton_path",
@@ -119,6 +120,34 @@ def coarse_skeleton(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     return skeletonize(small > 0), k
 
 
+# Thinning costs about area x thickness; above this budget a region's skeleton is thinned at
+# 1/k resolution and drawn back (2**27: no region of a 640 x 480 map reaches it, so maps of
+# that size, the synthetic set's included, keep skimage's full-resolution skeleton).
+THINNING_BUDGET = 2**27
+
+
+def region_skeleton(mask: np.ndarray) -> np.ndarray:
+    """The skeleton of `mask` at full resolution: skimage's ``skeletonize``, or, where that
+    would cost more than THINNING_BUDGET (area x thickness), the skeleton thinned at 1/k
+    resolution (k = thickness / 16) with its 8-neighbour edges drawn back as 1-px lines,
+    kept inside `mask` and thinned once more."""
+    thick = cv2.distanceTransform(np.pad(mask, 1).view(np.uint8), cv2.DIST_L2, 3).max()
+    if mask.sum() * thick <= THINNING_BUDGET:
+        return skeletonize(mask)
+    k = max(2, int(thick // 16))
+    h, w = mask.shape
+    small = cv2.resize(mask.view(np.uint8), (max(w // k, 1), max(h // k, 1)),
+                       interpolation=cv2.INTER_AREA) > 0  # fmt: skip
+    ys, xs, graph = skeleton_graph(skeletonize(small))
+    out = np.zeros((h, w), np.uint8)
+    pts = np.stack([xs, ys], 1) * k + (k - 1) // 2
+    rows, cols = graph.nonzero()
+    for a, b in zip(rows[rows < cols], cols[rows < cols]):
+        cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1)
+    out[pts[:, 1].clip(0, h - 1), pts[:, 0].clip(0, w - 1)] = 1  # isolated pixels
+    return skeletonize((out > 0) & mask)
+
+
 def skeleton_graph(skel: np.ndarray):
     """(ys, xs, graph): the pixels of the bool map `skel` and the sparse symmetric graph of
     their 8-neighbourhood (CSR, weight 1 or sqrt 2; node i = pixel (ys[i], xs[i]))."""
@@ -191,8 +220,8 @@ def tree_path(skel: np.ndarray, rng: Optional[np.random.Generator], mode: str) -
 
 def skeleton_path(mask: np.ndarray) -> np.ndarray:
     """(N, 2) float (y, x): the longest root-to-leaf path of the skeleton of `mask` (its
-    largest piece); a region without a skeleton gives its centre pixel."""
-    skel = skeletonize(mask)
+    largest piece; region_skeleton); a region without a skeleton gives its centre pixel."""
+    skel = region_skeleton(mask)
     if not skel.any():
         return np.array([region_centre(mask)], np.float64)
     return tree_path(largest_component(skel), None, "longest")

@@ -56,7 +56,7 @@ __all__ = [
 
 STYLES: Tuple[str, ...] = ("s4", "s4_cityscapes", "cdsp", "skeleton")
 
-GENERATOR_VERSION: Dict[str, str] = {"s4": "4", "s4_cityscapes": "1", "cdsp": "5", "skeleton": "2"}
+GENERATOR_VERSION: Dict[str, str] = {"s4": "5", "s4_cityscapes": "2", "cdsp": "6", "skeleton": "2"}
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,15 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage.morphology import skeletonize
 
-from .geometry import coarse_skeleton, iter_regions, largest_component, skeleton_path, tree_path
+from .geometry import (
+    coarse_skeleton,
+    iter_regions,
+    largest_component,
+    region_skeleton,
+    skeleton_path,
+    tree_path,
+)
 from .params import StyleParams
 from .strokes import Pen, stroke_inside, stroke_mask
 
@@ -153,7 +159,7 @@ def simulate_cdsp(label, rng, ignore_label: int, width: int, p: CdspParams, s: f
             if curve is not None:
                 break
             if level == 1 and k > 1:
-                skel = largest_component(skeletonize(mask))
+                skel = largest_component(region_skeleton(mask))
             if skel.any():
                 path = tree_path(skel, rng, p.path) * level + (level - 1) / 2
                 path = _fit_ends(path, region, width)

@@ -20,7 +20,7 @@ from skimage.morphology import skeletonize
 
 from ..classes import IGNORE_LABEL
 from ..labels import read_label
-from .geometry import file_rng, iter_regions, region_centre, skeleton_graph, skeleton_order
+from .geometry import file_rng, iter_regions, region_centre, region_skeleton, skeleton_order
 
 __all__ = [
     "scribble_components",
@@ -44,38 +44,13 @@ def scribble_components(label: np.ndarray, ignore_label: int = IGNORE_LABEL):
         yield c, mask
 
 
-# Thinning costs about area x thickness; above this budget a region's skeleton is thinned at
-# 1/k resolution and drawn back (2**27: no region of a 640 x 480 map reaches it, so maps of
-# that size, the synthetic set's included, keep skimage's full-resolution skeleton).
-THINNING_BUDGET = 2**27
-
-
 def _component_skeleton(mask: np.ndarray) -> np.ndarray:
-    thick = cv2.distanceTransform(np.pad(mask, 1).view(np.uint8), cv2.DIST_L2, 3).max()
-    if mask.sum() * thick > THINNING_BUDGET:
-        skel = _lifted_skeleton(mask, max(2, int(thick // 16)))
-    else:
-        skel = skeletonize(mask)
+    """The skeleton of a region (geometry.region_skeleton), its centre pixel for a speck."""
+    skel = region_skeleton(mask)
     if not skel.any():  # a speck: its centre pixel
         skel = np.zeros_like(mask)
         skel[region_centre(mask)] = True
     return skel
-
-
-def _lifted_skeleton(mask: np.ndarray, k: int) -> np.ndarray:
-    """The skeleton of `mask` thinned at 1/k resolution, its 8-neighbour edges drawn back as
-    1-px lines at full resolution, kept inside `mask` and thinned once more."""
-    h, w = mask.shape
-    small = cv2.resize(mask.view(np.uint8), (max(w // k, 1), max(h // k, 1)),
-                       interpolation=cv2.INTER_AREA) > 0  # fmt: skip
-    ys, xs, graph = skeleton_graph(skeletonize(small))
-    out = np.zeros((h, w), np.uint8)
-    pts = np.stack([xs, ys], 1) * k + (k - 1) // 2
-    rows, cols = graph.nonzero()
-    for a, b in zip(rows[rows < cols], cols[rows < cols]):
-        cv2.line(out, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1)
-    out[pts[:, 1].clip(0, h - 1), pts[:, 0].clip(0, w - 1)] = 1  # isolated pixels
-    return skeletonize((out > 0) & mask)
 
 
 def _keep_window(mask, fraction, rng, min_pixels=1) -> Tuple[np.ndarray, int, int]:

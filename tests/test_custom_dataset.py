@@ -283,13 +283,25 @@ def test_example_folder_is_the_fixture_and_is_not_overwritten(tmp_path, custom_i
 
 
 # ---------------------------------------------------------------- README, as written
-def readme_blocks(section="## Train on your own scribbles"):
-    """The ```bash / ```python blocks of a README section, in order."""
-    text = (REPO / "README.md").read_text()
-    start = text.index(section + "\n")
-    end = text.find("\n## ", start + len(section))
-    body = text[start : end if end > 0 else None]
+def doc_blocks(doc: str, section: str):
+    """The (kind, code) of the ```bash / ```python blocks of a section of a Markdown file, in
+    order; the section ends at the next heading of its level or above."""
+    lines = (REPO / doc).read_text().splitlines(keepends=True)
+    start = lines.index(section + "\n")
+    level = len(section) - len(section.lstrip("#"))
+    fenced, end = False, len(lines)
+    for i in range(start + 1, len(lines)):
+        fenced ^= lines[i].startswith("```")
+        heading = len(lines[i]) - len(lines[i].lstrip("#"))
+        if not fenced and 0 < heading <= level and lines[i][heading] == " ":
+            end = i
+            break
+    body = "".join(lines[start:end])
     return re.findall(r"```(bash|python)\n(.*?)```", body, flags=re.S)
+
+
+def readme_blocks(section="## Train on your own scribbles"):
+    return doc_blocks("README.md", section)
 
 
 def test_readme_section_runs_as_written(tmp_path):
@@ -338,3 +350,32 @@ def test_readme_section_runs_as_written(tmp_path):
         assert overlay.size == Image.open(FIXTURE / "images" / f"{i}.jpg").size
         label = Image.open(out / "demo" / f"{i}_label.png")
         assert label.mode == "P" and np.asarray(label).max() < len(CUSTOM_CLASSES)
+
+
+# ------------------------------------------- docs/datasets_simulated.md, as written
+def test_dense_dataset_section_runs_as_written(tmp_path):
+    """A dense dataset by a hand-written dataset.json, simulated as `<name>_train_sim_cdsp`
+    with scale auto and trained from the command line, with the docs' commands in a folder
+    laid out like a fresh checkout (no Swin weights); `.venv/bin/python` there is the
+    interpreter running this test."""
+    blocks = doc_blocks("docs/datasets_simulated.md", "### A dense dataset of your own, no Python")
+    assert [k for k, _ in blocks] == ["bash"]
+    work = tmp_path / "work"
+    checkout_like(work)
+    env = {**os.environ, "DETECTRON2_DATASETS": "datasets", "MPLBACKEND": "Agg"}
+    env.pop("PYTHONWARNINGS", None)
+    code = blocks[0][1]
+    r = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, f"block failed:\n{code}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert not (work / "pretrained").exists()  # nothing was needed beyond the checkout
+    sim = work / "datasets" / "simulated" / "my_dense_train" / "cdsp_auto_seed0"
+    manifest = json.loads((sim / "manifest.json").read_text())
+    assert (manifest["style"], manifest["scale"], manifest["num_records"]) == ("cdsp", "auto", 2)
+    masks = work / "my_dense_data" / "masks"
+    for png in sorted(sim.glob("*.png")):
+        scribble = np.asarray(Image.open(png))
+        dense = np.asarray(Image.open(masks / png.name.split("_", 1)[1]))
+        labeled = scribble != 255
+        assert 0 < labeled.mean() < 0.2 and (scribble[labeled] == dense[labeled]).all()
+    assert (work / "output" / "my_dense" / "model_final.pth").is_file()

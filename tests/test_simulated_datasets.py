@@ -240,7 +240,8 @@ def test_style_change_gives_its_own_set(tmp_path, dense_source):
 def test_errors_name_the_dataset_and_the_styles(dense_source):
     with pytest.raises(KeyError, match="no_such_dense_set"):
         register_simulated_scribbles("no_such_dense_set", style="skeleton")
-    with pytest.raises(ValueError, match=r"unknown scribble style 'bogus'.*s4, s4_cityscapes, cdsp, skeleton"):
+    styles = "s4, s4_cityscapes, cdsp, skeleton"
+    with pytest.raises(ValueError, match=f"unknown scribble style 'bogus'.*{styles}"):
         register_simulated_scribbles(dense_source, style="bogus")
     from dfr.config import get_dfr_cfg
     from dfr.data import register_datasets_from_cfg

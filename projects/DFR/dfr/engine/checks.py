@@ -2,7 +2,7 @@
 sampler reaches a bad file) fails before the first iteration, naming the config key or file.
 
 - every numeric / choice key of the method against its allowed range (``KEY_RANGES``, the one
-  table; the README lists it), training and evaluation alike;
+  table; docs/GETTING_STARTED.md lists it), training and evaluation alike;
 - ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` against ``len(stuff_classes)`` of every train/test set;
 - ``SOLVER.IMS_PER_BATCH``: a positive multiple of the number of processes;
 - a scan of the label PNGs (``--skip-checks`` skips it): every test-set ground truth and every
@@ -77,8 +77,9 @@ class Range:
 
 
 _POS = dict(low=0, low_open=True)
-# The one table of allowed values (the README's table is generated from it). Keys whose
-# invalid values used to pass silently or fail deep inside a loss / the LR scheduler.
+# The one table of allowed values (docs/GETTING_STARTED.md's table is generated from it): the
+# keys whose invalid values would otherwise pass silently or fail deep inside a loss / the LR
+# scheduler.
 KEY_RANGES: Dict[str, Range] = {
     "MODEL.DFR.FEAT_DIM": Range(1, integer=True, why="d, channels of the feature head"),
     "MODEL.DFR.LAMBDA_DFR": Range(0, why="λ1 of Eq. 1"),
@@ -111,9 +112,9 @@ KEY_RANGES: Dict[str, Range] = {
 
 
 def ranges_markdown() -> str:
-    """The README's table: every MODEL.DFR key (switches: True / False, checked by the config
-    itself) and every other key of KEY_RANGES, with its allowed values. A test keeps the
-    README equal to it."""
+    """The table of docs/GETTING_STARTED.md: every MODEL.DFR key (switches: True / False,
+    checked by the config itself) and every other key of KEY_RANGES, with its allowed values.
+    A test keeps the page equal to it."""
     from ..config import get_dfr_cfg
 
     dfr = get_dfr_cfg(cpu_fallback=False).MODEL.DFR

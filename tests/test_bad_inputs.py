@@ -142,7 +142,7 @@ class Evil:
 
 
 def case_unsafe_checkpoint(tmp, mp, ext):
-    from dfr.modeling.backbone.checkpoint import load_checkpoint_file
+    from dfr.modeling.backbone.weights import load_checkpoint_file
 
     Evil.marker = tmp / "pwned.txt"
     path = tmp / f"weights{ext}"
@@ -414,7 +414,7 @@ def _import(name):
     def get():
         from dfr.data import scribbles as scribble_io
         from dfr.engine import CheckpointReadError, StartupCheckError
-        from dfr.modeling.backbone.checkpoint import UnsafeCheckpointError
+        from dfr.modeling.backbone.weights import UnsafeCheckpointError
 
         return {"CheckpointReadError": CheckpointReadError, "StartupCheckError": StartupCheckError,
                 "UnsafeCheckpointError": UnsafeCheckpointError,

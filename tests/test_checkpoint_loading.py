@@ -66,7 +66,7 @@ def test_swin_pretrained_that_would_run_code_is_refused_through_the_config(tmp_p
     from detectron2.modeling import build_backbone
 
     from dfr.config import get_dfr_cfg
-    from dfr.modeling.backbone.checkpoint import UnsafeCheckpointError
+    from dfr.modeling.backbone.weights import UnsafeCheckpointError
 
     path, marker = _evil_checkpoint(tmp_path, tiny_model().backbone)
     cfg = get_dfr_cfg(CONFIGS / "Base-DFR.yaml", TINY_MODEL_OPTS + ["MODEL.SWIN.PRETRAINED", str(path)])

@@ -116,7 +116,30 @@ def test_get_dfr_cfg_merges_file_then_opts_and_falls_back_to_cpu():
     kept = get_dfr_cfg(None, ["MODEL.DEVICE", "cuda"], cpu_fallback=False)
     assert kept.MODEL.DEVICE == "cuda"
     # the method's keys live under MODEL.DFR (no top-level DFR node)
-    assert "DFR" not in cfg and cfg.MODEL.DFR.NAN_GUARD is True
+    assert "DFR" not in cfg and cfg.MODEL.DFR.GAMMA == 0.98
+
+
+def test_nan_guard_is_a_solver_key_and_the_former_model_key_is_refused_naming_it(tmp_path):
+    from dfr.config import get_dfr_cfg
+
+    assert get_dfr_cfg().SOLVER.NAN_GUARD is True and "NAN_GUARD" not in get_dfr_cfg().MODEL.DFR
+    assert get_dfr_cfg(None, ["SOLVER.NAN_GUARD", "False"]).SOLVER.NAN_GUARD is False
+    old = tmp_path / "old.yaml"
+    old.write_text("MODEL:\n  DFR:\n    NAN_GUARD: False\n")
+    for args in ((old, ()), (None, ["MODEL.DFR.NAN_GUARD", "False"])):
+        with pytest.raises(KeyError, match=r"MODEL\.DFR\.NAN_GUARD was renamed to SOLVER\.NAN_GUARD"):
+            get_dfr_cfg(*args)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_trainer_installs_the_nan_guard_as_solver_nan_guard_says(on):
+    from dfr.config import get_dfr_cfg
+    from dfr.engine import Trainer
+
+    cfg = get_dfr_cfg(CONFIGS / "quick_schedules" / "dfr_swin_tiny_synthetic_instant_test.yaml",
+                      ["MODEL.DEVICE", "cpu", "SOLVER.NAN_GUARD", str(on)])  # fmt: skip
+    hooks = list(Trainer.build_model(cfg)._forward_hooks.values())
+    assert [h.__qualname__.split(".")[0] for h in hooks] == (["install_nan_guard"] if on else [])
 
 
 if __name__ == "__main__":  # rewrite the listing after adding / changing a key on purpose

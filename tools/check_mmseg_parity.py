@@ -356,7 +356,7 @@ def our_resize(img: np.ndarray):
 
 def mmseg_param_names(model, names):
     """{mmseg parameter name: our name or None} (dfr.engine.checkpoint's key map)."""
-    from dfr.engine.checkpoint import mmseg_param_name_map
+    from dfr.engine.mmseg_keys import mmseg_param_name_map
 
     return mmseg_param_name_map(model, names)
 

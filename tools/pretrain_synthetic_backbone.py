@@ -2,7 +2,7 @@
 """Pretrain the small Swin of the synthetic CPU config on a separate dense-label task
 (dfr_tools.synthetic_pretrain: other classes, textures and colours than the benchmark), and
 write its backbone as an mmseg-format Swin checkpoint (plain tensors) that
-MODEL.SWIN.PRETRAINED reads through the real loader (dfr.modeling.backbone.checkpoint).
+MODEL.SWIN.PRETRAINED reads through the real loader (dfr.modeling.backbone.weights).
 
 The model is the config's own DFRSegmentor (Swin + UperNet + aux head) with 6 classes and only
 the cross-entropy on dense labels (the DFR losses off); optimizer and schedule are the

@@ -15,10 +15,8 @@ SIGTERM / Ctrl-C to a --num-gpus N run stops every worker (dfr.engine.launch).
 Without CUDA the run falls back to MODEL.DEVICE=cpu; --num-gpus N then starts N CPU
 processes over gloo (SOLVER.IMS_PER_BATCH is the global batch, split over processes).
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import logging
 import os

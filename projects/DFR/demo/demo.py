@@ -24,10 +24,8 @@ DATASETS.TEST, else of DATASETS.TRAIN; the datasets of the config's DATASETS.DFR
 registered by dfr.data.register_datasets_from_cfg).
 Runs on the config's MODEL.DEVICE, CPU when CUDA is missing.
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import glob

@@ -113,8 +113,6 @@ def add_dfr_config(cfg):
     # Implementation of the pairwise pass: "auto" (fused Triton kernels on CUDA when they
     # compile, the torch pass otherwise; the choice is logged once), "triton" or "torch".
     cfg.MODEL.DFR.PAIRWISE_IMPL = "auto"
-    # Training guard: stop on a non-finite loss with iteration, loss name and files.
-    cfg.MODEL.DFR.NAN_GUARD = True
 
     # ---- Training-time augmentation (mmseg's default pipeline) ----
     cfg.INPUT.DFR = CN()
@@ -142,6 +140,10 @@ def add_dfr_config(cfg):
     # torch.compile of the model's training forward (backbone, heads and criterion):
     # "" = off (eager), else the compile mode ("default", "reduce-overhead", "max-autotune").
     cfg.SOLVER.COMPILE = ""
+    # Training guard: stop on a non-finite loss with iteration, loss name and files. A trainer
+    # setting, hence under SOLVER; the former key MODEL.DFR.NAN_GUARD is refused naming it.
+    cfg.SOLVER.NAN_GUARD = True
+    cfg.register_renamed_key("MODEL.DFR.NAN_GUARD", "SOLVER.NAN_GUARD")
 
     # ---- Mixed precision: SOLVER.AMP.ENABLED is Detectron2's key ----
     # Autocast dtype of the network when SOLVER.AMP.ENABLED: "float16" (with a GradScaler;

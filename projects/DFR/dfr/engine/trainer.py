@@ -133,7 +133,7 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_model(cls, cfg):
         model = super().build_model(cfg)
-        if cfg.MODEL.DFR.NAN_GUARD:
+        if cfg.SOLVER.NAN_GUARD:
             install_nan_guard(model)
         if cfg.SOLVER.COMPILE:
             model.compile_training(cfg.SOLVER.COMPILE)

@@ -14,7 +14,7 @@ from detectron2.modeling import BACKBONE_REGISTRY, Backbone, ShapeSpec
 from timm.models.swin_transformer import window_partition, window_reverse
 from torch import nn
 
-from .checkpoint import load_swin_pretrained
+from .weights import load_swin_pretrained
 
 __all__ = ["D2SwinTransformer", "SWIN_SIZES", "swin_shape", "TIMM_TESTED", "TIMM_ATTN_SIGNATURE"]
 

@@ -87,8 +87,10 @@ def code_blocks(text):
     return out
 
 
-# a command that starts with python / python3 (creating a venv with the system python is fine)
-BARE_PYTHON = re.compile(r"(?:^|[;&|(]|\$\()\s*python3?\s(?!-m venv)", flags=re.M)
+# a command that starts with python / python3; the system python is fine for what needs no
+# package: creating a venv, or `-c` code that imports nothing (e.g. a busy loop)
+BARE_PYTHON = re.compile(r"(?:^|[;&|(]|\$\()\s*python3?\s(?!-m venv|-c [\"'](?![^\"']*import))",
+                         flags=re.M)  # fmt: skip
 
 
 def test_docs_commands_do_not_run_a_bare_python():
@@ -109,11 +111,13 @@ def test_the_bare_python_check_sees_fenced_indented_and_inline_code():
     text = ("```bash\npython a.py\n```\n\n```sh\nsource .venv/bin/activate\npython b.py\n```\n"
             "1. Convert:\n\n       python c.py \\\n           --x 1\n\nsee `python d.py` and "
             "`.venv/bin/python e.py`, `PYTHON=python3.11 make`, "
-            "`python3 -m venv .venv`\n")  # fmt: skip
+            "`python3 -m venv .venv`, `python3 -c \"while True: pass\"`, "
+            "`python -c \"import dfr\"`\n")  # fmt: skip
     found = sorted(line.strip() for code in code_blocks(text)
                    if "activate" not in code for line in code.splitlines()
                    if BARE_PYTHON.search(line))  # fmt: skip
-    assert found == ["python a.py", "python c.py \\", "python d.py"], found
+    want = ["python -c \"import dfr\"", "python a.py", "python c.py \\", "python d.py"]
+    assert found == want, found
 
 
 def _docs_pages():

@@ -189,8 +189,8 @@ def window_pass(layout, valid, spec, terms, *, probs=None, image=None, feats=Non
                 x = _difference(feats[:, :L], feats[:, s:s + L], buf)
                 if need_df2:
                     n2.append(norm(x, dim=-1))
-                if need_l1:
-                    n1.append(norm(x, 1, dim=-1))
+                if need_l1:  # after the 2-norm: |x| in place (ord-1 norms are slow on CPU)
+                    n1.append(x.abs_().sum(-1))
             df2 = torch.stack(n2).square() if need_df2 else None
             l1 = torch.stack(n1) / d if need_l1 else None  # −log D (Eq. 10)
         spatial = _spatial_column(chunk, spec.stride, spec.sigma_xy, vv)

@@ -105,10 +105,9 @@ def _one(task):
 
 
 def _pool_rates(maps, args):
-    import multiprocessing
+    from dfr.data.datasets.simulated import worker_pool  # the datasets' one-thread workers
 
-    cv2.setNumThreads(1)  # before the fork (set in a forked child, it deadlocks)
-    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+    with worker_pool(args.workers) as pool:
         pool.map(_one, [(maps[0], s, 0, args.scale) for s in args.styles.split(",")])  # warm-up
         for style in args.styles.split(","):
             t0 = time.perf_counter()

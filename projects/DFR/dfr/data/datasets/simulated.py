@@ -83,6 +83,7 @@ __all__ = [
     "load_simulated_scribbles",
     "normalize_scale",
     "simulation_workers",
+    "worker_pool",
     "register_simulated_scribbles",
     "register_simulated_from_cfg",
 ]
@@ -214,7 +215,7 @@ def _simulate_one(task) -> Tuple[str, int]:
     return name, int(wrong.sum())
 
 
-def _start_pool(workers: int):
+def worker_pool(workers: int):
     """`workers` processes with one OpenCV thread each. Forked where possible (nothing to
     re-import); OpenCV's thread count is set to 1 in this process around the fork (set in a
     forked child after the parent used OpenCV's thread pool, it deadlocks) and restored."""
@@ -249,7 +250,7 @@ def _simulate_into(folder, records, names, expected, workers: int) -> Dict:
             results = map(_simulate_one, tasks)
             pool = None
         else:
-            pool = _start_pool(workers)
+            pool = worker_pool(workers)
             results = pool.imap_unordered(_simulate_one, tasks, chunksize=4)
         try:
             for name, masked in tqdm(results, total=len(tasks), desc=desc, unit="img"):

@@ -69,6 +69,3 @@ class StyleParams:
                 f"unknown {self.STYLE} parameters {sorted(unknown)}; known: {sorted(known)}"
             )
         return dataclasses.replace(self, **overrides) if overrides else self
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)

@@ -20,10 +20,8 @@ back-propagated together, as in a training step.
 Lfr forward + backward, measured by timing the losses on the shapes the model produces) in one
 full training step (forward + backward of the model).
 """
-import warnings
-
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
-warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+# First: importing dfr silences the torch.jit FutureWarnings of detectron2 / fvcore imports.
+import dfr  # noqa: F401  isort: skip
 
 import argparse
 import json

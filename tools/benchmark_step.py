@@ -40,13 +40,13 @@ steps: the same code in seconds on CPU (tests/test_benchmark_step.py). On CPU fp
 """
 import warnings
 
-# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns
+# detectron2 / fvcore call torch.jit.script / interface at import: recent torch warns. Set
+# here, not by importing dfr: the mmseg worker runs this file in an interpreter without dfr.
 warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
 
 import argparse
 import contextlib
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -209,11 +209,9 @@ def _precisions(names, device):
 
 
 def _parity_tool():
-    spec = importlib.util.spec_from_file_location("check_mmseg_parity",
-                                                  REPO / "tools" / "check_mmseg_parity.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    import check_mmseg_parity  # tools/ is this script's directory, first on sys.path
+
+    return check_mmseg_parity
 
 
 def mmseg_worker(req: dict) -> dict:

@@ -19,8 +19,8 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ..utils import resize, resize_nearest
-from . import losses as L
-from .losses import PairwiseParams
+from .losses import (IMPLS, PairwiseParams, confident_labels, diagnostic_values,
+                     pairwise_losses, partial_cross_entropy, window_feature_distance_sum)
 
 __all__ = ["DFRCriterion", "LossMaps"]
 
@@ -96,8 +96,8 @@ class DFRCriterion(nn.Module):
         if unknown:
             raise ValueError(f"losses must be a subset of ('pce', 'dfr', 'fd', 'fr'), got "
                              f"{tuple(losses)}")
-        if impl not in L.IMPLS:
-            raise ValueError(f"impl must be one of {L.IMPLS}, got {impl!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.pairwise = pairwise
         self.losses = tuple(t for t in ("pce", "dfr", "fd", "fr") if t in losses)
         self.lambda_dfr, self.lambda_feat = lambda_dfr, lambda_feat
@@ -181,10 +181,10 @@ class DFRCriterion(nn.Module):
         ign = self.ignore_value
         if "pce" in self.losses:  # Eq. 2, logits upsampled to the label size (mmseg convention)
             logits = resize(outputs["logits"].float(), labels.shape[-2:])
-            losses["loss_pce"] = L.partial_cross_entropy(logits, labels, ign)
+            losses["loss_pce"] = partial_cross_entropy(logits, labels, ign)
         if outputs.get("aux_logits") is not None:
             aux = resize(outputs["aux_logits"].float(), labels.shape[-2:])
-            losses["loss_aux"] = self.aux_weight * L.partial_cross_entropy(aux, labels, ign)
+            losses["loss_aux"] = self.aux_weight * partial_cross_entropy(aux, labels, ign)
         terms = self.pairwise_terms
         if not terms:
             return losses
@@ -194,7 +194,7 @@ class DFRCriterion(nn.Module):
         # the window (F enters the Ldfr kernel without gradient; Lfd / Lfr train the feature
         # head only).
         feat_labels = maps.target if maps.target is not None else (maps.m if diag else None)
-        pairwise = L.pairwise_losses(
+        pairwise = pairwise_losses(
             maps.probs, maps.image, maps.feats, feat_labels, maps.valid, self.pairwise,
             terms=terms, impl=self.impl, sigma_feat=maps.sigma_feat,
             scribbles=maps.scribbles if diag else None, diagnostics=diag, validate=False)
@@ -218,7 +218,7 @@ class DFRCriterion(nn.Module):
         if feats is not None:
             feats = resize(feats.float(), size)
         scribbles = resize_nearest(labels, size)
-        m = L.confident_labels(probs.detach(), self.gamma, self.ignore_value)
+        m = confident_labels(probs.detach(), self.gamma, self.ignore_value)
         target = self.feature_targets(m, scribbles, valid_s) \
             if self.trains_features else None
         sigma_feat = self.pairwise.sigma_feat
@@ -247,7 +247,7 @@ class DFRCriterion(nn.Module):
         the batch, a 0-d tensor (never read on the host); under DistributedDataParallel the
         sums are all-reduced, so every process uses the mean over the pairs of the whole global
         batch. The fixed sigma_feat is used when the batch has no window pair."""
-        num, den = L.window_feature_distance_sum(feats, valid, self.pairwise.radius, self.impl)
+        num, den = window_feature_distance_sum(feats, valid, self.pairwise.radius, self.impl)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             sums = torch.stack([num, den])
             dist.all_reduce(sums)
@@ -270,7 +270,7 @@ class DFRCriterion(nn.Module):
     def diagnostics(self, maps: LossMaps, sums: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """The feature-branch diagnostics of one step from its loss pass's sums and its
         LossMaps (its M and σ3); reads the device once."""
-        return L.diagnostic_values(sums, maps.m, maps.valid, maps.feats, self.ignore_value)
+        return diagnostic_values(sums, maps.m, maps.valid, maps.feats, self.ignore_value)
 
     def _put_diagnostics(self, maps: LossMaps, sums: Dict[str, torch.Tensor]):
         """Put the diagnostics as scalars `diag/<key>` (and `diag/sigma_feat` with the relative

@@ -5,7 +5,6 @@ import os
 import pytest
 import torch
 from helpers import REAL_VOC
-from helpers import CONFIGS  # noqa: F401  (still imported from here by test_criterion.py)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 if not torch.cuda.is_available():  # Triton kernels run interpreted (read when Triton is imported)

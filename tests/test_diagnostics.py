@@ -4,7 +4,7 @@ sets, hand-computed feature factors, a brute-force loop over every window pair, 
 import math
 
 import torch
-from engine_helpers import REPO, metrics_rows, register_tiny, setup_cfg
+from helpers import REPO, metrics_rows, register_tiny, setup_cfg
 
 from dfr.modeling.losses import DIAGNOSTIC_KEYS, feature_branch_diagnostics, window_feature_distance
 

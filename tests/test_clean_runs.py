@@ -278,7 +278,13 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_warning(tmp_path):
     took = [m for m in log.messages if "taking over" in m]
     assert len(took) == 1 and f"pid {gone.pid} on host {socket.gethostname()}" in took[0], took
     assert (out / "model_final.pth").is_file() and not (out / "run.lock").exists()
-    assert "taking over" in (out / "log.txt").read_text()  # in the run's log too
+    text = (out / "log.txt").read_text()
+    assert "taking over" in text  # in the run's log too
+    # the next run of the same process logs to its own folder only
+    argv[argv.index("OUTPUT_DIR") + 1] = str(tmp_path / "next")
+    load_train_net().main(parse(argv))
+    assert (out / "log.txt").read_text() == text
+    assert str(tmp_path / "next") in (tmp_path / "next" / "log.txt").read_text()
 
 
 def test_a_refused_run_removes_the_folder_it_created(tmp_path):

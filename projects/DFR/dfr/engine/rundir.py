@@ -299,9 +299,21 @@ class RunDirectory:
         self.committed = True
 
     def close(self):
-        """End of the run: release the lock; before a commit, also remove what the lock
-        created (the lock file, a folder that did not exist)."""
+        """End of the run: release the lock and stop writing its log.txt (a later run of the
+        same process logs to its own); before a commit, also remove what the lock created
+        (the lock file, a folder that did not exist)."""
         self._drop_buffers()
+        if self.committed and self.dir:
+            rank = comm.get_rank()
+            filename = os.path.join(self.dir, "log.txt" + (f".rank{rank}" if rank > 0 else ""))
+            for name in _LOGGERS:
+                lg = logging.getLogger(name)
+                for h in [h for h in lg.handlers if getattr(h, "_dfr_log_file", None) == filename]:
+                    h.flush()
+                    lg.removeHandler(h)
+            stream = _streams.pop(filename, None)
+            if stream is not None:
+                stream.close()
         if self.lock is not None:
             self.lock.release(remove_created=not self.committed)
             self.lock = None

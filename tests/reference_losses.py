@@ -1,4 +1,4 @@
-"""Two independent references for dfr.modeling.losses (used by tests/test_losses.py).
+"""Two independent references for dfr.modeling.losses (used by tests/modeling/test_losses.py).
 
 1. ``brute_*``: float64 Python loops written straight from Eq. 2-13 of the paper (with the pair
    sets and normalisations of the paper, Sect. 3). Slow; for maps of a few pixels only.

@@ -183,3 +183,13 @@ def test_duplicate_check_sees_a_second_definition(tmp_path):
                       "p/sub/b.py": "def _generate(x):\n    def g():\n        pass\n\n" + hook
                                     + "\nclass g:\n    pass\n"})  # fmt: skip
     assert duplicate_definitions(tmp_path / "p") == {"_generate": ["a.py", "sub/b.py"]}
+
+
+def test_tests_mirror_the_package():
+    """tests/<part>/ for every subpackage of dfr with code (and tools/ for the scripts and
+    dfr_tools); nothing else holds tests below tests/ but fixtures."""
+    parts = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    folders = {p.name for p in (REPO / "tests").iterdir()
+               if p.is_dir() and any(p.glob("test_*.py"))}
+    assert folders == parts | {"tools"}, (sorted(folders), sorted(parts))
+    assert not list((REPO / "tests" / "fixtures").rglob("test_*.py"))

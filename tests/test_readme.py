@@ -1,6 +1,6 @@
 """The README and docs/ as a newcomer uses them: every ```bash / ```python block of the README
 and of docs/GETTING_STARTED.md runs on a CPU as written (the own-scribbles section in
-tests/test_custom_dataset.py, the rest here) and prints only the project's own log; every block
+tests/data/test_custom_dataset.py, the rest here) and prints only the project's own log; every block
 that cannot (8 GPUs, a cluster, `make` itself, a trained model) is a ```sh block; no docs command
 runs a bare `python` without activating the venv; the README is a landing page of at most 150
 lines with a citation and a license; every docs page is indexed once, every script is in the

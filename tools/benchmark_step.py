@@ -35,7 +35,7 @@ would launch one plus inductor's generated kernels).
     .venv/bin/python tools/benchmark_step.py --device cpu --tiny --json /tmp/bench.json
 
 `--tiny`: the instant-test config (a tiny Swin), 64 x 64 crops and a 100 x 75 image, a few
-steps: the same code in seconds on CPU (tests/test_benchmark_step.py). On CPU fp16 is skipped
+steps: the same code in seconds on CPU (tests/tools/test_benchmark_step.py). On CPU fp16 is skipped
 (see FP16_CPU_SKIP); the mmseg row runs only with --mmseg-python.
 """
 import warnings

@@ -24,11 +24,11 @@ venv's interpreter. The two stages exchange files:
     .venv/bin/python tools/check_mmseg_parity.py --mmseg-python ... --write-fixture
 
 `--write-fixture` also writes a compact copy (tests/fixtures/mmseg_parity/, ~4 MB) that
-tests/test_mmseg_parity.py compares against without mmsegmentation installed.
+tests/modeling/test_mmseg_parity.py compares against without mmsegmentation installed.
 
 `--photometric-fixture` (run with the mmseg venv's python) writes instead
 tests/fixtures/mmseg_photometric/photometric.npz: mmseg's own `PhotoMetricDistortion` output for
-fixed images and seeds 0-63, which tests/test_mapper.py compares `dfr.data.PhotometricDistortion`
+fixed images and seeds 0-63, which tests/data/test_mapper.py compares `dfr.data.PhotometricDistortion`
 with (same seed -> same draws -> the same uint8 image):
 
     /work/mmseg_venv/bin/python tools/check_mmseg_parity.py --photometric-fixture

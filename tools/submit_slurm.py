@@ -22,7 +22,7 @@ redone. OUTPUT_DIR must be on a file system all nodes share.
 
 --local runs the job on this machine with submitit's LocalExecutor instead, CUDA hidden: each of
 the --nodes tasks stands for a node and starts --gpus-per-node CPU processes (gloo); used by
-tests/test_submit_slurm.py.
+tests/tools/test_submit_slurm.py.
 """
 import argparse
 import os

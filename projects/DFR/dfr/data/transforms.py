@@ -140,7 +140,7 @@ class PhotometricDistortion(T.Augmentation):
     (x U(0.5, 1.5), before or after the HSV steps with probability 0.5 each), saturation
     (x U(0.5, 1.5)) and hue (integer delta in [-18, 18) on OpenCV's 0..179 scale) is applied
     with probability 0.5. The draws come from `np.random` in mmseg's order, so a seed gives
-    mmseg's image (tests/test_mapper.py, fixture from tools/check_mmseg_parity.py --photometric-fixture).
+    mmseg's image (tests/data/test_mapper.py, fixture from tools/check_mmseg_parity.py --photometric-fixture).
     Detectron2's ColorAugSSDTransform (PointRend) is not this: it draws from Python's `random`
     inside `apply_image` and its hue delta includes +18."""
 

@@ -39,7 +39,7 @@ def draw_segments(canvas, p, q, value, radius, window: int = 24):
         canvas[np.broadcast_to(ys, m.shape)[m], np.broadcast_to(xs, m.shape)[m]] = value
 
 
-_draw_segments = draw_segments  # its former private name (tests/test_scribble_io.py)
+_draw_segments = draw_segments  # its former private name (tests/data/test_scribble_io.py)
 
 
 def _bresenham(canvas, p, q, value):

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # override is bound to timm's `SwinTransformerBlock._attn`, whose source is identical in every
 # release of TIMM_TESTED (setup.py admits only those): tests/test_upstream_overrides.py fails,
 # with the diff, when the installed timm's `_attn` differs from the copy in
-# tests/fixtures/upstream/, and tests/test_backbone.py when the parameters of the timm helpers
+# tests/fixtures/upstream/, and tests/modeling/test_backbone.py when the parameters of the timm helpers
 # the override calls differ from those below.
 TIMM_TESTED = ("1.0.15", "1.0.31")
 TIMM_ATTN_SIGNATURE = {

@@ -1,7 +1,7 @@
 """The naive vectorised pairwise losses: every tensor unfolded over the (2r+1)^2 window positions
 (as GatedCRF does), differentiable by plain autograd. Memory grows as (2r+1)^2 x the inputs, which
 is why the model uses the offset loop of `pairwise.py` instead; these are the baseline of
-tools/benchmark_losses.py and a second reference in tests/test_losses.py. Never used by the model.
+tools/benchmark_losses.py and a second reference in tests/modeling/test_losses.py. Never used by the model.
 
 `unfold_dfr` = Eq. 4-6, `unfold_fd` = Eq. 8-11, `unfold_fr` = Eq. 12-13 (the DFR paper,
 arXiv:2108.01296), with the arguments of `dfr_loss`, `feature_distance_loss` and

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from helpers import FIXTURES
 import pytest
 import torch
 from detectron2.config import get_cfg
@@ -171,7 +172,7 @@ def test_photometric_distortion_equals_mmseg_on_its_own_output():
     PhotoMetricDistortion (tests/fixtures/mmseg_photometric, written by
     tools/check_mmseg_parity.py --photometric-fixture from mmseg itself): order, probabilities,
     ranges and the truncation to uint8 after every step."""
-    fx = np.load(Path(__file__).parent / "fixtures/mmseg_photometric/photometric.npz")
+    fx = np.load(FIXTURES / "mmseg_photometric" / "photometric.npz")
     image = fx["image"]
     aug = PhotometricDistortion()
     kinds = set()

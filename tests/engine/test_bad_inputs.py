@@ -4,7 +4,7 @@ message names the file or the config key, and for dataset cases that no dataset 
 VOC tree built from tests/fixtures/real_voc.
 
 Cases tested elsewhere: SIGTERM / Ctrl-C to the --num-gpus 2 launcher
-(tests/test_launch.py); "a fresh clone: every test runs" (test_tests_read_no_data_outside_
+(tests/engine/test_launch.py); "a fresh clone: every test runs" (test_tests_read_no_data_outside_
 the_repository below, and the fixtures)."""
 import contextlib
 import io
@@ -548,6 +548,6 @@ def test_tests_read_no_data_outside_the_repository():
               "scribble_txt/2008_000003_scribble.txt"):  # fmt: skip
         assert (REAL_VOC / f).is_file(), f
     outside = ["shared" + "/real_voc", 'parent / "' + 'shared"']  # (not matching this file)
-    for test in (REPO / "tests").glob("*.py"):
+    for test in (REPO / "tests").rglob("test*.py"):
         text = test.read_text()
         assert not any(s in text for s in outside), test.name

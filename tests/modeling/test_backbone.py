@@ -313,7 +313,7 @@ def test_installed_timm_is_in_the_tested_range():
     from dfr.modeling.backbone.swin import TIMM_TESTED
 
     low, high = Version(TIMM_TESTED[0]), Version(TIMM_TESTED[-1])
-    setup_py = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
+    setup_py = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
     assert f'"timm>={low},<={high}"' in setup_py, "setup.py's timm bound differs from TIMM_TESTED"
     assert low <= Version(timm.__version__) <= high, (
         f"timm {timm.__version__} is outside the tested range {low}..{high} (setup.py)"

@@ -6,13 +6,10 @@ Each program takes a tile of BLOCK pixels of one image with all their channels i
 loops over the FULL (2r+1)² window (the ordered pairs (i, j), j != i, of Eq. 3): the value sums
 over its pixels' ordered pairs, and the gradient of pixel i collects the derivatives of (i, j)
 and (j, i), which are equal because every term is symmetric, so no program writes another
-program's pixels (no atomics, deterministic). The torch path (`pairwise.py`) visits half the
-window; this kernel reads the window twice as often and launches two kernels instead of ~2,400
-ops, which is the trade a launch-bound GPU step wants.
-
-Imported only when the Triton implementation is selected (`fused.resolve_impl`): importing
-`dfr.modeling.losses` does not import Triton. On a CPU the kernels run under
-`TRITON_INTERPRET=1` (slow: tests use tiny shapes).
+program's pixels (no atomics, deterministic). Twice the reads of the torch pass's half window,
+two launches instead of ~2,300 ops: the trade a launch-bound GPU step wants. Imported only when
+the Triton implementation is selected (`dfr.modeling.losses` alone does not import Triton); on a
+CPU the kernels run under `TRITON_INTERPRET=1` (slow: tests use tiny shapes).
 """
 import torch
 import triton

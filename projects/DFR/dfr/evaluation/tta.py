@@ -195,11 +195,10 @@ class SemSegTTA(nn.Module):
         _check_memory(self, out_hw, num_classes, name, self.model.device)
 
     @torch.no_grad()
-    def predict_image(self, image: torch.Tensor, out_size) -> torch.Tensor:
-        """image (3, H, W) uint8, original size -> (C, *out_size) averaged probabilities."""
+    def _scaled(self, image: torch.Tensor):
+        """(1, 3, h, w) on the model's device for each test scale of image (3, H, W) uint8."""
         H, W = image.shape[-2:]
         hwc = None
-        total, n = None, 0
         for size in tta_sizes(H, W, self.scales, self.test_scale):
             if size == (H, W):
                 x = image
@@ -208,7 +207,12 @@ class SemSegTTA(nn.Module):
                     hwc = np.ascontiguousarray(image.permute(1, 2, 0).cpu().numpy())
                 x = CV2ResizeTransform(H, W, *size).apply_image(hwc)
                 x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
-            x = x[None].to(self.model.device)
+            yield x[None].to(self.model.device)
+
+    def predict_image(self, image: torch.Tensor, out_size) -> torch.Tensor:
+        """image (3, H, W) uint8, original size -> (C, *out_size) averaged probabilities."""
+        total, n = None, 0
+        for x in self._scaled(image):
             views = torch.cat([x, x.flip(-1)]) if self.flip else x
             y = self._logits(views)
             if self.flip:
@@ -222,18 +226,8 @@ class SemSegTTA(nn.Module):
     def predict_labels(self, image: torch.Tensor, out_size) -> torch.Tensor:
         """image (3, H, W) uint8, original size -> (*out_size) class labels of the averaged
         probabilities (one view: of the logits), `postprocess.labels_at_size`."""
-        H, W = image.shape[-2:]
-        hwc = None
         views = []
-        for size in tta_sizes(H, W, self.scales, self.test_scale):
-            if size == (H, W):
-                x = image
-            else:
-                if hwc is None:
-                    hwc = np.ascontiguousarray(image.permute(1, 2, 0).cpu().numpy())
-                x = CV2ResizeTransform(H, W, *size).apply_image(hwc)
-                x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
-            x = x[None].to(self.model.device)
+        for x in self._scaled(image):
             y, via = self._coarse_logits(torch.cat([x, x.flip(-1)]) if self.flip else x)
             views += [(y[i], via, i == 1) for i in range(y.shape[0])]
         return labels_at_size(views, tuple(out_size), self.chunk_bytes)

@@ -174,6 +174,8 @@ def test_pairwise_sums_run_with_autocast_off(monkeypatch):
     assert seen == [False] * len(_CALLS)
 
 
+# every step skipped: the optimizer never steps, the LR scheduler does (torch warns about that)
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`:UserWarning")
 def test_fp16_steps_skipped_for_overflow_are_counted_warned_and_stop_the_run(tmp_path):
     """A loss that overflows float16 gradients every step (λ1 = 1e30): the GradScaler used to
     skip all 20 steps silently (exit 0, the weights still the initial ones). Now the skips

@@ -258,3 +258,15 @@ def test_labels_output_equals_the_dfr_model_with_150_classes(tmp_path, test_resi
     assert torch.equal(labels["sem_seg_labels"].long(), ref.argmax(0))
     assert len(ref.argmax(0).unique()) > 3  # many classes in play
     assert torch.equal(ms.long(), ms_probs.argmax(0))
+
+
+def test_predictions_build_no_autograd_graph():
+    """predict_image / predict_labels run without gradient (a graph per view would hold every
+    activation of the network), whatever the caller's grad mode."""
+    from dfr.evaluation import SemSegTTA
+
+    model = ContextModel()
+    tta = SemSegTTA(model, scales=[0.5, 1.0], flip=True)
+    img = _image(20, 30, seed=2)
+    assert not tta.predict_image(img, (20, 30)).requires_grad
+    assert not tta.predict_labels(img, (20, 30)).requires_grad

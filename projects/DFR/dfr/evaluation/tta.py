@@ -194,7 +194,6 @@ class SemSegTTA(nn.Module):
         predicting it needs more than `memory_limit_mb` (0: the memory available now)."""
         _check_memory(self, out_hw, num_classes, name, self.model.device)
 
-    @torch.no_grad()
     def _scaled(self, image: torch.Tensor):
         """(1, 3, h, w) on the model's device for each test scale of image (3, H, W) uint8."""
         H, W = image.shape[-2:]
@@ -209,6 +208,7 @@ class SemSegTTA(nn.Module):
                 x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
             yield x[None].to(self.model.device)
 
+    @torch.no_grad()
     def predict_image(self, image: torch.Tensor, out_size) -> torch.Tensor:
         """image (3, H, W) uint8, original size -> (C, *out_size) averaged probabilities."""
         total, n = None, 0
